@@ -1,0 +1,208 @@
+//! Command-line definition (clap derive), parsed once and validated into a [`Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::render::Output;
+
+/// Root-cause diagnosis for Kubernetes, from your terminal.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl-metakube", bin_name = "kubectl metakube", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand understands, with kubectl's names.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Namespace (default: the context's namespace)
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// How long to wait for the API server and the daemon (e.g. 30s, 2m)
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/metakube/metakubed.sock]
+    #[arg(long, global = true, env = "METAKUBE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Do not start metakubed when none is running
+    #[arg(long, global = true, env = "METAKUBE_NO_AUTOSTART")]
+    pub no_start_daemon: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Diagnose a workload, Service, Ingress, PVC or Node: root cause, evidence and a fix
+    Diagnose(DiagnoseArgs),
+    /// Collect what a diagnosis sees and write it in the cluster-info dump layout
+    Snapshot(SnapshotArgs),
+    /// Tell metakube whether a diagnosis was right, so it learns
+    Feedback(FeedbackArgs),
+    /// Run a folder of scenarios (dump/ + truth.json or expected.yaml) and score the answers
+    Eval(EvalArgs),
+    /// Install, inspect or stop the metakubed daemon
+    Daemon(DaemonArgs),
+    /// Print shell completions
+    Completion {
+        /// bash, zsh or fish
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `diagnose TYPE/NAME`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// TYPE/NAME (deploy/checkout) or TYPE
+    pub target: String,
+    /// NAME, when TYPE and NAME are given as two words
+    pub name: Option<String>,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Read a `kubectl cluster-info dump --output-directory` folder instead of the cluster
+    #[arg(long, value_name = "DIR")]
+    pub from_dump: Option<PathBuf>,
+    /// Skip the LLM explanation
+    #[arg(long)]
+    pub no_llm: bool,
+    /// Skip episodic memory (always reason analytically)
+    #[arg(long)]
+    pub no_memory: bool,
+    /// Apply the top fix: server-side dry run, confirmation, apply, audit log
+    #[arg(long, conflicts_with = "from_dump")]
+    pub fix: bool,
+    /// With --fix: do not ask for confirmation
+    #[arg(long, short = 'y', requires = "fix")]
+    pub yes: bool,
+}
+
+/// `snapshot TYPE/NAME --out DIR`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// TYPE/NAME or TYPE
+    pub target: String,
+    /// NAME
+    pub name: Option<String>,
+    /// Folder to write (cluster-info dump layout)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Re-select from a dump folder instead of the cluster
+    #[arg(long, value_name = "DIR")]
+    pub from_dump: Option<PathBuf>,
+}
+
+/// `feedback ID --fixed|--not-fixed`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("outcome").required(true).args(["fixed", "not_fixed"])))]
+pub struct FeedbackArgs {
+    /// The diagnosis id
+    pub id: String,
+    /// The cause was right and the fix worked
+    #[arg(long)]
+    pub fixed: bool,
+    /// The cause or the fix was wrong
+    #[arg(long)]
+    pub not_fixed: bool,
+    /// The real cause, as TYPE/NAME
+    #[arg(long)]
+    pub cause: Option<String>,
+    /// The real reason code
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Free text
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// `eval DIR`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A folder of scenario folders
+    pub dir: PathBuf,
+    /// Output format (text or json)
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Print each scenario's result
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+/// `daemon install|status|stop|start`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub action: DaemonAction,
+}
+
+/// Daemon actions.
+#[derive(Debug, Subcommand)]
+pub enum DaemonAction {
+    /// Install the systemd user units and print the command that enables them
+    Install,
+    /// Show the daemon's health and counters
+    Status,
+    /// Stop the daemon (SIGTERM: it finishes requests and flushes its store)
+    Stop,
+    /// Start the daemon in the background if none is running
+    Start,
+}
+
+/// kubectl-style durations: `30s`, `2m`, `1h`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}; use e.g. 30s, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}; use ms, s, m or h")),
+    };
+    if secs <= 0.0 {
+        return Err("the timeout must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn kubectl_flags_parse() {
+        let c = Cli::try_parse_from(["kubectl-metakube", "diagnose", "deploy/checkout", "-n", "shop", "--context", "prod", "-o", "json"]).unwrap();
+        assert_eq!(c.global.namespace.as_deref(), Some("shop"));
+        assert_eq!(c.global.context.as_deref(), Some("prod"));
+        match c.command {
+            Command::Diagnose(d) => assert_eq!((d.target.as_str(), d.output), ("deploy/checkout", Output::Json)),
+            _ => panic!("not diagnose"),
+        }
+        assert!(Cli::try_parse_from(["kubectl-metakube", "feedback", "x"]).is_err(), "needs --fixed or --not-fixed");
+    }
+}

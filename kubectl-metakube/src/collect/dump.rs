@@ -1,0 +1,303 @@
+//! Offline input: a `kubectl cluster-info dump --output-directory` folder, plus any
+//! `kubectl get -o json` List files placed beside it (cluster-scoped kinds at top level,
+//! namespaced kinds in a namespace folder), and `<ns>/<pod>/logs.txt`.
+//!
+//! A file that cannot be read is skipped with a gap naming it and what was wrong; an unknown
+//! kind is skipped the same way. Logs are read line by line and only a bounded tail is kept,
+//! so a 100 MB log costs no more memory than a small one.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use metakube_shared::snapshot::{strip_secret_values, MAX_LOG_BYTES};
+use metakube_shared::{ContainerLog, Gap, KindInfo, KubeObject};
+use serde_json::Value;
+
+use super::{CollectError, Collected};
+
+/// Largest list file read, in bytes (a dump of a very large namespace is ~100 MB of pods).
+const MAX_LIST_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Reads a whole dump folder.
+pub fn read_dump(dir: &Path) -> Result<Collected, CollectError> {
+    let meta = std::fs::metadata(dir).map_err(|source| CollectError::Io { path: dir.to_path_buf(), source })?;
+    if !meta.is_dir() {
+        return Err(CollectError::NotADump { path: dir.to_path_buf(), why: "not a directory".into() });
+    }
+    let mut out = Collected::default();
+    let mut entries = read_dir_sorted(dir)?;
+    let has_lists = entries.iter().any(|p| p.extension().is_some_and(|e| e == "json"))
+        || entries.iter().any(|p| p.is_dir() && p.join("pods.json").exists());
+    if !has_lists {
+        return Err(CollectError::NotADump {
+            path: dir.to_path_buf(),
+            why: "no nodes.json and no <namespace>/pods.json: is this a `kubectl cluster-info dump --output-directory` folder?".into(),
+        });
+    }
+    for path in entries.drain(..) {
+        if path.is_dir() {
+            read_namespace_dir(&path, &mut out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            read_list_file(&path, None, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CollectError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| CollectError::Io { path: dir.to_path_buf(), source })?;
+    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    v.sort();
+    Ok(v)
+}
+
+fn read_namespace_dir(dir: &Path, out: &mut Collected) -> Result<(), CollectError> {
+    let ns = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    for path in read_dir_sorted(dir)? {
+        if path.is_dir() {
+            let logs = path.join("logs.txt");
+            if logs.is_file() {
+                match read_logs(&logs) {
+                    Ok(mut l) => out.logs.append(&mut l),
+                    Err(e) => out.gaps.push(Gap { what: logs.display().to_string(), namespace: Some(ns.clone()), reason: e.to_string() }),
+                }
+            }
+        } else if path.extension().is_some_and(|e| e == "json") {
+            read_list_file(&path, Some(&ns), out);
+        }
+    }
+    Ok(())
+}
+
+/// Reads one List file; problems become gaps.
+fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
+    let gap = |reason: String| Gap { what: path.display().to_string(), namespace: ns.map(str::to_string), reason };
+    let text = match read_bounded(path) {
+        Ok(t) => t,
+        Err(e) => {
+            out.gaps.push(gap(e));
+            return;
+        }
+    };
+    let v: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            out.gaps.push(gap(format!("not valid JSON ({e}); the file may be truncated")));
+            return;
+        }
+    };
+    match parse_list(&v, path) {
+        Ok((info, items)) => {
+            for item in items {
+                let mut o = KubeObject::from_list_item(item, info);
+                if info.kind == "Secret" {
+                    strip_secret_values(&mut o.0);
+                }
+                strip_noise(&mut o.0);
+                if o.name().is_empty() {
+                    out.gaps.push(gap(format!("a {} item has no metadata.name; skipped", info.kind)));
+                    continue;
+                }
+                out.objects.push(o);
+            }
+        }
+        Err(reason) => out.gaps.push(gap(reason)),
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<String, String> {
+    let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > MAX_LIST_BYTES {
+        return Err(format!("{len} bytes is more than the {MAX_LIST_BYTES}-byte limit for one list"));
+    }
+    let mut s = String::with_capacity(len as usize);
+    f.take(MAX_LIST_BYTES).read_to_string(&mut s).map_err(|e| format!("cannot read as UTF-8 text: {e}"))?;
+    Ok(s)
+}
+
+/// The kind and items of a List: from its `kind` (`PodList`) or, failing that, the file name.
+pub fn parse_list<'a>(v: &'a Value, path: &Path) -> Result<(&'static KindInfo, Vec<Value>), String> {
+    let items = v
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "not a Kubernetes List (no \"items\" array)".to_string())?;
+    let from_kind = v.get("kind").and_then(Value::as_str).and_then(|k| k.strip_suffix("List")).and_then(KindInfo::lookup);
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let info = from_kind.or_else(|| KindInfo::from_list_file(&stem));
+    // A generic `List` of mixed kinds: items carry their own kind.
+    match info {
+        Some(info) => Ok((info, items.clone())),
+        None if items.iter().all(|i| i.get("kind").is_some()) && !items.is_empty() => {
+            let k = items[0].get("kind").and_then(Value::as_str).unwrap_or("");
+            KindInfo::lookup(k)
+                .map(|i| (i, items.clone()))
+                .ok_or_else(|| format!("unknown kind {k:?}; skipped"))
+        }
+        None => Err(format!(
+            "unknown kind {:?} (from {}); skipped",
+            v.get("kind").and_then(Value::as_str).unwrap_or(&stem),
+            if v.get("kind").is_some() { "the list's kind" } else { "the file name" }
+        )),
+    }
+}
+
+/// Drops what never helps a diagnosis and only costs bytes: managedFields, node image lists.
+pub fn strip_noise(o: &mut Value) {
+    if let Some(m) = o.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    if o.get("kind").and_then(Value::as_str) == Some("Node") {
+        if let Some(s) = o.pointer_mut("/status").and_then(Value::as_object_mut) {
+            s.remove("images");
+        }
+    }
+}
+
+/// Parses a `logs.txt`: one block per container between START and END lines.
+pub fn read_logs(path: &Path) -> std::io::Result<Vec<ContainerLog>> {
+    let mut r = BufReader::new(File::open(path)?);
+    let mut out = Vec::new();
+    let mut cur: Option<(String, String, String)> = None;
+    let mut tail = Tail::default();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Lines are read as bytes: a log may hold invalid UTF-8; one line is capped.
+        let n = read_line_capped(&mut r, &mut buf, 64 * 1024)?;
+        if n == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
+        if let Some(rest) = line.strip_prefix("==== START logs for container ") {
+            if let Some((c, ns, pod)) = parse_header(rest) {
+                cur = Some((ns, pod, c));
+                tail = Tail::default();
+                continue;
+            }
+        }
+        if line.starts_with("==== END logs for container ") {
+            if let Some((ns, pod, c)) = cur.take() {
+                let (text, dropped) = tail.take();
+                out.push(ContainerLog { namespace: ns, pod, container: c, previous: false, text, truncated_bytes: dropped });
+            }
+            continue;
+        }
+        if cur.is_some() {
+            tail.push(line);
+        }
+    }
+    if let Some((ns, pod, c)) = cur.take() {
+        let (text, dropped) = tail.take();
+        out.push(ContainerLog { namespace: ns, pod, container: c, previous: false, text, truncated_bytes: dropped });
+    }
+    Ok(out)
+}
+
+fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(total);
+        }
+        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&avail[..take.min(room)]);
+        r.consume(take);
+        total += take;
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+/// `C of pod NS/POD ====` → (C, NS, POD).
+fn parse_header(rest: &str) -> Option<(String, String, String)> {
+    let rest = rest.strip_suffix(" ====")?;
+    let (c, pod) = rest.split_once(" of pod ")?;
+    let (ns, pod) = pod.split_once('/')?;
+    Some((c.to_string(), ns.to_string(), pod.to_string()))
+}
+
+/// The last [`MAX_LOG_BYTES`] of a stream of lines.
+#[derive(Default)]
+struct Tail {
+    lines: VecDeque<String>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl Tail {
+    fn push(&mut self, line: &str) {
+        self.lines.push_back(line.to_string());
+        self.bytes += line.len() + 1;
+        while self.bytes > MAX_LOG_BYTES {
+            match self.lines.pop_front() {
+                Some(l) => {
+                    self.bytes -= l.len() + 1;
+                    self.dropped += l.len() as u64 + 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn take(&mut self) -> (String, u64) {
+        let mut s = String::with_capacity(self.bytes);
+        for l in self.lines.drain(..) {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        let d = self.dropped;
+        self.bytes = 0;
+        self.dropped = 0;
+        (s, d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn logs_blocks_are_split_per_container_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("logs.txt");
+        let mut f = File::create(&p).unwrap();
+        writeln!(f, "==== START logs for container init of pod ns/p ====").unwrap();
+        writeln!(f, "hello").unwrap();
+        writeln!(f, "==== END logs for container init of pod ns/p ====").unwrap();
+        writeln!(f, "==== START logs for container app of pod ns/p ====").unwrap();
+        for i in 0..20_000 {
+            writeln!(f, "line {i} {}", "x".repeat(20)).unwrap();
+        }
+        writeln!(f, "==== END logs for container app of pod ns/p ====").unwrap();
+        drop(f);
+        let logs = read_logs(&p).unwrap();
+        assert_eq!(logs.len(), 2);
+        assert_eq!((logs[0].container.as_str(), logs[0].text.as_str()), ("init", "hello\n"));
+        assert!(logs[1].text.len() <= MAX_LOG_BYTES);
+        assert!(logs[1].text.ends_with(&format!("line 19999 {}\n", "x".repeat(20))));
+        assert!(logs[1].truncated_bytes > 0);
+    }
+
+    #[test]
+    fn list_kind_comes_from_kind_or_file_name() {
+        let v: Value = serde_json::json!({"kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
+        assert_eq!(parse_list(&v, Path::new("x.json")).unwrap().0.kind, "Pod");
+        let v: Value = serde_json::json!({"items": []});
+        assert_eq!(parse_list(&v, Path::new("persistentvolumeclaims.json")).unwrap().0.kind, "PersistentVolumeClaim");
+        let v: Value = serde_json::json!({"kind": "WidgetList", "items": []});
+        assert!(parse_list(&v, Path::new("widgets.json")).unwrap_err().contains("unknown kind"));
+        let v: Value = serde_json::json!({"kind": "PodList"});
+        assert!(parse_list(&v, Path::new("pods.json")).unwrap_err().contains("no \"items\""));
+    }
+}

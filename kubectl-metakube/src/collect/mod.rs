@@ -1,0 +1,323 @@
+//! Collection: what the plugin gathers about a target, live (kube-rs) or offline (a dump), and
+//! the one selection both share, so a live diagnosis and a replayed dump see the same objects.
+
+pub mod dump;
+pub mod live;
+pub mod write;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use metakube_shared::{CollectionMeta, ContainerLog, Gap, KubeObject, ObjectRef, Snapshot, SnapshotSource, TargetRef};
+use serde_json::Value;
+
+/// Everything read before selection.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Objects, with kind and apiVersion set.
+    pub objects: Vec<KubeObject>,
+    /// Log tails.
+    pub logs: Vec<ContainerLog>,
+    /// What could not be read.
+    pub gaps: Vec<Gap>,
+}
+
+/// Collection failures that stop a diagnosis.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// A file or folder cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder is not a dump.
+    #[error("{path} is not a cluster-info dump: {why}")]
+    NotADump {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The target is not among the collected objects.
+    #[error("{target} not found{where_}{hint}")]
+    TargetNotFound {
+        /// The target.
+        target: String,
+        /// Where it was looked for.
+        where_: String,
+        /// What may explain it.
+        hint: String,
+    },
+    /// The API server refused or failed.
+    #[error("{0}")]
+    Api(String),
+}
+
+/// Most pods whose logs are kept (the target's first, then failing ones).
+pub const MAX_LOG_PODS: usize = 60;
+
+/// Namespaces a set of pods talks to through fully qualified Service names
+/// (`svc.other-ns.svc`, `svc.other-ns.svc.cluster.local`) in env, args and commands.
+pub fn referenced_namespaces(pods: &[&KubeObject]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for p in pods {
+        let text = serde_json::to_string(p.pointer("/spec").unwrap_or(&Value::Null)).unwrap_or_default();
+        for (i, _) in text.match_indices(".svc") {
+            let before = &text[..i];
+            let ns: String = before.chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>().chars().rev().collect();
+            // `name.ns.svc`: the label before `.svc` is the namespace only if a name precedes it.
+            let rest = &before[..before.len() - ns.len()];
+            if !ns.is_empty() && rest.ends_with('.') {
+                out.insert(ns);
+            }
+        }
+    }
+    out
+}
+
+fn controller_of(o: &KubeObject) -> Option<(String, String)> {
+    let owners = o.pointer("/metadata/ownerReferences")?.as_array()?;
+    let c = owners.iter().find(|x| x.get("controller").and_then(Value::as_bool) == Some(true)).or_else(|| owners.first())?;
+    Some((c.get("kind")?.as_str()?.to_string(), c.get("name")?.as_str()?.to_string()))
+}
+
+/// The pods that belong to the target (through ownership, selection or mounting).
+pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a KubeObject> {
+    let ns = target.namespace.as_deref();
+    let pods: Vec<&KubeObject> = all.iter().filter(|o| o.kind() == "Pod" && o.namespace() == ns).collect();
+    let owned_by = |o: &KubeObject, depth: usize| -> bool {
+        let mut cur = controller_of(o);
+        for _ in 0..depth {
+            match cur {
+                Some((k, n)) if k == target.kind && n == target.name => return true,
+                Some((k, n)) => {
+                    cur = all
+                        .iter()
+                        .find(|x| x.kind() == k && x.name() == n && x.namespace() == ns)
+                        .and_then(controller_of);
+                }
+                None => return false,
+            }
+        }
+        false
+    };
+    match target.kind.as_str() {
+        "Pod" => pods.into_iter().filter(|p| p.name() == target.name).collect(),
+        "Service" => {
+            let sel = all
+                .iter()
+                .find(|o| o.object_ref() == *target)
+                .and_then(|s| s.pointer("/spec/selector"))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            if sel.is_empty() {
+                return Vec::new();
+            }
+            pods.into_iter()
+                .filter(|p| sel.iter().all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v)))
+                .collect()
+        }
+        "PersistentVolumeClaim" => pods
+            .into_iter()
+            .filter(|p| {
+                p.pointer("/spec/volumes").and_then(Value::as_array).is_some_and(|vs| {
+                    vs.iter().any(|v| v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(&target.name))
+                })
+            })
+            .collect(),
+        "Node" => all
+            .iter()
+            .filter(|o| o.kind() == "Pod" && o.pointer("/spec/nodeName").and_then(Value::as_str) == Some(&target.name))
+            .collect(),
+        _ => pods.into_iter().filter(|p| owned_by(p, 4)).collect(),
+    }
+}
+
+fn pod_failing(p: &KubeObject) -> bool {
+    let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    if matches!(phase, "Pending" | "Failed" | "Unknown") {
+        return true;
+    }
+    let statuses = ["/status/containerStatuses", "/status/initContainerStatuses"];
+    statuses.iter().any(|s| {
+        p.pointer(s).and_then(Value::as_array).is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("ready") == Some(&Value::Bool(false)) && phase == "Running"
+                    || c.get("restartCount").and_then(Value::as_i64).unwrap_or(0) > 0
+            })
+        })
+    })
+}
+
+/// The pods whose logs matter, in order: the target's, then failing pods of the namespaces.
+pub fn log_pods(all: &[KubeObject], target: &ObjectRef, namespaces: &BTreeSet<String>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut push = |p: &KubeObject| {
+        let k = (p.namespace().unwrap_or("").to_string(), p.name().to_string());
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    };
+    for p in target_pods(all, target) {
+        push(p);
+    }
+    for p in all.iter().filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n))) {
+        if pod_failing(p) {
+            push(p);
+        }
+    }
+    // Then the rest of the namespace (callees may look healthy but log the real error).
+    for p in all.iter().filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n))) {
+        push(p);
+    }
+    out.truncate(MAX_LOG_PODS);
+    out
+}
+
+/// Selects, from everything read, what the daemon needs for one target: the target's
+/// namespace (and namespaces its pods call by FQDN), node events from `default`, every Node,
+/// PersistentVolume and StorageClass (scheduling and binding depend on them), and the logs of
+/// the pods that matter.
+pub fn select(mut c: Collected, target: &ObjectRef, source: SnapshotSource, now: Option<Timestamp>) -> Result<Snapshot, CollectError> {
+    if !c.objects.iter().any(|o| o.object_ref() == *target) {
+        let namespaces: BTreeSet<&str> = c.objects.iter().filter_map(|o| o.namespace()).collect();
+        let same_name: Vec<String> = c
+            .objects
+            .iter()
+            .filter(|o| o.name() == target.name && o.kind() == target.kind)
+            .map(|o| o.namespace().unwrap_or("").to_string())
+            .collect();
+        let hint = if !same_name.is_empty() {
+            format!("; it exists in namespace {} (use -n)", same_name.join(", "))
+        } else if !c.gaps.is_empty() {
+            format!("; {} file(s) or list(s) could not be read: {}", c.gaps.len(), c.gaps.iter().take(3).map(|g| format!("{} ({})", g.what, g.reason)).collect::<Vec<_>>().join("; "))
+        } else {
+            format!("; namespaces present: {}", namespaces.into_iter().collect::<Vec<_>>().join(", "))
+        };
+        return Err(CollectError::TargetNotFound {
+            target: format!("{}/{}", target.kind.to_ascii_lowercase(), target.name),
+            where_: target.namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default(),
+            hint,
+        });
+    }
+    let ns = target.namespace.clone().unwrap_or_default();
+    let mut namespaces: BTreeSet<String> = BTreeSet::from([ns.clone()]);
+    if target.namespace.is_none() {
+        // Cluster-scoped target (Node, PV): the namespaces of the pods it concerns.
+        for p in target_pods(&c.objects, target) {
+            if let Some(n) = p.namespace() {
+                namespaces.insert(n.to_string());
+            }
+        }
+    }
+    let pods = target_pods(&c.objects, target);
+    namespaces.extend(referenced_namespaces(&pods));
+    let keep_pv: BTreeSet<String> = c
+        .objects
+        .iter()
+        .filter(|o| o.kind() == "PersistentVolumeClaim" && o.namespace().is_some_and(|n| namespaces.contains(n)))
+        .filter_map(|o| o.pointer("/spec/volumeName").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let logs_for = log_pods(&c.objects, target, &namespaces);
+    let objects: Vec<KubeObject> = c
+        .objects
+        .drain(..)
+        .filter(|o| match o.namespace() {
+            Some(n) if namespaces.contains(n) => true,
+            Some("default") => o.kind() == "Event" && o.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("Node"),
+            Some(_) => false,
+            None => match o.kind() {
+                "PersistentVolume" => keep_pv.contains(o.name()) || keep_pv.is_empty(),
+                _ => true,
+            },
+        })
+        .collect();
+    let logs: Vec<ContainerLog> = c.logs.into_iter().filter(|l| logs_for.contains(&(l.namespace.clone(), l.pod.clone()))).collect();
+    let collected_at = now.unwrap_or_else(|| latest_timestamp(&objects).unwrap_or_else(Timestamp::now));
+    Ok(Snapshot {
+        target: target.clone(),
+        objects,
+        logs,
+        meta: CollectionMeta { source, namespace: ns, collected_at, gaps: c.gaps, collector_version: env!("CARGO_PKG_VERSION").into() },
+    })
+}
+
+/// The latest timestamp in a set of objects: for a dump, "now" as of when it was taken.
+pub fn latest_timestamp(objects: &[KubeObject]) -> Option<Timestamp> {
+    fn walk(v: &Value, best: &mut Option<Timestamp>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if let (true, Some(s)) = (
+                        matches!(k.as_str(), "lastTimestamp" | "eventTime" | "lastObservedTime" | "finishedAt" | "startedAt" | "lastTransitionTime" | "creationTimestamp" | "lastHeartbeatTime" | "lastProbeTime"),
+                        x.as_str(),
+                    ) {
+                        if let Ok(t) = s.parse::<Timestamp>() {
+                            if best.is_none_or(|b| t > b) {
+                                *best = Some(t);
+                            }
+                        }
+                    } else {
+                        walk(x, best);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, best)),
+            _ => {}
+        }
+    }
+    let mut best = None;
+    for o in objects {
+        walk(&o.0, &mut best);
+    }
+    best
+}
+
+/// Resolves the target reference in the namespace of the request.
+pub fn target_in(t: &TargetRef, namespace: &str) -> ObjectRef {
+    t.in_namespace(namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> KubeObject {
+        KubeObject(v)
+    }
+
+    #[test]
+    fn fqdn_references_name_namespaces() {
+        let p = obj(json!({"kind": "Pod", "metadata": {"name": "a", "namespace": "x"}, "spec": {"containers": [{"env": [{"name": "U", "value": "http://redis.cache.svc.cluster.local:6379"}]}]}}));
+        assert_eq!(referenced_namespaces(&[&p]), BTreeSet::from(["cache".to_string()]));
+    }
+
+    #[test]
+    fn target_pods_follow_owner_chain() {
+        let all = vec![
+            obj(json!({"kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}})),
+            obj(json!({"kind": "ReplicaSet", "metadata": {"name": "d-1", "namespace": "n", "ownerReferences": [{"kind": "Deployment", "name": "d", "controller": true}]}})),
+            obj(json!({"kind": "Pod", "metadata": {"name": "d-1-a", "namespace": "n", "ownerReferences": [{"kind": "ReplicaSet", "name": "d-1", "controller": true}]}})),
+            obj(json!({"kind": "Pod", "metadata": {"name": "other", "namespace": "n"}})),
+        ];
+        let pods = target_pods(&all, &ObjectRef::new("Deployment", "n", "d"));
+        assert_eq!(pods.iter().map(|p| p.name()).collect::<Vec<_>>(), vec!["d-1-a"]);
+    }
+
+    #[test]
+    fn missing_target_names_where_it_is() {
+        let c = Collected {
+            objects: vec![obj(json!({"kind": "Deployment", "metadata": {"name": "d", "namespace": "shop"}}))],
+            ..Default::default()
+        };
+        let e = select(c, &ObjectRef::new("Deployment", "default", "d"), SnapshotSource::Dump { path: ".".into() }, None).unwrap_err();
+        assert_eq!(e.to_string(), "deployment/d not found in namespace default; it exists in namespace shop (use -n)");
+    }
+}

@@ -1,0 +1,112 @@
+//! `diagnose TYPE/NAME`: collect (live or from a dump), ask the daemon, print; `--fix` applies
+//! the top fix after a server-side dry run and confirmation, with an audit log.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use metakube_shared::{DiagnoseOptions, DiagnoseRequest, Diagnosis, Snapshot, SnapshotSource, TargetRef};
+use serde_json::json;
+
+use super::Progress;
+use crate::cli::{DiagnoseArgs, GlobalArgs};
+use crate::collect::{self, live};
+use crate::render;
+
+/// Builds the snapshot for a target from a dump folder.
+pub fn snapshot_from_dump(dir: &Path, target: &TargetRef, namespace: &str) -> anyhow::Result<Snapshot> {
+    let c = collect::dump::read_dump(dir)?;
+    for g in &c.gaps {
+        eprintln!("metakube: warning: skipped {}: {}", g.what, g.reason);
+    }
+    let snap = collect::select(c, &target.in_namespace(namespace), SnapshotSource::Dump { path: dir.display().to_string() }, None)?;
+    Ok(snap)
+}
+
+/// Collects the snapshot a diagnosis needs.
+pub async fn collect_snapshot(g: &GlobalArgs, target: &TargetRef, from_dump: Option<&Path>) -> anyhow::Result<(Snapshot, Option<live::Connection>)> {
+    match from_dump {
+        Some(dir) => Ok((snapshot_from_dump(dir, target, g.namespace.as_deref().unwrap_or("default"))?, None)),
+        None => {
+            let opts = live::LiveOptions {
+                kubeconfig: g.kubeconfig.clone(),
+                context: g.context.clone(),
+                namespace: g.namespace.clone(),
+                request_timeout: Some(g.request_timeout),
+            };
+            let progress = Progress::new();
+            progress.step("connecting");
+            let conn = live::connect(&opts).await?;
+            let snap = live::collect(&conn, target, &|m| progress.step(m)).await;
+            progress.done();
+            Ok((snap?, Some(conn)))
+        }
+    }
+}
+
+/// Runs the command; returns the diagnosis for the caller's exit code.
+pub async fn run(g: &GlobalArgs, a: &DiagnoseArgs, out: &mut dyn Write) -> anyhow::Result<Diagnosis> {
+    let target = TargetRef::parse(&a.target, a.name.as_deref())?;
+    let (snapshot, conn) = collect_snapshot(g, &target, a.from_dump.as_deref()).await?;
+    let client = super::daemon(g).await?;
+    let req = DiagnoseRequest { snapshot, options: DiagnoseOptions { no_llm: a.no_llm, no_memory: a.no_memory } };
+    let d: Diagnosis = client.post("/v1/diagnose", &req).await?;
+    render::diagnosis(out, &d, a.output)?;
+    out.flush()?;
+    if a.fix {
+        let conn = conn.context("--fix needs a live cluster")?;
+        fix(&conn, &d, a.yes).await?;
+    }
+    Ok(d)
+}
+
+async fn fix(conn: &live::Connection, d: &Diagnosis, yes: bool) -> anyhow::Result<()> {
+    let Some(rem) = d.remediation.iter().find(|r| r.patch.as_ref().is_some_and(|p| p.validated)) else {
+        bail!("no validated patch to apply for this diagnosis; apply the manual fix shown above");
+    };
+    let patch = rem.patch.clone().context("patch")?;
+    eprintln!("metakube: server-side dry run of: {}", rem.command.clone().unwrap_or_default());
+    live::apply_patch(&conn.client, &patch, true).await?;
+    eprintln!("metakube: dry run accepted by the API server");
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("refusing to apply without confirmation: stdin is not a terminal (use --yes)");
+        }
+        eprint!("apply this patch to {} now? [y/N] ", patch.object);
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("metakube: not applied");
+            return Ok(());
+        }
+    }
+    let result = live::apply_patch(&conn.client, &patch, false).await;
+    audit(d, &patch, conn, result.as_ref().err().map(|e| e.to_string()))?;
+    result?;
+    eprintln!("metakube: applied; tell metakube whether it worked: kubectl metakube feedback {} --fixed | --not-fixed", d.id);
+    Ok(())
+}
+
+/// Appends one JSON line per applied (or failed) fix to `$XDG_DATA_HOME/metakube/audit.log`.
+fn audit(d: &Diagnosis, p: &metakube_shared::Patch, conn: &live::Connection, error: Option<String>) -> anyhow::Result<()> {
+    let path = metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("audit.log");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let line = json!({
+        "time": jiff::Timestamp::now().to_string(),
+        "user_uid": rustix::process::getuid().as_raw(),
+        "context": conn.context,
+        "cluster": conn.cluster_url,
+        "diagnosis_id": d.id,
+        "root_cause": d.root_cause,
+        "object": p.object,
+        "patch_type": p.patch_type,
+        "patch": p.body,
+        "result": if error.is_none() { "applied" } else { "failed" },
+        "error": error,
+    });
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("audit log {}", path.display()))?;
+    writeln!(f, "{line}")?;
+    Ok(())
+}

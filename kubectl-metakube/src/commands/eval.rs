@@ -1,0 +1,229 @@
+//! `eval DIR`: runs scenario folders (`dump/` + `truth.json` or `expected.yaml`) through the
+//! daemon and scores top-1/top-3 root cause, category, valid patches and latency.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use metakube_shared::{Category, DiagnoseOptions, DiagnoseRequest, Diagnosis, ObjectRef, TargetRef};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{EvalArgs, GlobalArgs};
+use crate::render::Output;
+
+/// What a scenario expects.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Truth {
+    /// The object asked about.
+    pub target: ObjectRef,
+    /// The category.
+    pub category: Category,
+    /// Acceptable root-cause objects.
+    #[serde(default)]
+    pub root_cause_any_of: Vec<ObjectRef>,
+    /// The root-cause object (expected.yaml form).
+    #[serde(default)]
+    pub root_cause: Option<ObjectRef>,
+    /// The expected reason code, when the scenario names one.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Truth {
+    fn accepts(&self, r: &ObjectRef) -> bool {
+        self.root_cause_any_of.iter().chain(self.root_cause.iter()).any(|t| t.kind == r.kind && t.name == r.name && (t.namespace.is_none() || t.namespace == r.namespace))
+    }
+}
+
+/// One scenario's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// Folder name.
+    pub name: String,
+    /// Expected category.
+    pub category: Category,
+    /// Category answered.
+    pub got_category: Option<Category>,
+    /// Root cause answered.
+    pub got_root: Option<ObjectRef>,
+    /// Reason answered.
+    pub got_reason: Option<String>,
+    /// Top-1 root cause right.
+    pub top1: bool,
+    /// Right within the first three hypotheses.
+    pub top3: bool,
+    /// Category right.
+    pub category_ok: bool,
+    /// Whether the first patch validated (None when no patch was offered).
+    pub patch_valid: Option<bool>,
+    /// Round trip, ms.
+    pub latency_ms: f64,
+    /// Error, if the case failed to run.
+    pub error: Option<String>,
+}
+
+/// Totals for one group of cases.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Score {
+    /// Cases.
+    pub n: usize,
+    /// Top-1 accuracy.
+    pub top1: f64,
+    /// Top-3 accuracy.
+    pub top3: f64,
+    /// Category accuracy.
+    pub category: f64,
+    /// Share of offered patches that validated.
+    pub valid_patches: f64,
+    /// Patches offered.
+    pub patches: usize,
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Overall.
+    pub overall: Score,
+    /// Per category.
+    pub per_category: BTreeMap<String, Score>,
+    /// Latency p50, ms.
+    pub latency_p50_ms: f64,
+    /// Latency p99, ms.
+    pub latency_p99_ms: f64,
+    /// Each case.
+    pub cases: Vec<CaseResult>,
+}
+
+fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
+    let json = dir.join("truth.json");
+    if json.exists() {
+        let t = std::fs::read_to_string(&json)?;
+        return serde_json::from_str(&t).with_context(|| format!("{}", json.display()));
+    }
+    let yaml = dir.join("expected.yaml");
+    let t = std::fs::read_to_string(&yaml).with_context(|| format!("{} has neither truth.json nor expected.yaml", dir.display()))?;
+    serde_yaml::from_str(&t).with_context(|| format!("{}", yaml.display()))
+}
+
+fn score(cases: &[&CaseResult]) -> Score {
+    let n = cases.len();
+    let frac = |f: &dyn Fn(&CaseResult) -> bool| if n == 0 { 0.0 } else { cases.iter().filter(|c| f(c)).count() as f64 / n as f64 };
+    let patches: Vec<bool> = cases.iter().filter_map(|c| c.patch_valid).collect();
+    Score {
+        n,
+        top1: frac(&|c| c.top1),
+        top3: frac(&|c| c.top3),
+        category: frac(&|c| c.category_ok),
+        valid_patches: if patches.is_empty() { 0.0 } else { patches.iter().filter(|b| **b).count() as f64 / patches.len() as f64 },
+        patches: patches.len(),
+    }
+}
+
+fn percentile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// Scenario folders under `dir`, sorted.
+pub fn scenario_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("dump").is_dir())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Runs the evaluation.
+pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Report> {
+    let client = super::daemon(g).await?;
+    let mut cases = Vec::new();
+    for dir in scenario_dirs(&a.dir)? {
+        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let truth = read_truth(&dir)?;
+        let target = TargetRef { kind: truth.target.kind.clone(), name: truth.target.name.clone() };
+        let ns = truth.target.namespace.clone().unwrap_or_else(|| "default".into());
+        let mut r = CaseResult {
+            name: name.clone(),
+            category: truth.category,
+            got_category: None,
+            got_root: None,
+            got_reason: None,
+            top1: false,
+            top3: false,
+            category_ok: false,
+            patch_valid: None,
+            latency_ms: 0.0,
+            error: None,
+        };
+        let snap = match super::diagnose::snapshot_from_dump(&dir.join("dump"), &target, &ns) {
+            Ok(s) => s,
+            Err(e) => {
+                r.error = Some(e.to_string());
+                cases.push(r);
+                continue;
+            }
+        };
+        let t = Instant::now();
+        let res: Result<Diagnosis, _> = client.post("/v1/diagnose", &DiagnoseRequest { snapshot: snap, options: DiagnoseOptions { no_llm: true, no_memory: true } }).await;
+        r.latency_ms = t.elapsed().as_secs_f64() * 1000.0;
+        match res {
+            Ok(d) => {
+                r.got_category = d.category;
+                r.got_root = d.root_cause.as_ref().map(|c| c.object.clone());
+                r.got_reason = d.root_cause.as_ref().map(|c| c.reason.clone());
+                r.top1 = r.got_root.as_ref().is_some_and(|o| truth.accepts(o));
+                r.top3 = r.top1 || d.hypotheses.iter().take(3).any(|h| truth.accepts(&h.object));
+                r.category_ok = d.category == Some(truth.category);
+                r.patch_valid = d.remediation.iter().find_map(|m| m.patch.as_ref()).map(|p| p.validated);
+            }
+            Err(e) => r.error = Some(e.to_string()),
+        }
+        if a.verbose && a.output == Output::Text {
+            writeln!(
+                out,
+                "{:<48} {} {} {:<13} {}",
+                r.name,
+                if r.top1 { "top1" } else if r.top3 { "top3" } else { "MISS" },
+                if r.category_ok { "cat" } else { "CAT" },
+                r.got_category.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                r.got_root.as_ref().map(|o| format!("{}/{} {}", o.kind, o.name, r.got_reason.clone().unwrap_or_default())).or(r.error.clone()).unwrap_or_default()
+            )?;
+        }
+        cases.push(r);
+    }
+    let mut per_category = BTreeMap::new();
+    for c in Category::ALL {
+        let v: Vec<&CaseResult> = cases.iter().filter(|x| x.category == c).collect();
+        if !v.is_empty() {
+            per_category.insert(c.to_string(), score(&v));
+        }
+    }
+    let mut lat: Vec<f64> = cases.iter().filter(|c| c.error.is_none()).map(|c| c.latency_ms).collect();
+    let report = Report {
+        overall: score(&cases.iter().collect::<Vec<_>>()),
+        per_category,
+        latency_p50_ms: percentile(&mut lat, 0.5),
+        latency_p99_ms: percentile(&mut lat, 0.99),
+        cases,
+    };
+    match a.output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        _ => {
+            writeln!(out, "{:<14} {:>4} {:>6} {:>6} {:>9} {:>8}", "category", "n", "top1", "top3", "category", "patches")?;
+            for (k, s) in report.per_category.iter().chain([("overall".to_string(), report.overall.clone())].iter().map(|(k, s)| (k, s))) {
+                writeln!(out, "{:<14} {:>4} {:>5.0}% {:>5.0}% {:>8.0}% {:>4.0}% of {}", k, s.n, s.top1 * 100.0, s.top3 * 100.0, s.category * 100.0, s.valid_patches * 100.0, s.patches)?;
+            }
+            writeln!(out, "latency (round trip, warm daemon, --no-llm): p50 {:.1} ms, p99 {:.1} ms", report.latency_p50_ms, report.latency_p99_ms)?;
+        }
+    }
+    Ok(report)
+}

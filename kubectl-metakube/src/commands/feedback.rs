@@ -1,0 +1,28 @@
+//! `feedback ID --fixed|--not-fixed`.
+
+use anyhow::Context;
+use metakube_shared::{FeedbackOutcome, FeedbackRequest, FeedbackResponse, TargetRef};
+
+use crate::cli::{FeedbackArgs, GlobalArgs};
+
+/// Sends feedback; the daemon stores it durably before answering.
+pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
+    let cause = match &a.cause {
+        Some(c) => {
+            let t = TargetRef::parse(c, None).context("--cause")?;
+            Some(t.in_namespace(g.namespace.as_deref().unwrap_or("default")))
+        }
+        None => None,
+    };
+    let req = FeedbackRequest {
+        diagnosis_id: a.id.clone(),
+        outcome: if a.fixed { FeedbackOutcome::Fixed } else { FeedbackOutcome::NotFixed },
+        cause,
+        reason: a.reason.clone(),
+        note: a.note.clone(),
+    };
+    let client = super::daemon(g).await?;
+    let r: FeedbackResponse = client.post("/v1/feedback", &req).await?;
+    println!("feedback for {} recorded", r.diagnosis_id);
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! `kubectl metakube`: parse, dispatch, map errors to exit codes.
+//!
+//! Exit codes: 0 success (whether or not a problem was found), 2 usage or runtime error.
+//! A closed stdout (`| head`) is not an error.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kubectl_metakube::cli::{Cli, Command};
+use kubectl_metakube::commands;
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let mut out = anstream::stdout();
+    match &cli.command {
+        Command::Diagnose(a) => {
+            commands::diagnose::run(&cli.global, a, &mut out).await?;
+        }
+        Command::Snapshot(a) => commands::snapshot::run(&cli.global, a).await?,
+        Command::Feedback(a) => commands::feedback::run(&cli.global, a).await?,
+        Command::Eval(a) => {
+            commands::eval::run(&cli.global, a, &mut out).await?;
+        }
+        Command::Daemon(a) => commands::daemon::run(&cli.global, &a.action).await?,
+        Command::Completion { shell } => {
+            let mut raw = std::io::stdout();
+            commands::completion::run(*shell, &mut raw);
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("METAKUBE_LOG")).with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("metakube: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("metakube: error: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!("\n  caused by: {cause}"));
+            }
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Output: text a person reads in ten seconds (root cause, evidence, fix), or the JSON/YAML
+//! contract of docs/output.md. Colours only on a terminal and never with NO_COLOR (anstream).
+
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+use metakube_shared::{Diagnosis, EvidenceSource, Risk};
+
+/// Output format (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// The JSON contract.
+    Json,
+    /// The same as YAML.
+    Yaml,
+}
+
+const BOLD: Style = Style::new().bold();
+const RED: Style = AnsiColor::Red.on_default().bold();
+const GREEN: Style = AnsiColor::Green.on_default().bold();
+const DIM: Style = Style::new().dimmed();
+const CYAN: Style = AnsiColor::Cyan.on_default();
+
+/// Writes a diagnosis in the chosen format.
+pub fn diagnosis(w: &mut dyn Write, d: &Diagnosis, out: Output) -> std::io::Result<()> {
+    match out {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut *w, d)?;
+            writeln!(w)
+        }
+        Output::Yaml => {
+            let y = serde_yaml::to_string(d).map_err(std::io::Error::other)?;
+            w.write_all(y.as_bytes())
+        }
+        Output::Text => text(w, d),
+    }
+}
+
+fn source_tag(s: EvidenceSource) -> &'static str {
+    match s {
+        EvidenceSource::Status => "status",
+        EvidenceSource::Spec => "spec",
+        EvidenceSource::Event => "event",
+        EvidenceSource::Log => "log",
+        EvidenceSource::Graph => "graph",
+        EvidenceSource::Memory => "memory",
+    }
+}
+
+fn text(w: &mut dyn Write, d: &Diagnosis) -> std::io::Result<()> {
+    match (&d.root_cause, d.category) {
+        (Some(rc), Some(cat)) => {
+            writeln!(w, "{RED}ROOT CAUSE{RED:#}  {BOLD}{}{BOLD:#}  {cat} · {} · confidence {:.2}", rc.object, rc.reason, d.confidence)?;
+            writeln!(w, "  {}", rc.summary)?;
+        }
+        _ if d.symptoms.is_empty() => {
+            writeln!(w, "{GREEN}NO PROBLEM FOUND{GREEN:#}  {}", d.target)?;
+            writeln!(w, "  {}", d.explanation)?;
+        }
+        _ => {
+            writeln!(w, "{RED}SYMPTOMS, NO SINGLE ROOT CAUSE{RED:#}  {}", d.target)?;
+            writeln!(w, "  {}", d.explanation)?;
+        }
+    }
+    if !d.evidence.is_empty() {
+        writeln!(w, "\n{BOLD}EVIDENCE{BOLD:#}")?;
+        for e in d.evidence.iter().take(8) {
+            writeln!(w, "  {CYAN}[{}]{CYAN:#} {}/{}: {}", source_tag(e.source), e.object.kind, e.object.name, e.detail)?;
+        }
+    } else if !d.symptoms.is_empty() {
+        writeln!(w, "\n{BOLD}SYMPTOMS{BOLD:#}")?;
+        for s in d.symptoms.iter().take(10) {
+            writeln!(w, "  {CYAN}[{}]{CYAN:#} {}/{}: {}", s.reason, s.object.kind, s.object.name, s.detail)?;
+        }
+    }
+    if let Some(fix) = d.remediation.first() {
+        let risk = match fix.risk {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        };
+        let checked = match &fix.patch {
+            Some(p) if p.validated => "validated on the snapshot",
+            Some(_) => "not validated: review before applying",
+            None => "manual",
+        };
+        writeln!(w, "\n{BOLD}FIX{BOLD:#}  {}  {DIM}(risk {risk}, {checked}){DIM:#}", fix.summary)?;
+        if let Some(c) = &fix.command {
+            writeln!(w, "  {GREEN}{c}{GREEN:#}")?;
+        }
+        for more in d.remediation.iter().skip(1).take(2) {
+            writeln!(w, "  {DIM}or: {}{}{DIM:#}", more.summary, more.command.as_ref().map(|c| format!(": {c}")).unwrap_or_default())?;
+        }
+    }
+    if d.hypotheses.len() > 1 {
+        writeln!(w, "\n{BOLD}OTHER HYPOTHESES{BOLD:#}")?;
+        for h in d.hypotheses.iter().skip(1).take(3) {
+            writeln!(w, "  {:.2}  {}/{} {} ({}){}", h.score, h.object.kind, h.object.name, h.reason, h.category, if h.note.is_empty() { String::new() } else { format!(" — {}", h.note) })?;
+        }
+    }
+    if !d.gaps.is_empty() {
+        writeln!(w, "\n{DIM}not seen: {}{DIM:#}", d.gaps.iter().take(4).map(|g| format!("{} ({})", g.what, g.reason)).collect::<Vec<_>>().join("; "))?;
+    }
+    writeln!(
+        w,
+        "\n{DIM}{} pathway · {:.1} ms · id {} (kubectl metakube feedback {} --fixed){DIM:#}",
+        match d.pathway {
+            metakube_shared::Pathway::Analytical => "analytical",
+            metakube_shared::Pathway::Intuitive => "intuitive",
+        },
+        d.timings_ms.total,
+        d.id,
+        d.id
+    )
+}

@@ -1,0 +1,270 @@
+//! The pipeline: snapshot → signals → graph → (memory → controller) → remediation → result.
+//!
+//! Pure and synchronous: it takes a snapshot and the knowledge, returns a diagnosis. No
+//! sockets, files or clocks other than the stage timer; the server calls it through
+//! `spawn_blocking`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use metakube_shared::snapshot::SnapshotError;
+use metakube_shared::{
+    Diagnosis, Evidence, EvidenceSource, Hypothesis, KubeObject, Pathway, RootCause, Snapshot, Symptom, Timings,
+};
+
+use crate::graph::domain::DomainGraph;
+use crate::graph::instance::KubeGraph;
+use crate::graph::search::{scope_of, Finding, Search};
+use crate::remediation;
+use crate::signals::{self, LogPatterns, Signal};
+use crate::snapshot::Cluster;
+
+/// What the engine knows: the domain graph and the log templates.
+#[derive(Debug, Clone)]
+pub struct Knowledge {
+    /// Symptom → cause → fix knowledge, with memory-adjusted weights.
+    pub domain: DomainGraph,
+    /// Log line templates.
+    pub patterns: LogPatterns,
+}
+
+impl Knowledge {
+    /// The knowledge shipped with metakube.
+    pub fn builtin() -> Knowledge {
+        Knowledge { domain: DomainGraph::builtin(), patterns: LogPatterns::builtin() }
+    }
+}
+
+/// Why a snapshot could not be diagnosed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The snapshot breaks a rule of the protocol.
+    #[error("invalid snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
+    /// The target is not among the collected objects.
+    #[error("{0} is not in the snapshot (was it collected from the right namespace?)")]
+    TargetNotFound(String),
+}
+
+/// The result of the analytical pathway on one snapshot, before it becomes a [`Diagnosis`].
+#[derive(Debug)]
+pub struct Analysis {
+    /// Signals found anywhere in the snapshot.
+    pub signals: Vec<Signal>,
+    /// Ranked findings for the target.
+    pub findings: Vec<Finding>,
+    /// The target's scope (itself, owners, owned, selected).
+    pub scope: Vec<metakube_shared::ObjectRef>,
+    /// Nodes and edges of the instance graph.
+    pub graph_size: (usize, usize),
+}
+
+/// Minimum score for a finding to be named the root cause.
+pub const MIN_ROOT_SCORE: f64 = 0.25;
+
+/// Runs signals → graph → search on a snapshot.
+pub fn analyze(k: &Knowledge, snap: &Snapshot, timings: &mut BTreeMap<String, f64>) -> Result<Analysis, EngineError> {
+    let t = Instant::now();
+    let cluster = Cluster::from_snapshot(snap);
+    if !cluster_has(&cluster, &snap.target) {
+        return Err(EngineError::TargetNotFound(snap.target.to_string()));
+    }
+    lap(timings, "snapshot", t);
+    let t = Instant::now();
+    let signals = signals::extract(&cluster, &k.patterns);
+    lap(timings, "signals", t);
+    let t = Instant::now();
+    let graph = KubeGraph::build(&cluster);
+    lap(timings, "graph", t);
+    let t = Instant::now();
+    let findings = Search::new(&cluster, &graph, &k.domain, &signals).run(&snap.target);
+    let scope = scope_of(&cluster, &graph, &snap.target);
+    lap(timings, "search", t);
+    Ok(Analysis { signals, findings, scope, graph_size: (graph.node_count(), graph.edge_count()) })
+}
+
+fn cluster_has(c: &Cluster, r: &metakube_shared::ObjectRef) -> bool {
+    c.meta_of(r).is_some() || c.exists(r)
+}
+
+fn lap(t: &mut BTreeMap<String, f64>, stage: &str, start: Instant) {
+    *t.entry(stage.to_string()).or_insert(0.0) += start.elapsed().as_secs_f64() * 1000.0;
+}
+
+/// A diagnosis and the domain-graph edges behind its root cause (for feedback).
+#[derive(Debug, Clone)]
+pub struct Diagnosed {
+    /// The answer.
+    pub diagnosis: Diagnosis,
+    /// (symptom, reason) edges the root cause was reached through.
+    pub edges: Vec<(String, String)>,
+}
+
+/// Diagnoses a snapshot on the analytical pathway.
+pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed, EngineError> {
+    let start = Instant::now();
+    snap.validate()?;
+    let mut stages = BTreeMap::new();
+    let analysis = analyze(k, snap, &mut stages)?;
+    let t = Instant::now();
+    let top = analysis.findings.first().filter(|f| f.score >= MIN_ROOT_SCORE).cloned();
+    let remediation = match &top {
+        Some(f) => validated_plan(k, snap, f),
+        None => Vec::new(),
+    };
+    lap(&mut stages, "remediation", t);
+    let symptoms = scoped_symptoms(&analysis);
+    let confidence = confidence(&analysis.findings);
+    let hypotheses = analysis
+        .findings
+        .iter()
+        .take(5)
+        .map(|f| Hypothesis {
+            object: f.object.clone(),
+            reason: f.reason.clone(),
+            category: f.category,
+            score: round3(f.score),
+            note: f.note.clone(),
+        })
+        .collect();
+    let evidence = top.as_ref().map(evidence_of).unwrap_or_default();
+    let explanation = match &top {
+        Some(f) => explain(f, &remediation),
+        None if symptoms.is_empty() => format!("No problem found: {} and the objects around it look healthy in this snapshot.", snap.target),
+        None => format!(
+            "{} shows {} symptom(s) ({}), but the evidence does not single out a root cause; see the symptoms and hypotheses.",
+            snap.target,
+            symptoms.len(),
+            symptoms.iter().map(|s| s.reason.as_str()).take(5).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let edges = top.as_ref().map(|f| f.symptoms.iter().map(|s| (s.clone(), f.reason.clone())).collect()).unwrap_or_default();
+    let total = start.elapsed().as_secs_f64() * 1000.0;
+    let diagnosis = Diagnosis {
+        id,
+        target: snap.target.clone(),
+        category: top.as_ref().map(|f| f.category),
+        root_cause: top.as_ref().map(|f| RootCause { object: f.object.clone(), reason: f.reason.clone(), summary: f.summary.clone() }),
+        hypotheses,
+        confidence: if top.is_some() { confidence } else { 0.0 },
+        pathway: Pathway::Analytical,
+        evidence,
+        remediation,
+        explanation,
+        symptoms,
+        gaps: snap.meta.gaps.clone(),
+        timings_ms: Timings { total: round3(total), stages: stages.into_iter().map(|(k, v)| (k, round3(v))).collect() },
+    };
+    Ok(Diagnosed { diagnosis, edges })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Confidence: the top score, discounted when the runner-up is close.
+fn confidence(findings: &[Finding]) -> f64 {
+    let Some(top) = findings.first() else { return 0.0 };
+    let second = findings.iter().skip(1).find(|f| f.object != top.object).map_or(0.0, |f| f.score);
+    let margin = ((top.score - second) / top.score.max(1e-9)).clamp(0.0, 1.0);
+    round3(top.score * (0.6 + 0.4 * margin))
+}
+
+fn evidence_of(f: &Finding) -> Vec<Evidence> {
+    let mut ev = f.evidence.clone();
+    if f.path.len() > 1 {
+        ev.push(Evidence {
+            source: EvidenceSource::Graph,
+            object: f.object.clone(),
+            detail: format!(
+                "causal path: {}",
+                f.path.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect::<Vec<_>>().join(" → ")
+            ),
+            pointer: None,
+        });
+    }
+    let mut seen = Vec::new();
+    ev.retain(|e| {
+        let key = (e.object.clone(), e.detail.clone());
+        if seen.contains(&key) {
+            false
+        } else {
+            seen.push(key);
+            true
+        }
+    });
+    ev
+}
+
+fn scoped_symptoms(a: &Analysis) -> Vec<Symptom> {
+    let mut out: Vec<Symptom> = Vec::new();
+    for s in &a.signals {
+        let related = a.scope.contains(&s.object) || a.findings.iter().take(3).any(|f| f.path.contains(&s.object));
+        if !related || s.code == "log_error_line" {
+            continue;
+        }
+        let sym = s.to_symptom();
+        if !out.iter().any(|o| o.object == sym.object && o.reason == sym.reason) {
+            out.push(sym);
+        }
+    }
+    out.truncate(30);
+    out
+}
+
+fn explain(f: &Finding, fixes: &[metakube_shared::Remediation]) -> String {
+    let mut s = format!("{} ({}, {}).", f.summary, f.reason, f.category);
+    if f.path.len() > 2 {
+        s.push_str(&format!(
+            " The symptom travels {}.",
+            f.path.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect::<Vec<_>>().join(" → ")
+        ));
+    }
+    if let Some(fix) = fixes.first() {
+        s.push_str(&format!(" Fix: {}.", fix.summary));
+    }
+    s
+}
+
+/// Plans fixes for a finding and validates each patch: the patched object must fit its
+/// k8s-openapi type and the patched snapshot must no longer show the cause.
+pub fn validated_plan(k: &Knowledge, snap: &Snapshot, f: &Finding) -> Vec<metakube_shared::Remediation> {
+    let mut plan = remediation::plan(f);
+    for r in plan.iter_mut() {
+        let Some(p) = r.patch.as_mut() else { continue };
+        p.validated = validate_patch(k, snap, f, p).is_ok();
+    }
+    plan
+}
+
+/// Why a patch did not validate.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    /// The object to patch is not in the snapshot.
+    #[error("{0} is not in the snapshot")]
+    Missing(String),
+    /// The patch does not apply or breaks the schema.
+    #[error(transparent)]
+    Patch(#[from] remediation::PatchError),
+    /// The cause is still reported after the patch.
+    #[error("the patched snapshot still shows {0}")]
+    StillThere(String),
+}
+
+fn validate_patch(k: &Knowledge, snap: &Snapshot, f: &Finding, p: &metakube_shared::Patch) -> Result<(), ValidationError> {
+    let idx = snap
+        .objects
+        .iter()
+        .position(|o| o.object_ref() == p.object)
+        .ok_or_else(|| ValidationError::Missing(p.object.to_string()))?;
+    let patched = remediation::apply(&snap.objects[idx].0, &p.patch_type, &p.body)?;
+    remediation::check_schema(&patched)?;
+    let mut after = snap.clone();
+    after.objects[idx] = KubeObject(patched);
+    let mut t = BTreeMap::new();
+    let a = analyze(k, &after, &mut t).map_err(|e| ValidationError::StillThere(e.to_string()))?;
+    if a.findings.iter().any(|g| g.reason == f.reason && g.object == f.object && g.score >= MIN_ROOT_SCORE) {
+        return Err(ValidationError::StillThere(format!("{} at {}", f.reason, f.object)));
+    }
+    Ok(())
+}

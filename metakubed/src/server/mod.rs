@@ -1,0 +1,253 @@
+//! The daemon's edge: HTTP/1.1 on a Unix socket (hyper), warm state loaded in the background,
+//! peers of another uid refused, graceful shutdown that flushes the store.
+
+mod metrics;
+mod routes;
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use metakube_shared::{ComponentState, ComponentStatus};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::engine::Knowledge;
+use crate::store::{MemStore, RocksStore, Store};
+
+pub use metrics::Metrics;
+
+/// Server failures that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The socket cannot be set up.
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        /// Socket path.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another daemon answers on the socket.
+    #[error("another metakubed is already listening on {0}")]
+    AlreadyRunning(PathBuf),
+}
+
+/// What the daemon keeps warm.
+pub struct Warm {
+    /// Knowledge, with memory-adjusted weights.
+    pub knowledge: RwLock<Knowledge>,
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+}
+
+/// Shared state of the running daemon.
+pub struct State {
+    /// Configuration in force.
+    pub config: Config,
+    /// Start time.
+    pub started: Instant,
+    /// Warm state, once loaded.
+    pub warm: watch::Receiver<Option<Arc<Warm>>>,
+    /// Component status for health.
+    pub components: RwLock<Vec<ComponentStatus>>,
+    /// Counters and latencies.
+    pub metrics: Metrics,
+}
+
+impl State {
+    /// Waits until the warm state is loaded.
+    pub async fn warm(&self) -> Option<Arc<Warm>> {
+        let mut rx = self.warm.clone();
+        let r = rx.wait_for(|w| w.is_some()).await.ok()?;
+        r.clone()
+    }
+
+    fn set_component(&self, name: &str, state: ComponentState, detail: String) {
+        let mut c = self.components.write().unwrap_or_else(|p| p.into_inner());
+        match c.iter_mut().find(|c| c.name == name) {
+            Some(x) => {
+                x.state = state;
+                x.detail = detail;
+            }
+            None => c.push(ComponentStatus { name: name.into(), state, detail }),
+        }
+    }
+}
+
+/// Loads the store and knowledge in the background, so health answers at once.
+fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
+    tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let mut knowledge = Knowledge::builtin();
+        let store: Arc<dyn Store> = if state.config.ephemeral {
+            state.set_component("store", ComponentState::Disabled, "ephemeral: nothing is persisted".into());
+            Arc::new(MemStore::default())
+        } else {
+            match RocksStore::open(&state.config.data_dir.join("db")) {
+                Ok(s) => {
+                    let (d, f) = s.counts().unwrap_or((0, 0));
+                    state.set_component("store", ComponentState::Ready, format!("RocksDB at {}: {d} diagnoses, {f} feedback records", state.config.data_dir.join("db").display()));
+                    Arc::new(s)
+                }
+                Err(e) => {
+                    warn!(error = %e, "store unavailable; running without persistence");
+                    state.set_component("store", ComponentState::Failed, e.to_string());
+                    Arc::new(MemStore::default())
+                }
+            }
+        };
+        match store.weights() {
+            Ok(w) => knowledge.domain.set_weights(w),
+            Err(e) => warn!(error = %e, "cannot read domain-graph weights; using the seeded priors"),
+        }
+        let edges = knowledge.domain.weights().len();
+        state.set_component(
+            "domain_graph",
+            ComponentState::Ready,
+            format!("{} causes, {edges} symptom→cause edges, {} log templates", knowledge.domain.causes().len(), count_templates()),
+        );
+        info!(ms = t.elapsed().as_millis() as u64, "warm state loaded");
+        let _ = tx.send(Some(Arc::new(Warm { knowledge: RwLock::new(knowledge), store })));
+    });
+}
+
+fn count_templates() -> usize {
+    crate::signals::LOG_PATTERNS_YAML.matches("- class:").count()
+}
+
+/// Prepares the socket: a 0700 directory, a stale socket removed, 0600 on the new one.
+pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
+    let err = |source| ServerError::Listen { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServerError::AlreadyRunning(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let l = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(l)
+}
+
+/// A listener handed over by systemd (`LISTEN_FDS`), if any.
+fn activated_listener() -> Option<UnixListener> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let l = fds.take_unix_listener(0).ok().flatten()?;
+    l.set_nonblocking(true).ok()?;
+    UnixListener::from_std(l).ok()
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let (listener, owned_socket) = match activated_listener() {
+        Some(l) => {
+            info!("using the socket passed by systemd (socket activation)");
+            (l, false)
+        }
+        None => (bind(&config.socket)?, true),
+    };
+    info!(socket = %config.socket.display(), "metakubed listening");
+    serve(listener, config.clone(), shutdown_signal()).await;
+    if owned_socket {
+        let _ = std::fs::remove_file(&config.socket);
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+    }
+}
+
+/// Serves on a listener until `shutdown` completes, then drains connections and flushes.
+pub async fn serve(listener: UnixListener, config: Config, shutdown: impl std::future::Future<Output = ()>) {
+    let (tx, rx) = watch::channel(None);
+    let state = Arc::new(State {
+        config,
+        started: Instant::now(),
+        warm: rx,
+        components: RwLock::new(vec![
+            ComponentStatus { name: "store".into(), state: ComponentState::Loading, detail: String::new() },
+            ComponentStatus { name: "domain_graph".into(), state: ComponentState::Loading, detail: String::new() },
+        ]),
+        metrics: Metrics::default(),
+    });
+    load_warm(state.clone(), tx);
+    let my_uid = rustix::process::getuid().as_raw();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                match stream.peer_cred() {
+                    Ok(c) if c.uid() == my_uid => {}
+                    Ok(c) => {
+                        warn!(peer_uid = c.uid(), "refusing a peer of another user");
+                        continue;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot read peer credentials; refusing");
+                        continue;
+                    }
+                }
+                let st = state.clone();
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(TokioIo::new(stream), service_fn(move |req| routes::handle(st.clone(), req)));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => warn!("connections still open after 10s; closing"),
+    }
+    let warm = state.warm.borrow().clone();
+    if let Some(w) = warm {
+        let store = w.store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.flush() {
+                warn!(error = %e, "flushing the store failed");
+            }
+        })
+        .await;
+    }
+    info!("metakubed stopped");
+}

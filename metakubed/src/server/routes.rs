@@ -1,0 +1,230 @@
+//! Request routing and the handlers of protocol v1.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+use jiff::Timestamp;
+use metakube_shared::{
+    DiagnoseRequest, ErrorBody, ErrorCode, FeedbackOutcome, FeedbackRequest, FeedbackResponse, Health, ProtocolVersion,
+    Stats, PROTOCOL, PROTOCOL_HEADER,
+};
+use serde::Serialize;
+use tracing::{error, info};
+
+use super::State;
+use crate::store::{FeedbackRecord, StoredDiagnosis};
+
+type Resp = Response<Full<Bytes>>;
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(PROTOCOL_HEADER, PROTOCOL.to_string())
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error(state: &State, status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Resp {
+    state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    let mut body = ErrorBody::new(code, message);
+    if code == ErrorCode::ProtocolMismatch {
+        body.server_protocols = vec![PROTOCOL];
+    }
+    json(status, &body)
+}
+
+/// Entry point for every request; a panic inside a handler becomes a 500, never a crash.
+pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+    let st = state.clone();
+    match AssertUnwindSafe(route(state, req)).catch_unwind().await {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            st.metrics.panics.fetch_add(1, Ordering::Relaxed);
+            error!("request handler panicked");
+            Ok(error(&st, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the daemon hit an internal error on this request; it is still running"))
+        }
+    }
+}
+
+async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match (method.clone(), path.as_str()) {
+        (Method::GET, "/v1/health") => health(&state),
+        (Method::GET, "/v1/stats") => stats(&state).await,
+        (Method::GET, "/metrics") => Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from(state.metrics.render(state.started.elapsed().as_secs_f64()))))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+        (Method::POST, "/v1/diagnose") => diagnose(state, req).await,
+        (Method::POST, "/v1/feedback") => feedback(state, req).await,
+        (_, "/v1/health" | "/v1/stats" | "/metrics" | "/v1/diagnose" | "/v1/feedback") => {
+            error(&state, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}"))
+        }
+        _ => error(&state, StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no endpoint {path}; protocol v1 serves /v1/health, /v1/diagnose, /v1/feedback, /v1/stats and /metrics")),
+    }
+}
+
+fn health(state: &State) -> Resp {
+    let components = state.components.read().unwrap_or_else(|p| p.into_inner()).clone();
+    json(
+        StatusCode::OK,
+        &Health {
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol: PROTOCOL,
+            uptime_s: state.started.elapsed().as_secs_f64(),
+            pid: std::process::id(),
+            components,
+        },
+    )
+}
+
+async fn stats(state: &State) -> Resp {
+    let warm = state.warm.borrow().clone();
+    let (stored, fb) = match warm {
+        Some(w) => tokio::task::spawn_blocking(move || w.store.counts().unwrap_or((0, 0))).await.unwrap_or((0, 0)),
+        None => (0, 0),
+    };
+    let m = &state.metrics;
+    json(
+        StatusCode::OK,
+        &Stats {
+            diagnoses: m.diagnoses.load(Ordering::Relaxed),
+            intuitive: m.intuitive.load(Ordering::Relaxed),
+            rejected: m.rejected.load(Ordering::Relaxed),
+            feedback_total: fb,
+            diagnoses_stored: stored,
+            latency_p50_ms: m.quantile(0.5),
+            latency_p99_ms: m.quantile(0.99),
+        },
+    )
+}
+
+/// Checks the protocol header and reads a JSON body within the size limit.
+async fn read_body<T: serde::de::DeserializeOwned>(state: &State, req: Request<Incoming>, what: &str) -> Result<T, Resp> {
+    let client = match req.headers().get(PROTOCOL_HEADER).map(|v| v.to_str().unwrap_or("")) {
+        None => {
+            return Err(error(state, StatusCode::BAD_REQUEST, ErrorCode::ProtocolMismatch, format!("missing {PROTOCOL_HEADER} header; this daemon speaks protocol {PROTOCOL}")));
+        }
+        Some(v) => v.parse::<ProtocolVersion>().map_err(|e| error(state, StatusCode::BAD_REQUEST, ErrorCode::ProtocolMismatch, e))?,
+    };
+    if !PROTOCOL.compatible_with(client) {
+        return Err(error(
+            state,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ProtocolMismatch,
+            format!("client speaks protocol {client}, this daemon speaks {PROTOCOL}: upgrade the {} so both use major version {}", if client > PROTOCOL { "daemon" } else { "plugin" }, client.major.max(PROTOCOL.major)),
+        ));
+    }
+    let limit = state.config.max_body_bytes;
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(error(state, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, format!("{what} body of {} bytes exceeds the daemon's limit of {limit} bytes (max_body_bytes)", declared.unwrap_or(0))));
+    }
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(error(state, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, format!("{what} body exceeds the daemon's limit of {limit} bytes (max_body_bytes)")));
+        }
+        Err(e) => return Err(error(state, StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("could not read the {what} body: {e}"))),
+    };
+    serde_json::from_slice(&body).map_err(|e| error(state, StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("{what} body is not a valid request: {e}")))
+}
+
+async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    let start = Instant::now();
+    let request: DiagnoseRequest = match read_body(&state, req, "diagnose").await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let Some(warm) = state.warm().await else {
+        return error(&state, StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the daemon is shutting down");
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let w = warm.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let k = w.knowledge.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let out = crate::engine::diagnose(&k, &request.snapshot, id);
+        if let Ok(d) = &out {
+            let stored = StoredDiagnosis { diagnosis: d.diagnosis.clone(), edges: d.edges.clone(), at: Timestamp::now() };
+            if let Err(e) = w.store.put_diagnosis(&stored) {
+                tracing::warn!(error = %e, "could not store the diagnosis; feedback on it will not be possible");
+            }
+        }
+        out
+    })
+    .await;
+    match result {
+        Ok(Ok(d)) => {
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            state.metrics.diagnoses.fetch_add(1, Ordering::Relaxed);
+            state.metrics.observe(ms);
+            info!(id = %d.diagnosis.id, target = %d.diagnosis.target, ms, "diagnosed");
+            json(StatusCode::OK, &d.diagnosis)
+        }
+        Ok(Err(e)) => error(&state, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidSnapshot, e.to_string()),
+        Err(e) if e.is_panic() => {
+            state.metrics.panics.fetch_add(1, Ordering::Relaxed);
+            error!("diagnosis panicked");
+            error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the diagnosis failed with an internal error; the daemon is still running (please report it with the snapshot)")
+        }
+        Err(e) => error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string()),
+    }
+}
+
+/// How much one confirmation moves a domain-graph edge.
+pub const FIXED_DELTA: f64 = 0.05;
+/// How much one refutation moves a domain-graph edge.
+pub const NOT_FIXED_DELTA: f64 = -0.1;
+
+async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    let request: FeedbackRequest = match read_body(&state, req, "feedback").await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let Some(warm) = state.warm().await else {
+        return error(&state, StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the daemon is shutting down");
+    };
+    let w = warm.clone();
+    let res = tokio::task::spawn_blocking(move || -> Result<Result<FeedbackResponse, String>, crate::store::StoreError> {
+        let Some(stored) = w.store.get_diagnosis(&request.diagnosis_id)? else {
+            return Ok(Err(format!("no diagnosis with id {} is stored here", request.diagnosis_id)));
+        };
+        let delta = match request.outcome {
+            FeedbackOutcome::Fixed => FIXED_DELTA,
+            FeedbackOutcome::NotFixed => NOT_FIXED_DELTA,
+        };
+        // Hold the write lock across the durable write so weights and store stay in step; the
+        // in-memory weights change only once the record is on disk.
+        let mut k = w.knowledge.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = k.domain.clone();
+        let changed: Vec<((String, String), f64)> = stored
+            .edges
+            .iter()
+            .filter_map(|(s, r)| next.adjust(s, r, delta).map(|nw| ((s.clone(), r.clone()), nw)))
+            .collect();
+        let id = request.diagnosis_id.clone();
+        w.store.put_feedback(&FeedbackRecord { request, at: Timestamp::now() }, &changed)?;
+        k.domain = next;
+        Ok(Ok(FeedbackResponse { diagnosis_id: id, recorded: true }))
+    })
+    .await;
+    match res {
+        Ok(Ok(Ok(r))) => {
+            state.metrics.feedback.fetch_add(1, Ordering::Relaxed);
+            json(StatusCode::OK, &r)
+        }
+        Ok(Ok(Err(msg))) => error(&state, StatusCode::NOT_FOUND, ErrorCode::UnknownDiagnosis, msg),
+        Ok(Err(e)) => error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, format!("feedback was not stored: {e}")),
+        Err(_) => error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "feedback handler failed; nothing was stored"),
+    }
+}

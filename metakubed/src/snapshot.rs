@@ -1,0 +1,394 @@
+//! Stage 1: the snapshot, typed. Every object the plugin sent is read into its k8s-openapi type
+//! once; an object that does not fit its type is reported as a gap, never a panic.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, LimitRange, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ResourceQuota, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use metakube_shared::snapshot::ContainerLog;
+use metakube_shared::{Gap, ObjectRef, Snapshot};
+use serde::de::DeserializeOwned;
+
+/// One typed object with its reference.
+#[derive(Debug, Clone)]
+pub struct Obj<T> {
+    /// Kind, namespace, name.
+    pub r: ObjectRef,
+    /// The typed object.
+    pub o: T,
+}
+
+/// The snapshot, typed and indexed. Built once per diagnosis; everything downstream reads it.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    /// The object asked about.
+    pub target: ObjectRef,
+    /// The namespace the request ran in.
+    pub namespace: String,
+    /// When the state was observed.
+    pub now: Timestamp,
+    /// Pods.
+    pub pods: Vec<Obj<Pod>>,
+    /// Nodes.
+    pub nodes: Vec<Obj<Node>>,
+    /// Services.
+    pub services: Vec<Obj<Service>>,
+    /// Endpoints.
+    pub endpoints: Vec<Obj<Endpoints>>,
+    /// Deployments.
+    pub deployments: Vec<Obj<Deployment>>,
+    /// ReplicaSets.
+    pub replicasets: Vec<Obj<ReplicaSet>>,
+    /// StatefulSets.
+    pub statefulsets: Vec<Obj<StatefulSet>>,
+    /// DaemonSets.
+    pub daemonsets: Vec<Obj<DaemonSet>>,
+    /// Jobs.
+    pub jobs: Vec<Obj<Job>>,
+    /// CronJobs.
+    pub cronjobs: Vec<Obj<CronJob>>,
+    /// ConfigMaps.
+    pub configmaps: Vec<Obj<ConfigMap>>,
+    /// Secrets (key names only).
+    pub secrets: Vec<Obj<Secret>>,
+    /// ServiceAccounts.
+    pub serviceaccounts: Vec<Obj<ServiceAccount>>,
+    /// PersistentVolumeClaims.
+    pub pvcs: Vec<Obj<PersistentVolumeClaim>>,
+    /// PersistentVolumes.
+    pub pvs: Vec<Obj<PersistentVolume>>,
+    /// StorageClasses.
+    pub storageclasses: Vec<Obj<StorageClass>>,
+    /// NetworkPolicies.
+    pub netpols: Vec<Obj<NetworkPolicy>>,
+    /// Ingresses.
+    pub ingresses: Vec<Obj<Ingress>>,
+    /// ResourceQuotas.
+    pub quotas: Vec<Obj<ResourceQuota>>,
+    /// LimitRanges.
+    pub limitranges: Vec<Obj<LimitRange>>,
+    /// HorizontalPodAutoscalers.
+    pub hpas: Vec<Obj<HorizontalPodAutoscaler>>,
+    /// Events.
+    pub events: Vec<Obj<Event>>,
+    /// Container logs, as sent.
+    pub logs: Vec<ContainerLog>,
+    /// Objects that did not fit their type, and kinds metakube does not read.
+    pub gaps: Vec<Gap>,
+    /// Which kinds were collected at all (an absent ConfigMap list proves nothing).
+    pub collected_kinds: Vec<String>,
+}
+
+fn load<T: DeserializeOwned>(snap: &Snapshot, kind: &str, gaps: &mut Vec<Gap>) -> Vec<Obj<T>> {
+    snap.of_kind(kind)
+        .filter_map(|o| match T::deserialize(&o.0) {
+            Ok(t) => Some(Obj { r: o.object_ref(), o: t }),
+            Err(e) => {
+                gaps.push(Gap {
+                    what: format!("{}", o.object_ref()),
+                    namespace: o.namespace().map(str::to_string),
+                    reason: format!("does not fit the {kind} schema: {e}"),
+                });
+                None
+            }
+        })
+        .collect()
+}
+
+impl Cluster {
+    /// Types and indexes a snapshot.
+    pub fn from_snapshot(snap: &Snapshot) -> Cluster {
+        let mut gaps = snap.meta.gaps.clone();
+        let mut c = Cluster {
+            target: snap.target.clone(),
+            namespace: snap.meta.namespace.clone(),
+            now: snap.meta.collected_at,
+            ..Cluster::default()
+        };
+        c.pods = load(snap, "Pod", &mut gaps);
+        c.nodes = load(snap, "Node", &mut gaps);
+        c.services = load(snap, "Service", &mut gaps);
+        c.endpoints = load(snap, "Endpoints", &mut gaps);
+        c.deployments = load(snap, "Deployment", &mut gaps);
+        c.replicasets = load(snap, "ReplicaSet", &mut gaps);
+        c.statefulsets = load(snap, "StatefulSet", &mut gaps);
+        c.daemonsets = load(snap, "DaemonSet", &mut gaps);
+        c.jobs = load(snap, "Job", &mut gaps);
+        c.cronjobs = load(snap, "CronJob", &mut gaps);
+        c.configmaps = load(snap, "ConfigMap", &mut gaps);
+        c.secrets = load(snap, "Secret", &mut gaps);
+        c.serviceaccounts = load(snap, "ServiceAccount", &mut gaps);
+        c.pvcs = load(snap, "PersistentVolumeClaim", &mut gaps);
+        c.pvs = load(snap, "PersistentVolume", &mut gaps);
+        c.storageclasses = load(snap, "StorageClass", &mut gaps);
+        c.netpols = load(snap, "NetworkPolicy", &mut gaps);
+        c.ingresses = load(snap, "Ingress", &mut gaps);
+        c.quotas = load(snap, "ResourceQuota", &mut gaps);
+        c.limitranges = load(snap, "LimitRange", &mut gaps);
+        c.hpas = load(snap, "HorizontalPodAutoscaler", &mut gaps);
+        c.events = load(snap, "Event", &mut gaps);
+        c.logs = snap.logs.clone();
+        let mut kinds: Vec<String> = snap.objects.iter().map(|o| o.kind().to_string()).collect();
+        kinds.sort();
+        kinds.dedup();
+        c.collected_kinds = kinds;
+        c.gaps = gaps;
+        c
+    }
+
+    /// Whether any object of this kind was collected.
+    pub fn has_kind(&self, kind: &str) -> bool {
+        self.collected_kinds.iter().any(|k| k == kind)
+    }
+
+    /// A pod by namespace and name.
+    pub fn pod(&self, ns: &str, name: &str) -> Option<&Obj<Pod>> {
+        self.pods.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+    }
+
+    /// A node by name.
+    pub fn node(&self, name: &str) -> Option<&Obj<Node>> {
+        self.nodes.iter().find(|n| n.r.name == name)
+    }
+
+    /// A Service by namespace and name.
+    pub fn service(&self, ns: &str, name: &str) -> Option<&Obj<Service>> {
+        self.services.iter().find(|s| s.r.name == name && s.r.namespace.as_deref() == Some(ns))
+    }
+
+    /// Resolves a host named in configuration or a log line to a Service: by ClusterIP, by
+    /// `name`, `name.ns`, `name.ns.svc[.cluster.local]`.
+    pub fn resolve_service(&self, host: &str, from_ns: &str) -> Option<ObjectRef> {
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return self
+                .services
+                .iter()
+                .find(|s| s.o.spec.as_ref().and_then(|sp| sp.cluster_ip.as_deref()) == Some(host))
+                .map(|s| s.r.clone());
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let labels: Vec<&str> = host.split('.').collect();
+        let name = labels.first()?;
+        let ns = match labels.get(1) {
+            Some(ns) if labels.len() == 2 || labels.get(2) == Some(&"svc") => *ns,
+            Some(_) => return None, // an external FQDN
+            None => from_ns,
+        };
+        self.service(ns, name).map(|s| s.r.clone())
+    }
+
+    /// The Endpoints of a Service.
+    pub fn endpoints_of(&self, svc: &ObjectRef) -> Option<&Obj<Endpoints>> {
+        self.endpoints.iter().find(|e| e.r.name == svc.name && e.r.namespace == svc.namespace)
+    }
+
+    /// A PVC by namespace and name.
+    pub fn pvc(&self, ns: &str, name: &str) -> Option<&Obj<PersistentVolumeClaim>> {
+        self.pvcs.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+    }
+
+    /// A ConfigMap by namespace and name.
+    pub fn configmap(&self, ns: &str, name: &str) -> Option<&Obj<ConfigMap>> {
+        self.configmaps.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+    }
+
+    /// A Secret by namespace and name.
+    pub fn secret(&self, ns: &str, name: &str) -> Option<&Obj<Secret>> {
+        self.secrets.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+    }
+
+    /// Events about one object, newest last.
+    pub fn events_for<'a>(&'a self, r: &'a ObjectRef) -> impl Iterator<Item = &'a Obj<Event>> + 'a {
+        self.events.iter().filter(move |e| {
+            let io = &e.o.involved_object;
+            io.kind.as_deref() == Some(r.kind.as_str())
+                && io.name.as_deref() == Some(r.name.as_str())
+                && (r.namespace.is_none() || io.namespace.as_deref() == r.namespace.as_deref())
+        })
+    }
+
+    /// Log tails of one pod's container (current and previous runs).
+    pub fn logs_of<'a>(&'a self, ns: &'a str, pod: &'a str) -> impl Iterator<Item = &'a ContainerLog> + 'a {
+        self.logs.iter().filter(move |l| l.namespace == ns && l.pod == pod)
+    }
+
+    /// The controller owner of an object, resolved to the object it names, if collected.
+    pub fn owner_of(&self, meta: &ObjectMeta) -> Option<ObjectRef> {
+        let ns = meta.namespace.clone()?;
+        controller_ref(meta).map(|o| ObjectRef::new(&o.kind, ns, &o.name))
+    }
+
+    /// The top of an object's owner chain (Pod → ReplicaSet → Deployment), the object itself
+    /// when it has no owner. At most four steps.
+    pub fn workload_of(&self, r: &ObjectRef) -> ObjectRef {
+        let mut cur = r.clone();
+        for _ in 0..4 {
+            let meta = match self.meta_of(&cur) {
+                Some(m) => m,
+                None => break,
+            };
+            match self.owner_of(meta) {
+                Some(o) => cur = o,
+                None => break,
+            }
+        }
+        cur
+    }
+
+    /// The metadata of a collected object.
+    pub fn meta_of(&self, r: &ObjectRef) -> Option<&ObjectMeta> {
+        fn find<'a, T: k8s_openapi::Metadata<Ty = ObjectMeta>>(v: &'a [Obj<T>], r: &ObjectRef) -> Option<&'a ObjectMeta> {
+            v.iter().find(|o| o.r == *r).map(|o| o.o.metadata())
+        }
+        match r.kind.as_str() {
+            "Pod" => find(&self.pods, r),
+            "ReplicaSet" => find(&self.replicasets, r),
+            "Deployment" => find(&self.deployments, r),
+            "StatefulSet" => find(&self.statefulsets, r),
+            "DaemonSet" => find(&self.daemonsets, r),
+            "Job" => find(&self.jobs, r),
+            "CronJob" => find(&self.cronjobs, r),
+            "Service" => find(&self.services, r),
+            "Node" => find(&self.nodes, r),
+            "PersistentVolumeClaim" => find(&self.pvcs, r),
+            "ConfigMap" => find(&self.configmaps, r),
+            "Ingress" => find(&self.ingresses, r),
+            "NetworkPolicy" => find(&self.netpols, r),
+            _ => None,
+        }
+    }
+
+    /// Whether a referenced object exists in the snapshot.
+    pub fn exists(&self, r: &ObjectRef) -> bool {
+        match r.kind.as_str() {
+            "Secret" => self.secrets.iter().any(|o| o.r == *r),
+            "PersistentVolume" => self.pvs.iter().any(|o| o.r.name == r.name),
+            "StorageClass" => self.storageclasses.iter().any(|o| o.r.name == r.name),
+            "ServiceAccount" => self.serviceaccounts.iter().any(|o| o.r == *r),
+            _ => self.meta_of(r).is_some(),
+        }
+    }
+
+    /// Pods owned (directly or through a ReplicaSet) by a workload, or the pod itself.
+    pub fn pods_of(&self, workload: &ObjectRef) -> Vec<&Obj<Pod>> {
+        self.pods
+            .iter()
+            .filter(|p| p.r == *workload || self.owner_chain(&p.r).contains(workload))
+            .collect()
+    }
+
+    /// The owners of an object, nearest first.
+    pub fn owner_chain(&self, r: &ObjectRef) -> Vec<ObjectRef> {
+        let mut out = Vec::new();
+        let mut cur = r.clone();
+        for _ in 0..4 {
+            let Some(meta) = self.meta_of(&cur) else { break };
+            let Some(o) = self.owner_of(meta) else { break };
+            out.push(o.clone());
+            cur = o;
+        }
+        out
+    }
+
+}
+
+/// The owner reference marked `controller: true`, or the first one.
+pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    let owners = meta.owner_references.as_ref()?;
+    owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())
+}
+
+/// Whether a label selector (`matchLabels` form) selects a label set. An empty selector
+/// selects nothing here, as a Service's empty selector does.
+pub fn selector_matches(
+    selector: &std::collections::BTreeMap<String, String>,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    if selector.is_empty() {
+        return false;
+    }
+    let Some(labels) = labels else { return false };
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Whether a full `LabelSelector` (matchLabels + matchExpressions) selects a label set.
+/// An empty `LabelSelector` selects everything, as in NetworkPolicy `podSelector: {}`.
+pub fn label_selector_matches(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    let empty = std::collections::BTreeMap::new();
+    let labels = labels.unwrap_or(&empty);
+    if let Some(ml) = &sel.match_labels {
+        if !ml.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            return false;
+        }
+    }
+    for e in sel.match_expressions.iter().flatten() {
+        let vals = e.values.clone().unwrap_or_default();
+        let ok = match e.operator.as_str() {
+            "In" => labels.get(&e.key).is_some_and(|v| vals.contains(v)),
+            "NotIn" => labels.get(&e.key).is_none_or(|v| !vals.contains(v)),
+            "Exists" => labels.contains_key(&e.key),
+            "DoesNotExist" => !labels.contains_key(&e.key),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Parses a Kubernetes quantity into a number of base units (bytes, cores).
+pub fn parse_quantity(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let idx = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(idx);
+    let n: f64 = num.parse().ok()?;
+    let mult = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0f64.powi(4),
+        s if s.starts_with('e') || s.starts_with('E') => 10f64.powi(s[1..].parse().ok()?),
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+/// Formats bytes as a Kubernetes quantity in Mi (rounded up).
+pub fn format_mebibytes(bytes: f64) -> String {
+    format!("{}Mi", (bytes / (1024.0 * 1024.0)).ceil() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_parse() {
+        assert_eq!(parse_quantity("128Mi"), Some(128.0 * 1024.0 * 1024.0));
+        assert_eq!(parse_quantity("900m"), Some(0.9));
+        assert_eq!(parse_quantity("2"), Some(2.0));
+        assert_eq!(parse_quantity("1G"), Some(1e9));
+        assert_eq!(parse_quantity("1e3"), Some(1000.0));
+        assert_eq!(parse_quantity("x"), None);
+        assert_eq!(format_mebibytes(200.0 * 1024.0 * 1024.0 + 1.0), "201Mi");
+    }
+}

@@ -1,0 +1,290 @@
+//! Persistence behind a small seam: RocksDB in the daemon, memory in tests.
+//!
+//! Column families: `diagnoses` (id → stored diagnosis), `feedback` (id → feedback record),
+//! `graph_weights` (symptom\0reason → domain-graph edge weight). Feedback is written with a
+//! synchronous (fsynced) write batch before it is acknowledged.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use metakube_shared::{Diagnosis, FeedbackRequest};
+use serde::{Deserialize, Serialize};
+
+/// A diagnosis as stored, with the domain edges it used (for feedback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDiagnosis {
+    /// The answer given.
+    pub diagnosis: Diagnosis,
+    /// (symptom, reason) edges of the domain graph behind the root cause.
+    pub edges: Vec<(String, String)>,
+    /// When it was answered.
+    pub at: Timestamp,
+}
+
+/// Feedback as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackRecord {
+    /// What the user said.
+    pub request: FeedbackRequest,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("RocksDB at {path}: {source}")]
+    Rocks {
+        /// Database directory.
+        path: String,
+        /// RocksDB's error.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// A stored record does not decode.
+    #[error("corrupt record in {cf}: {source}")]
+    Corrupt {
+        /// Column family.
+        cf: &'static str,
+        /// Decoder error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {path}: {source}")]
+    Io {
+        /// Directory.
+        path: String,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the daemon persists.
+pub trait Store: Send + Sync {
+    /// Stores a diagnosis (asynchronous write: a lost diagnosis can be asked again).
+    fn put_diagnosis(&self, d: &StoredDiagnosis) -> Result<(), StoreError>;
+    /// Looks a diagnosis up.
+    fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError>;
+    /// Stores feedback and the edge weights it changed, atomically and durably.
+    fn put_feedback(&self, f: &FeedbackRecord, weights: &[((String, String), f64)]) -> Result<(), StoreError>;
+    /// All feedback records.
+    fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError>;
+    /// Persisted edge weights.
+    fn weights(&self) -> Result<Vec<((String, String), f64)>, StoreError>;
+    /// Counts: (diagnoses, feedback).
+    fn counts(&self) -> Result<(u64, u64), StoreError>;
+    /// Flushes memtables to disk (at shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+const CF_DIAG: &str = "diagnoses";
+const CF_FEEDBACK: &str = "feedback";
+const CF_WEIGHTS: &str = "graph_weights";
+
+/// RocksDB-backed store.
+pub struct RocksStore {
+    db: rocksdb::DBWithThreadMode<rocksdb::MultiThreaded>,
+    path: String,
+}
+
+fn weight_key(k: &(String, String)) -> Vec<u8> {
+    let mut v = k.0.as_bytes().to_vec();
+    v.push(0);
+    v.extend_from_slice(k.1.as_bytes());
+    v
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the database under `dir`.
+    pub fn open(dir: &Path) -> Result<RocksStore, StoreError> {
+        let path = dir.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS]
+            .into_iter()
+            .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, rocksdb::Options::default()));
+        let db = rocksdb::DBWithThreadMode::<rocksdb::MultiThreaded>::open_cf_descriptors(&opts, dir, cfs)
+            .map_err(|source| StoreError::Rocks { path: path.clone(), source })?;
+        Ok(RocksStore { db, path })
+    }
+
+    fn err(&self, source: rocksdb::Error) -> StoreError {
+        StoreError::Rocks { path: self.path.clone(), source }
+    }
+
+    fn cf(&self, name: &str) -> std::sync::Arc<rocksdb::BoundColumnFamily<'_>> {
+        // Every column family is created at open.
+        self.db.cf_handle(name).expect("column family created at open")
+    }
+
+    fn count(&self, cf: &str) -> u64 {
+        self.db.iterator_cf(&self.cf(cf), rocksdb::IteratorMode::Start).count() as u64
+    }
+}
+
+impl Store for RocksStore {
+    fn put_diagnosis(&self, d: &StoredDiagnosis) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(d).map_err(|source| StoreError::Corrupt { cf: CF_DIAG, source })?;
+        self.db.put_cf(&self.cf(CF_DIAG), d.diagnosis.id.as_bytes(), v).map_err(|e| self.err(e))
+    }
+
+    fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
+        match self.db.get_cf(&self.cf(CF_DIAG), id.as_bytes()).map_err(|e| self.err(e))? {
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|source| StoreError::Corrupt { cf: CF_DIAG, source }),
+            None => Ok(None),
+        }
+    }
+
+    fn put_feedback(&self, f: &FeedbackRecord, weights: &[((String, String), f64)]) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(f).map_err(|source| StoreError::Corrupt { cf: CF_FEEDBACK, source })?;
+        let mut batch = rocksdb::WriteBatchWithTransaction::<false>::default();
+        let key = format!("{}\0{}", f.request.diagnosis_id, f.at.as_nanosecond());
+        batch.put_cf(&self.cf(CF_FEEDBACK), key.as_bytes(), v);
+        for (k, w) in weights {
+            batch.put_cf(&self.cf(CF_WEIGHTS), weight_key(k), w.to_le_bytes());
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
+    }
+
+    fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
+        self.db
+            .iterator_cf(&self.cf(CF_FEEDBACK), rocksdb::IteratorMode::Start)
+            .map(|kv| {
+                let (_, v) = kv.map_err(|e| self.err(e))?;
+                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt { cf: CF_FEEDBACK, source })
+            })
+            .collect()
+    }
+
+    fn weights(&self) -> Result<Vec<((String, String), f64)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(&self.cf(CF_WEIGHTS), rocksdb::IteratorMode::Start) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let k = String::from_utf8_lossy(&k).to_string();
+            let (s, r) = k.split_once('\0').unwrap_or((&k, ""));
+            let bytes: [u8; 8] = match v.as_ref().try_into() {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            out.push(((s.to_string(), r.to_string()), f64::from_le_bytes(bytes)));
+        }
+        Ok(out)
+    }
+
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        Ok((self.count(CF_DIAG), self.count(CF_FEEDBACK)))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        for cf in [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS] {
+            self.db.flush_cf(&self.cf(cf)).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// In-memory store for tests and `--ephemeral` runs.
+#[derive(Default)]
+pub struct MemStore {
+    inner: Mutex<MemInner>,
+}
+
+#[derive(Default)]
+struct MemInner {
+    diagnoses: BTreeMap<String, StoredDiagnosis>,
+    feedback: Vec<FeedbackRecord>,
+    weights: BTreeMap<(String, String), f64>,
+}
+
+impl MemStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemStore {
+    fn put_diagnosis(&self, d: &StoredDiagnosis) -> Result<(), StoreError> {
+        self.lock().diagnoses.insert(d.diagnosis.id.clone(), d.clone());
+        Ok(())
+    }
+    fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
+        Ok(self.lock().diagnoses.get(id).cloned())
+    }
+    fn put_feedback(&self, f: &FeedbackRecord, weights: &[((String, String), f64)]) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        g.feedback.push(f.clone());
+        for (k, w) in weights {
+            g.weights.insert(k.clone(), *w);
+        }
+        Ok(())
+    }
+    fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
+        Ok(self.lock().feedback.clone())
+    }
+    fn weights(&self) -> Result<Vec<((String, String), f64)>, StoreError> {
+        Ok(self.lock().weights.iter().map(|(k, v)| (k.clone(), *v)).collect())
+    }
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        let g = self.lock();
+        Ok((g.diagnoses.len() as u64, g.feedback.len() as u64))
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metakube_shared::{FeedbackOutcome, ObjectRef, Pathway, Timings};
+
+    fn diag(id: &str) -> StoredDiagnosis {
+        StoredDiagnosis {
+            diagnosis: Diagnosis {
+                id: id.into(),
+                target: ObjectRef::new("Deployment", "ns", "d"),
+                category: None,
+                root_cause: None,
+                hypotheses: vec![],
+                confidence: 0.0,
+                pathway: Pathway::Analytical,
+                evidence: vec![],
+                remediation: vec![],
+                explanation: String::new(),
+                symptoms: vec![],
+                gaps: vec![],
+                timings_ms: Timings::default(),
+            },
+            edges: vec![("crash_loop".into(), "ApplicationCrash".into())],
+            at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn rocks_store_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = RocksStore::open(dir.path()).unwrap();
+            s.put_diagnosis(&diag("a")).unwrap();
+            let fb = FeedbackRecord {
+                request: FeedbackRequest { diagnosis_id: "a".into(), outcome: FeedbackOutcome::Fixed, cause: None, reason: None, note: None },
+                at: Timestamp::UNIX_EPOCH,
+            };
+            s.put_feedback(&fb, &[(("crash_loop".into(), "ApplicationCrash".into()), 0.55)]).unwrap();
+        }
+        let s = RocksStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_diagnosis("a").unwrap().unwrap().diagnosis.id, "a");
+        assert_eq!(s.counts().unwrap(), (1, 1));
+        assert_eq!(s.weights().unwrap(), vec![(("crash_loop".into(), "ApplicationCrash".into()), 0.55)]);
+        assert!(s.get_diagnosis("b").unwrap().is_none());
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building metakube needs and is missing: a C/C++ toolchain with cmake (FAISS
+# and RocksDB are built from source), BLAS/LAPACK (FAISS), clang/libclang (RocksDB bindings).
+# Idempotent and quiet when everything is there.
+set -euo pipefail
+need=()
+for pkg in cmake g++ pkg-config libopenblas-dev liblapack-dev clang libclang-dev python3; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}"
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is not installed; install a Rust toolchain (1.88 or newer) first" >&2
+  exit 1
+fi
+mkdir -p "${CARGO_TARGET_DIR:-$HOME/.cache/metakube/target}"

@@ -1,0 +1,29 @@
+//! Types shared by the `kubectl-metakube` plugin and the `metakubed` daemon.
+//!
+//! This crate holds the wire protocol (version 1), the snapshot model that the plugin collects
+//! and the daemon diagnoses, object references with kubectl's short names, and the diagnosis
+//! result whose JSON form is the public contract documented in `docs/output.md`.
+//!
+//! It does no I/O and links no runtime, model, index or database: it is what both sides must
+//! agree on, and nothing more (like kube-rs's `kube-core`).
+
+pub mod diagnosis;
+pub mod object;
+pub mod paths;
+pub mod protocol;
+pub mod snapshot;
+
+pub use diagnosis::{
+    Category, Diagnosis, Evidence, EvidenceSource, Hypothesis, Patch, Pathway, Remediation, Risk,
+    RootCause, Symptom, Timings,
+};
+pub use object::{KindError, KindInfo, ObjectRef, TargetRef, KINDS};
+pub use protocol::{
+    DiagnoseOptions, DiagnoseRequest, ErrorBody, ErrorCode, FeedbackOutcome, FeedbackRequest,
+    FeedbackResponse, Health, ComponentState, ComponentStatus, ProtocolVersion, Stats,
+    PROTOCOL, PROTOCOL_HEADER,
+};
+pub use snapshot::{
+    strip_secret_values, CollectionMeta, ContainerLog, Gap, KubeObject, Snapshot, SnapshotError,
+    SnapshotSource,
+};

@@ -1,0 +1,258 @@
+//! Protocol v1 between the plugin and the daemon: HTTP/1.1 over a Unix socket, JSON bodies.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | GET  | `/v1/health`   | — | [`Health`] |
+//! | POST | `/v1/diagnose` | [`DiagnoseRequest`] | [`crate::Diagnosis`] |
+//! | POST | `/v1/feedback` | [`FeedbackRequest`] | [`FeedbackResponse`] |
+//! | GET  | `/v1/stats`    | — | [`Stats`] |
+//! | GET  | `/metrics`     | — | Prometheus text format |
+//!
+//! Every request carries the [`PROTOCOL_HEADER`] header with the client's `major.minor`; the
+//! daemon refuses another major version with [`ErrorCode::ProtocolMismatch`]. Errors are an
+//! [`ErrorBody`] with a non-2xx status.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::object::ObjectRef;
+use crate::snapshot::Snapshot;
+
+/// The header carrying the client's protocol version.
+pub const PROTOCOL_HEADER: &str = "x-metakube-protocol";
+
+/// The protocol version this build speaks.
+pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+
+/// A protocol version: the major must match, minors are backwards compatible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct ProtocolVersion {
+    /// Incompatible changes bump this.
+    pub major: u32,
+    /// Additive changes bump this.
+    pub minor: u32,
+}
+
+impl ProtocolVersion {
+    /// Whether a peer speaking `other` can talk to us.
+    pub fn compatible_with(self, other: ProtocolVersion) -> bool {
+        self.major == other.major
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for ProtocolVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (major, minor) = s.trim().split_once('.').unwrap_or((s.trim(), "0"));
+        let parse = |p: &str| {
+            p.parse::<u32>()
+                .map_err(|_| format!("protocol version {s:?} is not MAJOR.MINOR"))
+        };
+        Ok(ProtocolVersion {
+            major: parse(major)?,
+            minor: parse(minor)?,
+        })
+    }
+}
+
+impl From<ProtocolVersion> for String {
+    fn from(v: ProtocolVersion) -> String {
+        v.to_string()
+    }
+}
+
+impl TryFrom<String> for ProtocolVersion {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// Options of one diagnose request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiagnoseOptions {
+    /// Skip the LLM explanation (the structured answer never waits for it anyway).
+    #[serde(default)]
+    pub no_llm: bool,
+    /// Skip episodic memory: always take the analytical pathway.
+    #[serde(default)]
+    pub no_memory: bool,
+}
+
+/// `POST /v1/diagnose`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnoseRequest {
+    /// What was collected.
+    pub snapshot: Snapshot,
+    /// Request options.
+    #[serde(default)]
+    pub options: DiagnoseOptions,
+}
+
+/// Whether a diagnosis was right, as the user found out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackOutcome {
+    /// The cause was right and the fix worked.
+    Fixed,
+    /// The cause or the fix was wrong.
+    NotFixed,
+}
+
+/// `POST /v1/feedback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackRequest {
+    /// The `id` of the diagnosis.
+    pub diagnosis_id: String,
+    /// What happened.
+    pub outcome: FeedbackOutcome,
+    /// The real cause, when the user knows it was another object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<ObjectRef>,
+    /// The real reason code, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Answer to `POST /v1/feedback`: written durably before it is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackResponse {
+    /// The diagnosis the feedback was recorded for.
+    pub diagnosis_id: String,
+    /// Whether it was stored (always true in a 2xx answer).
+    pub recorded: bool,
+}
+
+/// State of one warm component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentState {
+    /// Being loaded in the background.
+    Loading,
+    /// Loaded and in use.
+    Ready,
+    /// Turned off by configuration.
+    Disabled,
+    /// Failed to load; `detail` says why. Diagnosis goes on without it.
+    Failed,
+}
+
+/// One warm component in [`Health`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    /// `store`, `domain_graph`, `embedder`, `episode_index`, `llm`.
+    pub name: String,
+    /// Its state.
+    pub state: ComponentState,
+    /// What is loaded, or why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Daemon version.
+    pub version: String,
+    /// Protocol the daemon speaks.
+    pub protocol: ProtocolVersion,
+    /// Seconds since start.
+    pub uptime_s: f64,
+    /// Process id.
+    pub pid: u32,
+    /// Warm components.
+    pub components: Vec<ComponentStatus>,
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Diagnoses answered since start.
+    pub diagnoses: u64,
+    /// Diagnoses answered from memory since start.
+    pub intuitive: u64,
+    /// Requests refused (bad input, protocol mismatch, too large).
+    pub rejected: u64,
+    /// Feedback records stored in total.
+    pub feedback_total: u64,
+    /// Diagnoses stored in total.
+    pub diagnoses_stored: u64,
+    /// Median diagnose latency since start, ms.
+    pub latency_p50_ms: f64,
+    /// 99th percentile diagnose latency since start, ms.
+    pub latency_p99_ms: f64,
+}
+
+/// Machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON for the endpoint.
+    BadRequest,
+    /// The client speaks another major protocol version.
+    ProtocolMismatch,
+    /// The body exceeds the daemon's limit.
+    TooLarge,
+    /// No such endpoint.
+    NotFound,
+    /// Wrong method for the endpoint.
+    MethodNotAllowed,
+    /// The referenced diagnosis is unknown.
+    UnknownDiagnosis,
+    /// The snapshot is well-formed JSON but cannot be diagnosed.
+    InvalidSnapshot,
+    /// The daemon failed; the message says where.
+    Internal,
+    /// The daemon is shutting down.
+    Unavailable,
+}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// What was wrong, naming the field, object or limit.
+    pub message: String,
+    /// The protocol versions the daemon speaks (set on `protocol_mismatch`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_protocols: Vec<ProtocolVersion>,
+}
+
+impl ErrorBody {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            code,
+            message: message.into(),
+            server_protocols: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_compare() {
+        let v: ProtocolVersion = "1.3".parse().unwrap();
+        assert!(PROTOCOL.compatible_with(v));
+        assert!(!PROTOCOL.compatible_with("2.0".parse().unwrap()));
+        assert_eq!("1".parse::<ProtocolVersion>().unwrap(), ProtocolVersion { major: 1, minor: 0 });
+        assert!("x.y".parse::<ProtocolVersion>().is_err());
+        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.0\"");
+    }
+}

@@ -1,0 +1,205 @@
+//! A local HTTP server that answers the real Kubernetes REST paths from a fixture dump:
+//! lists (`/api/v1/namespaces/{ns}/pods`, `/apis/apps/v1/namespaces/{ns}/deployments`, …),
+//! gets, pod logs (`…/pods/{name}/log?container=C`), and PATCH (recorded; dry runs honoured).
+//! It binds 127.0.0.1 only, so the kube-rs path is exercised without a cluster.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use kubectl_metakube::collect::dump::read_dump;
+use metakube_shared::{KindInfo, KubeObject};
+use serde_json::{json, Value};
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Content-Type.
+    pub content_type: String,
+    /// Body.
+    pub body: String,
+}
+
+#[derive(Default)]
+struct Data {
+    objects: Vec<KubeObject>,
+    logs: BTreeMap<(String, String, String), String>,
+    forbidden: Vec<String>,
+    seen: Vec<Seen>,
+}
+
+/// A running fake API server.
+pub struct ApiServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    data: Arc<Mutex<Data>>,
+}
+
+impl ApiServer {
+    /// Serves the objects and logs of a dump folder; kinds in `forbidden` answer 403.
+    pub fn start(dump: &Path, forbidden: &[&str]) -> ApiServer {
+        let c = read_dump(dump).expect("fixture dump");
+        let mut logs = BTreeMap::new();
+        for l in c.logs {
+            logs.insert((l.namespace, l.pod, l.container), l.text);
+        }
+        // Secrets in a dump have empty values; give them some, to prove they are not kept.
+        let objects = c
+            .objects
+            .into_iter()
+            .map(|mut o| {
+                if o.kind() == "Secret" {
+                    if let Some(d) = o.0.get_mut("data").and_then(Value::as_object_mut) {
+                        for v in d.values_mut() {
+                            *v = json!("c3VwZXItc2VjcmV0");
+                        }
+                    }
+                }
+                o
+            })
+            .collect();
+        let data = Arc::new(Mutex::new(Data { objects, logs, forbidden: forbidden.iter().map(|s| s.to_string()).collect(), seen: Vec::new() }));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let d = data.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let d = d.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &d);
+                });
+            }
+        });
+        ApiServer { url, data }
+    }
+
+    /// Requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.data.lock().expect("lock").seen.clone()
+    }
+
+    /// Writes a kubeconfig pointing at this server, with `namespace` as the context's default.
+    pub fn kubeconfig(&self, path: &Path, namespace: &str) {
+        let kc = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fixture\n  cluster:\n    server: {}\ncontexts:\n- name: fixture\n  context:\n    cluster: fixture\n    user: tester\n    namespace: {namespace}\ncurrent-context: fixture\nusers:\n- name: tester\n  user:\n    token: test-token\n",
+            self.url
+        );
+        std::fs::write(path, kc).expect("write kubeconfig");
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, String, Value) {
+    (code, "application/json".into(), json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}))
+}
+
+fn serve(mut stream: TcpStream, data: &Mutex<Data>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut len = 0usize;
+    let mut ctype = String::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            match k.to_ascii_lowercase().as_str() {
+                "content-length" => len = v.trim().parse().unwrap_or(0),
+                "content-type" => ctype = v.trim().to_string(),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    let body = String::from_utf8_lossy(&body).to_string();
+    let (code, ct, payload) = {
+        let mut d = data.lock().expect("lock");
+        d.seen.push(Seen { method: method.clone(), path: target.clone(), content_type: ctype, body: body.clone() });
+        route(&d, &method, &target, &body)
+    };
+    let bytes = match payload {
+        Value::String(s) if ct.starts_with("text/") => s.into_bytes(),
+        v => serde_json::to_vec(&v).unwrap_or_default(),
+    };
+    write!(stream, "HTTP/1.1 {code} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len())?;
+    stream.write_all(&bytes)?;
+    stream.flush()
+}
+
+fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Value) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let q: BTreeMap<&str, String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k, v.replace("%3D", "=").replace("%2C", ",")))
+        .collect();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // /api/v1/... or /apis/group/version/...
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", _v, rest @ ..] => rest,
+        ["apis", _g, _v, rest @ ..] => rest,
+        _ => return status(404, "NotFound", &format!("the server could not find the requested resource ({path})")),
+    };
+    let (ns, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        r => (None, r),
+    };
+    let Some(plural) = rest.first() else { return status(404, "NotFound", "no resource") };
+    let Some(info) = KindInfo::from_list_file(plural) else { return status(404, "NotFound", &format!("the server doesn't have a resource type \"{plural}\"")) };
+    if d.forbidden.iter().any(|f| f == plural) {
+        return status(403, "Forbidden", &format!("{plural} is forbidden: User \"tester\" cannot list resource \"{plural}\" in API group \"\" in the namespace \"{}\"", ns.unwrap_or("")));
+    }
+    let matches = |o: &&KubeObject| o.kind() == info.kind && (!info.namespaced || o.namespace() == ns || ns.is_none());
+    match rest {
+        [_] => {
+            let field = q.get("fieldSelector").cloned().unwrap_or_default();
+            let items: Vec<Value> = d
+                .objects
+                .iter()
+                .filter(matches)
+                .filter(|o| match field.strip_prefix("involvedObject.kind=") {
+                    Some(k) => o.pointer("/involvedObject/kind").and_then(Value::as_str) == Some(k),
+                    None => true,
+                })
+                .map(|o| {
+                    let mut v = o.0.clone();
+                    if let Some(m) = v.as_object_mut() {
+                        m.remove("kind");
+                        m.remove("apiVersion");
+                    }
+                    v
+                })
+                .collect();
+            (200, "application/json".into(), json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version, "metadata": {"resourceVersion": "4242"}, "items": items}))
+        }
+        [_, name] => match d.objects.iter().filter(matches).find(|o| o.name() == *name) {
+            Some(o) if method == "PATCH" => (200, "application/json".into(), o.0.clone()),
+            Some(o) => (200, "application/json".into(), o.0.clone()),
+            None => status(404, "NotFound", &format!("{}.{} \"{name}\" not found", info.plural, info.api_version.split('/').next().unwrap_or(""))),
+        },
+        [_, name, "log"] => {
+            let c = q.get("container").cloned().unwrap_or_default();
+            if q.get("previous").map(String::as_str) == Some("true") {
+                return status(400, "BadRequest", &format!("previous terminated container \"{c}\" in pod \"{name}\" not found"));
+            }
+            match d.logs.get(&(ns.unwrap_or("").to_string(), name.to_string(), c)) {
+                Some(t) => (200, "text/plain".into(), Value::String(t.clone())),
+                None => (200, "text/plain".into(), Value::String(String::new())),
+            }
+        }
+        _ => status(404, "NotFound", "unsupported path"),
+    }
+}

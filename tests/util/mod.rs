@@ -1,0 +1,195 @@
+//! Helpers for the end-to-end tests: locate the built binaries, run a real `metakubed` on a
+//! temporary socket, run the real plugin (ripgrep's `TestCommand` style), talk raw HTTP to the
+//! socket, and serve fixture objects on the real Kubernetes REST paths.
+
+pub mod apiserver;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The directory the workspace binaries are built into (next to this test's `deps/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// Path of a workspace binary; panics with the build command when it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.is_file(), "{} is not built: run `cargo build --release --workspace --bins` first (make test does)", p.display());
+    p
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Scenario folders of metakube's own corpus.
+pub fn corpus() -> PathBuf {
+    repo_root().join("tests/scenarios")
+}
+
+/// The shared scenarios converted from other people's cases, beside the checkout.
+pub fn shared_scenarios() -> PathBuf {
+    repo_root().join("../shared/scenarios")
+}
+
+/// A running daemon on a temporary socket; killed on drop.
+pub struct Daemon {
+    /// The child process.
+    pub child: Child,
+    /// Its socket.
+    pub socket: PathBuf,
+    /// Its data directory.
+    pub data: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `metakubed` with its socket and data under `dir`, and waits for health.
+    pub fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        let socket = dir.join("run/metakubed.sock");
+        let data = dir.join("data");
+        let child = Command::new(bin("metakubed"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(dir.join("no-config.toml"))
+            .args(extra)
+            .env("METAKUBE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn metakubed");
+        let d = Daemon { child, socket, data };
+        d.wait_healthy();
+        d
+    }
+
+    /// Waits up to 20 s until `/v1/health` answers 200.
+    pub fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((200, _)) = http(&self.socket, "GET", "/v1/health", &[], b"") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "metakubed did not become healthy on {}", self.socket.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit status.
+    pub fn signal(&mut self, sig: rustix::process::Signal) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, sig).expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "metakubed did not exit after {sig:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the plugin with `args`, pointed at `socket`, never auto-starting a daemon.
+pub fn plugin(socket: &Path, args: &[&str]) -> Output {
+    plugin_env(socket, args, &[])
+}
+
+/// Like [`plugin`], with extra environment.
+pub fn plugin_env(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin("kubectl-metakube"));
+    cmd.args(args).arg("--socket").arg(socket).arg("--no-start-daemon").env("NO_COLOR", "1").env_remove("KUBECONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).output().expect("run kubectl-metakube")
+}
+
+/// Stdout as text, asserting success with stderr in the message.
+pub fn ok_stdout(o: &Output) -> String {
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// One raw HTTP/1.1 request over the Unix socket; returns (status, body).
+pub fn http(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    parse_response(&buf)
+}
+
+/// Splits a raw HTTP/1.1 response into status and (de-chunked) body.
+pub fn parse_response(buf: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let text = String::from_utf8_lossy(buf);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no HTTP response: {text:?}")))?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n.min(after.len())]);
+            rest = after.get(n + 2..).unwrap_or("");
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    Ok((status, body.into_bytes()))
+}
+
+/// The protocol header every plugin request carries.
+pub fn proto() -> (&'static str, String) {
+    (metakube_shared::PROTOCOL_HEADER, metakube_shared::PROTOCOL.to_string())
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+/// Reads a scenario's expected target as (kind, namespace, name) from `expected.yaml`.
+pub fn expected_target(dir: &Path) -> (String, String, String) {
+    let y: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("expected.yaml")).expect("expected.yaml")).expect("yaml");
+    let t = &y["target"];
+    let s = |k: &str| t[k].as_str().expect("target field").to_string();
+    (s("kind"), s("namespace"), s("name"))
+}
