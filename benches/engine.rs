@@ -9,9 +9,11 @@ fn engine(c: &mut Criterion) {
     let mut g = c.benchmark_group("diagnose");
     for n in [100, 500] {
         let snap = metakube_benches::snapshot(n);
-        g.bench_with_input(BenchmarkId::from_parameter(snap.objects.len()), &snap, |b, s| {
-            b.iter(|| metakubed::diagnose(&k, s, "bench".into()).expect("diagnose"))
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(snap.objects.len()),
+            &snap,
+            |b, s| b.iter(|| metakubed::diagnose(&k, s, "bench".into()).expect("diagnose")),
+        );
     }
     g.finish();
 }

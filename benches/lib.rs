@@ -8,7 +8,10 @@ use serde_json::Value;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// The cascade scenario (caller → Service with a wrong selector) as a snapshot, with healthy
@@ -18,11 +21,30 @@ pub fn snapshot(min_objects: usize) -> Snapshot {
     let y: serde_yaml_like::Expected = serde_yaml_like::read(&dir.join("expected.yaml"));
     let target = ObjectRef::new(&y.kind, &y.namespace, &y.name);
     let c = read_dump(&dir.join("dump")).expect("fixture dump");
-    let mut snap = select(c, &target, SnapshotSource::Dump { path: dir.display().to_string() }, None).expect("select");
+    let mut snap = select(
+        c,
+        &target,
+        SnapshotSource::Dump {
+            path: dir.display().to_string(),
+        },
+        None,
+    )
+    .expect("select");
     let template: Vec<KubeObject> = snap
         .objects
         .iter()
-        .filter(|o| matches!(o.kind(), "Pod" | "ReplicaSet" | "Deployment" | "Service" | "Endpoints" | "Event" | "ConfigMap"))
+        .filter(|o| {
+            matches!(
+                o.kind(),
+                "Pod"
+                    | "ReplicaSet"
+                    | "Deployment"
+                    | "Service"
+                    | "Endpoints"
+                    | "Event"
+                    | "ConfigMap"
+            )
+        })
         .filter(|o| o.namespace() == Some(y.namespace.as_str()))
         .cloned()
         .collect();
@@ -60,7 +82,11 @@ mod serde_yaml_like {
 
     pub fn read(p: &Path) -> Expected {
         let text = std::fs::read_to_string(p).expect("expected.yaml");
-        let mut e = Expected { kind: String::new(), namespace: String::new(), name: String::new() };
+        let mut e = Expected {
+            kind: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+        };
         let mut in_target = false;
         for line in text.lines() {
             if line.starts_with("target:") {

@@ -11,14 +11,24 @@ use metakube_shared::{DiagnoseOptions, DiagnoseRequest, Diagnosis};
 fn roundtrip(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let socket = tmp.path().join("metakubed.sock");
-    let target_dir = std::env::current_exe().expect("exe").parent().expect("deps").parent().expect("profile").to_path_buf();
+    let target_dir = std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .expect("deps")
+        .parent()
+        .expect("profile")
+        .to_path_buf();
     let mut child = Command::new(target_dir.join("metakubed"))
         .args(["--ephemeral", "--socket"])
         .arg(&socket)
         .stderr(Stdio::null())
         .spawn()
         .expect("metakubed is built (cargo build --release --bins)");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let client = DaemonClient::new(&socket, Duration::from_secs(30));
     rt.block_on(async {
         for _ in 0..200 {
@@ -30,9 +40,22 @@ fn roundtrip(c: &mut Criterion) {
         panic!("metakubed did not start");
     });
     let snap = metakube_benches::snapshot(500);
-    let req = DiagnoseRequest { snapshot: snap, options: DiagnoseOptions { no_llm: true, no_memory: true } };
+    let req = DiagnoseRequest {
+        snapshot: snap,
+        options: DiagnoseOptions {
+            no_llm: true,
+            no_memory: true,
+        },
+    };
     c.bench_function("socket_roundtrip_500_objects", |b| {
-        b.iter(|| rt.block_on(async { client.post::<_, Diagnosis>("/v1/diagnose", &req).await.expect("diagnose") }))
+        b.iter(|| {
+            rt.block_on(async {
+                client
+                    .post::<_, Diagnosis>("/v1/diagnose", &req)
+                    .await
+                    .expect("diagnose")
+            })
+        })
     });
     let _ = child.kill();
     let _ = child.wait();

@@ -23,14 +23,39 @@ fn truncated_and_unknown_lists_are_skipped_with_a_named_warning() {
     let cm = dump.join(&ns).join("configmaps.json");
     let text = std::fs::read_to_string(&cm).unwrap();
     std::fs::write(&cm, &text[..text.len() / 2]).unwrap();
-    std::fs::write(dump.join(&ns).join("widgets.json"), r#"{"kind":"WidgetList","apiVersion":"acme.io/v1","items":[{"metadata":{"name":"w"}}]}"#).unwrap();
+    std::fs::write(
+        dump.join(&ns).join("widgets.json"),
+        r#"{"kind":"WidgetList","apiVersion":"acme.io/v1","items":[{"metadata":{"name":"w"}}]}"#,
+    )
+    .unwrap();
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    let o = plugin(&d.socket, &["diagnose", &target, "-n", &ns, "--from-dump", dump.to_str().unwrap(), "-o", "json"]);
+    let o = plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &target,
+            "-n",
+            &ns,
+            "--from-dump",
+            dump.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
     let v: Value = serde_json::from_str(&ok_stdout(&o)).unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("configmaps.json") && err.contains("truncated"), "{err}");
-    assert!(err.contains("widgets.json") && err.contains("unknown kind \"WidgetList\""), "{err}");
-    assert_eq!(v["root_cause"]["reason"], "SelectorMatchesNoPods", "the rest of the dump is still diagnosed");
+    assert!(
+        err.contains("configmaps.json") && err.contains("truncated"),
+        "{err}"
+    );
+    assert!(
+        err.contains("widgets.json") && err.contains("unknown kind \"WidgetList\""),
+        "{err}"
+    );
+    assert_eq!(
+        v["root_cause"]["reason"], "SelectorMatchesNoPods",
+        "the rest of the dump is still diagnosed"
+    );
     assert!(v["gaps"].as_array().unwrap().len() >= 2);
 }
 
@@ -38,14 +63,33 @@ fn truncated_and_unknown_lists_are_skipped_with_a_named_warning() {
 fn a_missing_or_wrong_folder_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    let o = plugin(&d.socket, &["diagnose", "deploy/x", "--from-dump", "/definitely/not/here"]);
+    let o = plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            "deploy/x",
+            "--from-dump",
+            "/definitely/not/here",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /definitely/not/here"));
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = plugin(&d.socket, &["diagnose", "deploy/x", "--from-dump", empty.to_str().unwrap()]);
+    let o = plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            "deploy/x",
+            "--from-dump",
+            empty.to_str().unwrap(),
+        ],
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not a cluster-info dump"));
-    let o = plugin(&d.socket, &["diagnose", "frob/x", "--from-dump", empty.to_str().unwrap()]);
+    let o = plugin(
+        &d.socket,
+        &["diagnose", "frob/x", "--from-dump", empty.to_str().unwrap()],
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown resource type \"frob\""));
 }
 
@@ -56,10 +100,19 @@ fn a_100_mb_log_is_read_as_a_bounded_tail() {
     let dump = tmp.path().join("dump");
     copy_dir(&src.join("dump"), &dump);
     let (target, ns) = target_args(&src);
-    let pod_dir = std::fs::read_dir(dump.join(&ns)).unwrap().filter_map(|e| e.ok()).find(|e| e.path().join("logs.txt").is_file()).unwrap().path();
+    let pod_dir = std::fs::read_dir(dump.join(&ns))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().join("logs.txt").is_file())
+        .unwrap()
+        .path();
     let pod = pod_dir.file_name().unwrap().to_string_lossy().to_string();
     let mut f = std::fs::File::create(pod_dir.join("logs.txt")).unwrap();
-    writeln!(f, "==== START logs for container huge of pod {ns}/{pod} ====").unwrap();
+    writeln!(
+        f,
+        "==== START logs for container huge of pod {ns}/{pod} ===="
+    )
+    .unwrap();
     let line = format!("{}\n", "x".repeat(1023));
     for _ in 0..(100 * 1024) {
         f.write_all(line.as_bytes()).unwrap();
@@ -69,29 +122,66 @@ fn a_100_mb_log_is_read_as_a_bounded_tail() {
     drop(f);
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let out = tmp.path().join("snap");
-    ok_stdout(&plugin(&d.socket, &["snapshot", &target, "-n", &ns, "--from-dump", dump.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "snapshot",
+            &target,
+            "-n",
+            &ns,
+            "--from-dump",
+            dump.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
     let kept = std::fs::read_to_string(out.join(&ns).join(&pod).join("logs.txt")).unwrap();
     assert!(kept.len() < 70 * 1024, "kept {} bytes", kept.len());
-    assert!(kept.contains("last line before the end"), "the tail is kept");
-    ok_stdout(&plugin(&d.socket, &["diagnose", &target, "-n", &ns, "--from-dump", dump.to_str().unwrap()]));
+    assert!(
+        kept.contains("last line before the end"),
+        "the tail is kept"
+    );
+    ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &target,
+            "-n",
+            &ns,
+            "--from-dump",
+            dump.to_str().unwrap(),
+        ],
+    ));
 }
 
 #[test]
 fn garbage_bytes_on_the_socket_do_not_hurt_the_daemon() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    for garbage in [&b"\x00\x01\x02\xff\xfe garbage\r\n\r\n"[..], b"GET / HTTP/9.9\r\nContent-Length: -4\r\n\r\n", &[0x16, 0x03, 0x01, 0x02, 0x00]] {
+    for garbage in [
+        &b"\x00\x01\x02\xff\xfe garbage\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\nContent-Length: -4\r\n\r\n",
+        &[0x16, 0x03, 0x01, 0x02, 0x00],
+    ] {
         let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         let _ = s.write_all(garbage);
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut buf = Vec::new();
         let _ = std::io::Read::read_to_end(&mut s, &mut buf);
         if !buf.is_empty() {
-            assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"), "{:?}", String::from_utf8_lossy(&buf));
+            assert!(
+                String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"),
+                "{:?}",
+                String::from_utf8_lossy(&buf)
+            );
         }
     }
-    assert_eq!(http(&d.socket, "GET", "/v1/health", &[], b"").unwrap().0, 200);
+    assert_eq!(
+        http(&d.socket, "GET", "/v1/health", &[], b"").unwrap().0,
+        200
+    );
 }
 
 #[test]
@@ -105,26 +195,53 @@ fn protocol_errors_are_named() {
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["code"], "protocol_mismatch");
     assert_eq!(e["server_protocols"][0], "1.0");
-    assert!(e["message"].as_str().unwrap().contains("client speaks protocol 2.0"));
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .contains("client speaks protocol 2.0"));
     // No version at all.
     let (code, body) = http(&d.socket, "POST", "/v1/diagnose", &[], b"{}").unwrap();
     assert_eq!(code, 400);
     assert!(String::from_utf8_lossy(&body).contains("missing x-metakube-protocol header"));
     // Malformed body.
-    let (code, body) = http(&d.socket, "POST", "/v1/diagnose", &[(p, &v)], br#"{"snapshot": {"target": 3}}"#).unwrap();
+    let (code, body) = http(
+        &d.socket,
+        "POST",
+        "/v1/diagnose",
+        &[(p, &v)],
+        br#"{"snapshot": {"target": 3}}"#,
+    )
+    .unwrap();
     assert_eq!(code, 400);
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["code"], "bad_request");
-    assert!(e["message"].as_str().unwrap().contains("diagnose body is not a valid request"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("diagnose body is not a valid request"),
+        "{e}"
+    );
     // Oversize body.
     let big = vec![b' '; 10_000];
     let (code, body) = http(&d.socket, "POST", "/v1/diagnose", &[(p, &v)], &big).unwrap();
     assert_eq!(code, 413);
     assert!(String::from_utf8_lossy(&body).contains("exceeds the daemon's limit of 4096 bytes"));
     // Unknown endpoint and wrong method.
-    assert_eq!(http(&d.socket, "GET", "/v2/anything", &[], b"").unwrap().0, 404);
-    assert_eq!(http(&d.socket, "DELETE", "/v1/diagnose", &[], b"").unwrap().0, 405);
-    assert_eq!(http(&d.socket, "GET", "/v1/health", &[], b"").unwrap().0, 200);
+    assert_eq!(
+        http(&d.socket, "GET", "/v2/anything", &[], b"").unwrap().0,
+        404
+    );
+    assert_eq!(
+        http(&d.socket, "DELETE", "/v1/diagnose", &[], b"")
+            .unwrap()
+            .0,
+        405
+    );
+    assert_eq!(
+        http(&d.socket, "GET", "/v1/health", &[], b"").unwrap().0,
+        200
+    );
 }
 
 #[test]
@@ -133,7 +250,14 @@ fn a_snapshot_carrying_secret_values_is_refused() {
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let (p, v) = proto();
     let body = r#"{"snapshot":{"target":{"kind":"Pod","namespace":"a","name":"p"},"objects":[{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"a"}},{"kind":"Secret","apiVersion":"v1","metadata":{"name":"s","namespace":"a"},"data":{"k":"c2VjcmV0"}}],"meta":{"source":{"type":"dump","path":"x"},"namespace":"a","collected_at":"2025-01-01T00:00:00Z","collector_version":"test"}}}"#;
-    let (code, body) = http(&d.socket, "POST", "/v1/diagnose", &[(p, &v)], body.as_bytes()).unwrap();
+    let (code, body) = http(
+        &d.socket,
+        "POST",
+        "/v1/diagnose",
+        &[(p, &v)],
+        body.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(code, 422);
     assert!(String::from_utf8_lossy(&body).contains("Secret s carries values"));
 }

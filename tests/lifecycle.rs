@@ -1,14 +1,28 @@
 //! The daemon's life: start, health at once, diagnose, feedback, SIGTERM, restart with the data
 //! still there; kill -9 after an acknowledged feedback loses nothing; the plugin starts a daemon.
 
-use metakube_tests::{bin, corpus, expected_target, http, ok_stdout, plugin, plugin_env, proto, Daemon};
+use metakube_tests::{
+    bin, corpus, expected_target, http, ok_stdout, plugin, plugin_env, proto, Daemon,
+};
 use rustix::process::Signal;
 use serde_json::Value;
 
 fn diagnose_json(socket: &std::path::Path, scenario: &str) -> Value {
     let dir = corpus().join(scenario);
     let (kind, ns, name) = expected_target(&dir);
-    let out = ok_stdout(&plugin(socket, &["diagnose", &format!("{}/{}", kind.to_lowercase(), name), "-n", &ns, "--from-dump", dir.join("dump").to_str().unwrap(), "-o", "json"]));
+    let out = ok_stdout(&plugin(
+        socket,
+        &[
+            "diagnose",
+            &format!("{}/{}", kind.to_lowercase(), name),
+            "-n",
+            &ns,
+            "--from-dump",
+            dir.join("dump").to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    ));
     serde_json::from_str(&out).unwrap()
 }
 
@@ -41,7 +55,10 @@ fn restart_keeps_diagnoses_and_feedback() {
     assert_eq!(s["diagnoses_stored"], 1);
     assert_eq!(s["feedback_total"], 1);
     // The stored diagnosis still accepts feedback after the restart.
-    ok_stdout(&plugin(&d2.socket, &["feedback", &id, "--not-fixed", "--note", "second opinion"]));
+    ok_stdout(&plugin(
+        &d2.socket,
+        &["feedback", &id, "--not-fixed", "--note", "second opinion"],
+    ));
     assert_eq!(stats(&d2.socket)["feedback_total"], 2);
 }
 
@@ -53,7 +70,14 @@ fn kill_9_after_acknowledged_feedback_loses_nothing() {
     let id = v["id"].as_str().unwrap();
     let (p, vers) = proto();
     let body = format!(r#"{{"diagnosis_id":"{id}","outcome":"fixed"}}"#);
-    let (code, _) = http(&d.socket, "POST", "/v1/feedback", &[(p, &vers), ("content-type", "application/json")], body.as_bytes()).unwrap();
+    let (code, _) = http(
+        &d.socket,
+        "POST",
+        "/v1/feedback",
+        &[(p, &vers), ("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(code, 200);
     d.signal(Signal::KILL);
     let d2 = Daemon::start(tmp.path(), &[]);
@@ -76,19 +100,40 @@ fn the_plugin_starts_a_daemon_when_none_runs_and_stops_it() {
     let dir = corpus().join("019-scheduling-untolerated-taint-0");
     let (kind, ns, name) = expected_target(&dir);
     let daemon_dir = bin("metakubed").parent().unwrap().to_path_buf();
-    let env = [("XDG_DATA_HOME", tmp.path().to_str().unwrap()), ("PATH", daemon_dir.to_str().unwrap())];
+    let env = [
+        ("XDG_DATA_HOME", tmp.path().to_str().unwrap()),
+        ("PATH", daemon_dir.to_str().unwrap()),
+    ];
     let o = std::process::Command::new(bin("kubectl-metakube"))
-        .args(["diagnose", &format!("{}/{}", kind.to_lowercase(), name), "-n", &ns, "--from-dump", dir.join("dump").to_str().unwrap(), "--socket"])
+        .args([
+            "diagnose",
+            &format!("{}/{}", kind.to_lowercase(), name),
+            "-n",
+            &ns,
+            "--from-dump",
+            dir.join("dump").to_str().unwrap(),
+            "--socket",
+        ])
         .arg(&socket)
         .envs(env)
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let out = ok_stdout(&o);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("started metakubed"), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.starts_with("ROOT CAUSE"), "text output leads with the root cause:\n{out}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("started metakubed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.starts_with("ROOT CAUSE"),
+        "text output leads with the root cause:\n{out}"
+    );
     assert!(out.contains("UntoleratedTaint"));
-    assert!(!out.contains('\u{1b}'), "no colour codes with NO_COLOR or without a terminal");
+    assert!(
+        !out.contains('\u{1b}'),
+        "no colour codes with NO_COLOR or without a terminal"
+    );
     let status = ok_stdout(&plugin_env(&socket, &["daemon", "status"], &env));
     assert!(status.contains("diagnoses 1"), "{status}");
     let stop = ok_stdout(&plugin_env(&socket, &["daemon", "stop"], &env));
@@ -100,11 +145,29 @@ fn the_plugin_starts_a_daemon_when_none_runs_and_stops_it() {
 fn no_daemon_and_no_autostart_says_how_to_start_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = corpus().join("019-scheduling-untolerated-taint-0");
-    let o = plugin(&tmp.path().join("none.sock"), &["diagnose", "deploy/x", "--from-dump", dir.join("dump").to_str().unwrap()]);
+    let o = plugin(
+        &tmp.path().join("none.sock"),
+        &[
+            "diagnose",
+            "deploy/x",
+            "--from-dump",
+            dir.join("dump").to_str().unwrap(),
+        ],
+    );
     // The target does not exist: the dump is read before the daemon is asked.
     assert_eq!(o.status.code(), Some(2));
     let (kind, ns, name) = expected_target(&dir);
-    let o = plugin(&tmp.path().join("none.sock"), &["diagnose", &format!("{}/{}", kind.to_lowercase(), name), "-n", &ns, "--from-dump", dir.join("dump").to_str().unwrap()]);
+    let o = plugin(
+        &tmp.path().join("none.sock"),
+        &[
+            "diagnose",
+            &format!("{}/{}", kind.to_lowercase(), name),
+            "-n",
+            &ns,
+            "--from-dump",
+            dir.join("dump").to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("systemctl --user start metakubed"), "{err}");
@@ -117,7 +180,18 @@ fn broken_pipe_is_not_an_error() {
     let dir = corpus().join("001-resource-oom-at-startup-0");
     let (kind, ns, name) = expected_target(&dir);
     let mut child = std::process::Command::new(bin("kubectl-metakube"))
-        .args(["diagnose", &format!("{}/{}", kind.to_lowercase(), name), "-n", &ns, "--from-dump", dir.join("dump").to_str().unwrap(), "-o", "json", "--no-start-daemon", "--socket"])
+        .args([
+            "diagnose",
+            &format!("{}/{}", kind.to_lowercase(), name),
+            "-n",
+            &ns,
+            "--from-dump",
+            dir.join("dump").to_str().unwrap(),
+            "-o",
+            "json",
+            "--no-start-daemon",
+            "--socket",
+        ])
         .arg(&d.socket)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -125,5 +199,10 @@ fn broken_pipe_is_not_an_error() {
         .unwrap();
     drop(child.stdout.take()); // the reader goes away, like `| head -0`
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -18,21 +18,55 @@ fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
     api.kubeconfig(&kc, &ns);
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let target = format!("{}/{}", kind.to_lowercase(), name);
-    let out = ok_stdout(&plugin(&d.socket, &["diagnose", &target, "--kubeconfig", kc.to_str().unwrap(), "-o", "json"]));
+    let out = ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &target,
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    ));
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["target"]["namespace"], ns.as_str(), "namespace comes from the kubeconfig context");
+    assert_eq!(
+        v["target"]["namespace"],
+        ns.as_str(),
+        "namespace comes from the kubeconfig context"
+    );
     assert_eq!(v["category"], "network");
     assert_eq!(v["root_cause"]["object"]["kind"], "Service");
     assert_eq!(v["root_cause"]["reason"], "SelectorMatchesNoPods");
     assert_eq!(v["remediation"][0]["patch"]["validated"], true);
     // Forbidden secrets are a recorded gap, not a failure.
-    assert!(v["gaps"].as_array().unwrap().iter().any(|g| g["what"] == "secrets" && g["reason"].as_str().unwrap().contains("forbidden")), "{}", v["gaps"]);
+    assert!(
+        v["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["what"] == "secrets" && g["reason"].as_str().unwrap().contains("forbidden")),
+        "{}",
+        v["gaps"]
+    );
     let seen = api.seen();
     let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
-    assert!(paths.contains(&format!("/api/v1/namespaces/{ns}/pods").as_str()), "{paths:?}");
-    assert!(paths.contains(&format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}").as_str()), "{paths:?}");
-    assert!(paths.iter().any(|p| p.contains("/log?container=")), "logs are read: {paths:?}");
-    assert!(paths.iter().any(|p| p.starts_with("/api/v1/nodes")), "{paths:?}");
+    assert!(
+        paths.contains(&format!("/api/v1/namespaces/{ns}/pods").as_str()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}").as_str()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.contains("/log?container=")),
+        "logs are read: {paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.starts_with("/api/v1/nodes")),
+        "{paths:?}"
+    );
 }
 
 #[test]
@@ -45,15 +79,57 @@ fn snapshot_writes_a_dump_that_replays_to_the_same_answer() {
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let target = format!("{}/{}", kind.to_lowercase(), name);
     let out_dir = tmp.path().join("snap");
-    let o = plugin(&d.socket, &["snapshot", &target, "-n", &ns, "--kubeconfig", kc.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    let o = plugin(
+        &d.socket,
+        &[
+            "snapshot",
+            &target,
+            "-n",
+            &ns,
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
     ok_stdout(&o);
     assert!(out_dir.join(&ns).join("pods.json").is_file());
     assert!(out_dir.join("nodes.json").is_file());
     // Secret values served by the API never reach the snapshot.
-    let secrets = std::fs::read_to_string(out_dir.join(&ns).join("secrets.json")).unwrap_or_default();
-    assert!(!secrets.contains("c3VwZXItc2VjcmV0"), "secret values leaked into the snapshot");
-    let live: Value = serde_json::from_str(&ok_stdout(&plugin(&d.socket, &["diagnose", &target, "-n", &ns, "--kubeconfig", kc.to_str().unwrap(), "-o", "json"]))).unwrap();
-    let replay: Value = serde_json::from_str(&ok_stdout(&plugin(&d.socket, &["diagnose", &target, "-n", &ns, "--from-dump", out_dir.to_str().unwrap(), "-o", "json"]))).unwrap();
+    let secrets =
+        std::fs::read_to_string(out_dir.join(&ns).join("secrets.json")).unwrap_or_default();
+    assert!(
+        !secrets.contains("c3VwZXItc2VjcmV0"),
+        "secret values leaked into the snapshot"
+    );
+    let live: Value = serde_json::from_str(&ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &target,
+            "-n",
+            &ns,
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let replay: Value = serde_json::from_str(&ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &target,
+            "-n",
+            &ns,
+            "--from-dump",
+            out_dir.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )))
+    .unwrap();
     assert_eq!(live["root_cause"], replay["root_cause"]);
     assert_eq!(live["category"], replay["category"]);
 }
@@ -69,15 +145,28 @@ fn fix_runs_a_server_side_dry_run_then_applies_and_audits() {
     let xdg = tmp.path().join("xdg");
     let o = plugin_env(
         &d.socket,
-        &["diagnose", &format!("{}/{}", kind.to_lowercase(), name), "--kubeconfig", kc.to_str().unwrap(), "--fix", "--yes"],
+        &[
+            "diagnose",
+            &format!("{}/{}", kind.to_lowercase(), name),
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--fix",
+            "--yes",
+        ],
         &[("XDG_DATA_HOME", xdg.to_str().unwrap())],
     );
     ok_stdout(&o);
-    let patches: Vec<_> = api.seen().into_iter().filter(|s| s.method == "PATCH").collect();
+    let patches: Vec<_> = api
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PATCH")
+        .collect();
     assert_eq!(patches.len(), 2, "one dry run, one apply: {patches:?}");
     assert!(patches[0].path.contains("dryRun=All"));
     assert!(!patches[1].path.contains("dryRun"));
-    assert!(patches[1].path.starts_with(&format!("/api/v1/namespaces/{ns}/services/")));
+    assert!(patches[1]
+        .path
+        .starts_with(&format!("/api/v1/namespaces/{ns}/services/")));
     assert_eq!(patches[1].content_type, "application/merge-patch+json");
     let audit = std::fs::read_to_string(xdg.join("metakube/audit.log")).unwrap();
     let line: Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
@@ -92,10 +181,21 @@ fn a_missing_target_names_the_namespace_and_context() {
     let kc = tmp.path().join("kubeconfig");
     api.kubeconfig(&kc, "default");
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    let o = plugin(&d.socket, &["diagnose", "deploy/nope", "--kubeconfig", kc.to_str().unwrap()]);
+    let o = plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            "deploy/nope",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("deployment/nope not found in namespace default"), "{err}");
+    assert!(
+        err.contains("deployment/nope not found in namespace default"),
+        "{err}"
+    );
     assert!(err.contains("context fixture"), "{err}");
 }
 
@@ -105,7 +205,16 @@ fn diagnoses_a_real_cluster_from_the_default_kubeconfig() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let o = std::process::Command::new(metakube_tests::bin("kubectl-metakube"))
-        .args(["diagnose", "deploy/coredns", "-n", "kube-system", "-o", "json", "--no-start-daemon", "--socket"])
+        .args([
+            "diagnose",
+            "deploy/coredns",
+            "-n",
+            "kube-system",
+            "-o",
+            "json",
+            "--no-start-daemon",
+            "--socket",
+        ])
         .arg(&d.socket)
         .output()
         .unwrap();

@@ -161,8 +161,12 @@ pub enum DaemonAction {
 /// kubectl-style durations: `30s`, `2m`, `1h`, `500ms`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}; use e.g. 30s, 2m"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}; use e.g. 30s, 2m"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -196,13 +200,30 @@ mod tests {
 
     #[test]
     fn kubectl_flags_parse() {
-        let c = Cli::try_parse_from(["kubectl-metakube", "diagnose", "deploy/checkout", "-n", "shop", "--context", "prod", "-o", "json"]).unwrap();
+        let c = Cli::try_parse_from([
+            "kubectl-metakube",
+            "diagnose",
+            "deploy/checkout",
+            "-n",
+            "shop",
+            "--context",
+            "prod",
+            "-o",
+            "json",
+        ])
+        .unwrap();
         assert_eq!(c.global.namespace.as_deref(), Some("shop"));
         assert_eq!(c.global.context.as_deref(), Some("prod"));
         match c.command {
-            Command::Diagnose(d) => assert_eq!((d.target.as_str(), d.output), ("deploy/checkout", Output::Json)),
+            Command::Diagnose(d) => assert_eq!(
+                (d.target.as_str(), d.output),
+                ("deploy/checkout", Output::Json)
+            ),
             _ => panic!("not diagnose"),
         }
-        assert!(Cli::try_parse_from(["kubectl-metakube", "feedback", "x"]).is_err(), "needs --fixed or --not-fixed");
+        assert!(
+            Cli::try_parse_from(["kubectl-metakube", "feedback", "x"]).is_err(),
+            "needs --fixed or --not-fixed"
+        );
     }
 }

@@ -52,7 +52,11 @@ impl DaemonClient {
     /// A client for the socket at `socket` (made absolute).
     pub fn new(socket: &Path, timeout: Duration) -> DaemonClient {
         let socket = std::path::absolute(socket).unwrap_or_else(|_| socket.to_path_buf());
-        DaemonClient { socket, http: Client::unix(), timeout }
+        DaemonClient {
+            socket,
+            http: Client::unix(),
+            timeout,
+        }
     }
 
     /// The socket path.
@@ -60,7 +64,12 @@ impl DaemonClient {
         &self.socket
     }
 
-    async fn send(&self, method: hyper::Method, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Bytes), ClientError> {
+    async fn send(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes), ClientError> {
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, path).into();
         let req = hyper::Request::builder()
             .method(method)
@@ -68,14 +77,25 @@ impl DaemonClient {
             .header(PROTOCOL_HEADER, PROTOCOL.to_string())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Transport { socket: self.socket.clone(), why: e.to_string() })?;
+            .map_err(|e| ClientError::Transport {
+                socket: self.socket.clone(),
+                why: e.to_string(),
+            })?;
         let fut = async {
             let resp = self.http.request(req).await.map_err(|e| {
-                let not_there = !self.socket.exists() || format!("{e:?}").contains("ConnectionRefused") || format!("{e:?}").contains("NotFound");
+                let not_there = !self.socket.exists()
+                    || format!("{e:?}").contains("ConnectionRefused")
+                    || format!("{e:?}").contains("NotFound");
                 if not_there {
-                    ClientError::NoDaemon { socket: self.socket.clone(), why: "connection refused or socket missing".into() }
+                    ClientError::NoDaemon {
+                        socket: self.socket.clone(),
+                        why: "connection refused or socket missing".into(),
+                    }
                 } else {
-                    ClientError::Transport { socket: self.socket.clone(), why: e.to_string() }
+                    ClientError::Transport {
+                        socket: self.socket.clone(),
+                        why: e.to_string(),
+                    }
                 }
             })?;
             let status = resp.status().as_u16();
@@ -83,25 +103,41 @@ impl DaemonClient {
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| ClientError::Transport { socket: self.socket.clone(), why: e.to_string() })?
+                .map_err(|e| ClientError::Transport {
+                    socket: self.socket.clone(),
+                    why: e.to_string(),
+                })?
                 .to_bytes();
             Ok((status, bytes))
         };
-        tokio::time::timeout(self.timeout, fut).await.map_err(|_| ClientError::Transport {
-            socket: self.socket.clone(),
-            why: format!("no answer within {:?}", self.timeout),
-        })?
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Transport {
+                socket: self.socket.clone(),
+                why: format!("no answer within {:?}", self.timeout),
+            })?
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: hyper::Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
         let (status, bytes) = self.send(method, path, body).await?;
         if !(200..300).contains(&status) {
             let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-                ErrorBody::new(metakube_shared::ErrorCode::Internal, String::from_utf8_lossy(&bytes).to_string())
+                ErrorBody::new(
+                    metakube_shared::ErrorCode::Internal,
+                    String::from_utf8_lossy(&bytes).to_string(),
+                )
             });
             return Err(ClientError::Daemon { status, body });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport { socket: self.socket.clone(), why: format!("unexpected answer: {e}") })
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport {
+            socket: self.socket.clone(),
+            why: format!("unexpected answer: {e}"),
+        })
     }
 
     /// `GET` a JSON endpoint.
@@ -116,8 +152,15 @@ impl DaemonClient {
     }
 
     /// `POST` JSON, answer JSON.
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Transport { socket: self.socket.clone(), why: e.to_string() })?;
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Transport {
+            socket: self.socket.clone(),
+            why: e.to_string(),
+        })?;
         self.call(hyper::Method::POST, path, Some(bytes)).await
     }
 
@@ -129,16 +172,27 @@ impl DaemonClient {
 
 /// Where the daemon binary is: beside this executable, then on PATH.
 pub fn find_daemon() -> Option<PathBuf> {
-    let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("metakubed")));
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("metakubed")));
     if let Some(p) = beside.filter(|p| p.is_file()) {
         return Some(p);
     }
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("metakubed")).find(|p| p.is_file()))
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("metakubed"))
+            .find(|p| p.is_file())
+    })
 }
 
 /// Makes sure a daemon answers: starts `metakubed` (detached, logging to `log`) when none
 /// does and `autostart` allows, and waits up to 15 s for health. Returns whether it started one.
-pub async fn ensure_daemon(client: &DaemonClient, autostart: bool, log: &Path, say: &dyn Fn(&str)) -> Result<bool, ClientError> {
+pub async fn ensure_daemon(
+    client: &DaemonClient,
+    autostart: bool,
+    log: &Path,
+    say: &dyn Fn(&str),
+) -> Result<bool, ClientError> {
     match client.health().await {
         Ok(_) => return Ok(false),
         Err(ClientError::NoDaemon { .. }) if autostart => {}
@@ -151,25 +205,47 @@ pub async fn ensure_daemon(client: &DaemonClient, autostart: bool, log: &Path, s
     if let Some(d) = log.parent() {
         let _ = std::fs::create_dir_all(d);
     }
-    let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| ClientError::NoDaemon {
-        socket: client.socket().to_path_buf(),
-        why: format!("cannot open daemon log {}: {e}", log.display()),
-    })?;
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| ClientError::NoDaemon {
+            socket: client.socket().to_path_buf(),
+            why: format!("cannot open daemon log {}: {e}", log.display()),
+        })?;
     let mut cmd = std::process::Command::new(&bin);
-    cmd.arg("--socket").arg(client.socket()).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(logf);
+    cmd.arg("--socket")
+        .arg(client.socket())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(logf);
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0); // not killed by the terminal's Ctrl-C
     }
-    let child = cmd.spawn().map_err(|e| ClientError::NoDaemon { socket: client.socket().to_path_buf(), why: format!("starting {}: {e}", bin.display()) })?;
-    say(&format!("started metakubed (pid {}, log {})", child.id(), log.display()));
+    let child = cmd.spawn().map_err(|e| ClientError::NoDaemon {
+        socket: client.socket().to_path_buf(),
+        why: format!("starting {}: {e}", bin.display()),
+    })?;
+    say(&format!(
+        "started metakubed (pid {}, log {})",
+        child.id(),
+        log.display()
+    ));
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         match client.health().await {
             Ok(_) => return Ok(true),
             Err(e) if Instant::now() > deadline => {
-                return Err(ClientError::NoDaemon { socket: client.socket().to_path_buf(), why: format!("started {} but it did not answer within 15s ({e}); see {}", bin.display(), log.display()) })
+                return Err(ClientError::NoDaemon {
+                    socket: client.socket().to_path_buf(),
+                    why: format!(
+                        "started {} but it did not answer within 15s ({e}); see {}",
+                        bin.display(),
+                        log.display()
+                    ),
+                })
             }
             Err(_) => {}
         }

@@ -52,7 +52,11 @@ fn source_tag(s: EvidenceSource) -> &'static str {
 fn text(w: &mut dyn Write, d: &Diagnosis) -> std::io::Result<()> {
     match (&d.root_cause, d.category) {
         (Some(rc), Some(cat)) => {
-            writeln!(w, "{RED}ROOT CAUSE{RED:#}  {BOLD}{}{BOLD:#}  {cat} · {} · confidence {:.2}", rc.object, rc.reason, d.confidence)?;
+            writeln!(
+                w,
+                "{RED}ROOT CAUSE{RED:#}  {BOLD}{}{BOLD:#}  {cat} · {} · confidence {:.2}",
+                rc.object, rc.reason, d.confidence
+            )?;
             writeln!(w, "  {}", rc.summary)?;
         }
         _ if d.symptoms.is_empty() => {
@@ -60,19 +64,34 @@ fn text(w: &mut dyn Write, d: &Diagnosis) -> std::io::Result<()> {
             writeln!(w, "  {}", d.explanation)?;
         }
         _ => {
-            writeln!(w, "{RED}SYMPTOMS, NO SINGLE ROOT CAUSE{RED:#}  {}", d.target)?;
+            writeln!(
+                w,
+                "{RED}SYMPTOMS, NO SINGLE ROOT CAUSE{RED:#}  {}",
+                d.target
+            )?;
             writeln!(w, "  {}", d.explanation)?;
         }
     }
     if !d.evidence.is_empty() {
         writeln!(w, "\n{BOLD}EVIDENCE{BOLD:#}")?;
         for e in d.evidence.iter().take(8) {
-            writeln!(w, "  {CYAN}[{}]{CYAN:#} {}/{}: {}", source_tag(e.source), e.object.kind, e.object.name, e.detail)?;
+            writeln!(
+                w,
+                "  {CYAN}[{}]{CYAN:#} {}/{}: {}",
+                source_tag(e.source),
+                e.object.kind,
+                e.object.name,
+                e.detail
+            )?;
         }
     } else if !d.symptoms.is_empty() {
         writeln!(w, "\n{BOLD}SYMPTOMS{BOLD:#}")?;
         for s in d.symptoms.iter().take(10) {
-            writeln!(w, "  {CYAN}[{}]{CYAN:#} {}/{}: {}", s.reason, s.object.kind, s.object.name, s.detail)?;
+            writeln!(
+                w,
+                "  {CYAN}[{}]{CYAN:#} {}/{}: {}",
+                s.reason, s.object.kind, s.object.name, s.detail
+            )?;
         }
     }
     if let Some(fix) = d.remediation.first() {
@@ -86,22 +105,56 @@ fn text(w: &mut dyn Write, d: &Diagnosis) -> std::io::Result<()> {
             Some(_) => "not validated: review before applying",
             None => "manual",
         };
-        writeln!(w, "\n{BOLD}FIX{BOLD:#}  {}  {DIM}(risk {risk}, {checked}){DIM:#}", fix.summary)?;
+        writeln!(
+            w,
+            "\n{BOLD}FIX{BOLD:#}  {}  {DIM}(risk {risk}, {checked}){DIM:#}",
+            fix.summary
+        )?;
         if let Some(c) = &fix.command {
             writeln!(w, "  {GREEN}{c}{GREEN:#}")?;
         }
         for more in d.remediation.iter().skip(1).take(2) {
-            writeln!(w, "  {DIM}or: {}{}{DIM:#}", more.summary, more.command.as_ref().map(|c| format!(": {c}")).unwrap_or_default())?;
+            writeln!(
+                w,
+                "  {DIM}or: {}{}{DIM:#}",
+                more.summary,
+                more.command
+                    .as_ref()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
+            )?;
         }
     }
     if d.hypotheses.len() > 1 {
         writeln!(w, "\n{BOLD}OTHER HYPOTHESES{BOLD:#}")?;
         for h in d.hypotheses.iter().skip(1).take(3) {
-            writeln!(w, "  {:.2}  {}/{} {} ({}){}", h.score, h.object.kind, h.object.name, h.reason, h.category, if h.note.is_empty() { String::new() } else { format!(" — {}", h.note) })?;
+            writeln!(
+                w,
+                "  {:.2}  {}/{} {} ({}){}",
+                h.score,
+                h.object.kind,
+                h.object.name,
+                h.reason,
+                h.category,
+                if h.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", h.note)
+                }
+            )?;
         }
     }
     if !d.gaps.is_empty() {
-        writeln!(w, "\n{DIM}not seen: {}{DIM:#}", d.gaps.iter().take(4).map(|g| format!("{} ({})", g.what, g.reason)).collect::<Vec<_>>().join("; "))?;
+        writeln!(
+            w,
+            "\n{DIM}not seen: {}{DIM:#}",
+            d.gaps
+                .iter()
+                .take(4)
+                .map(|g| format!("{} ({})", g.what, g.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )?;
     }
     writeln!(
         w,

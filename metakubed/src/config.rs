@@ -59,9 +59,15 @@ impl FileConfig {
     /// Reads the file; a missing file is an empty configuration.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(s) => toml::from_str(&s).map_err(|source| ConfigError::Parse { path: path.into(), source }),
+            Ok(s) => toml::from_str(&s).map_err(|source| ConfigError::Parse {
+                path: path.into(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
-            Err(source) => Err(ConfigError::Read { path: path.into(), source }),
+            Err(source) => Err(ConfigError::Read {
+                path: path.into(),
+                source,
+            }),
         }
     }
 }

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use metakube_shared::snapshot::SnapshotError;
 use metakube_shared::{
-    Diagnosis, Evidence, EvidenceSource, Hypothesis, KubeObject, Pathway, RootCause, Snapshot, Symptom, Timings,
+    Diagnosis, Evidence, EvidenceSource, Hypothesis, KubeObject, Pathway, RootCause, Snapshot,
+    Symptom, Timings,
 };
 
 use crate::graph::domain::DomainGraph;
@@ -31,7 +32,10 @@ pub struct Knowledge {
 impl Knowledge {
     /// The knowledge shipped with metakube.
     pub fn builtin() -> Knowledge {
-        Knowledge { domain: DomainGraph::builtin(), patterns: LogPatterns::builtin() }
+        Knowledge {
+            domain: DomainGraph::builtin(),
+            patterns: LogPatterns::builtin(),
+        }
     }
 }
 
@@ -63,7 +67,11 @@ pub struct Analysis {
 pub const MIN_ROOT_SCORE: f64 = 0.25;
 
 /// Runs signals → graph → search on a snapshot.
-pub fn analyze(k: &Knowledge, snap: &Snapshot, timings: &mut BTreeMap<String, f64>) -> Result<Analysis, EngineError> {
+pub fn analyze(
+    k: &Knowledge,
+    snap: &Snapshot,
+    timings: &mut BTreeMap<String, f64>,
+) -> Result<Analysis, EngineError> {
     let t = Instant::now();
     let cluster = Cluster::from_snapshot(snap);
     if !cluster_has(&cluster, &snap.target) {
@@ -80,7 +88,12 @@ pub fn analyze(k: &Knowledge, snap: &Snapshot, timings: &mut BTreeMap<String, f6
     let findings = Search::new(&cluster, &graph, &k.domain, &signals).run(&snap.target);
     let scope = scope_of(&cluster, &graph, &snap.target);
     lap(timings, "search", t);
-    Ok(Analysis { signals, findings, scope, graph_size: (graph.node_count(), graph.edge_count()) })
+    Ok(Analysis {
+        signals,
+        findings,
+        scope,
+        graph_size: (graph.node_count(), graph.edge_count()),
+    })
 }
 
 fn cluster_has(c: &Cluster, r: &metakube_shared::ObjectRef) -> bool {
@@ -107,7 +120,11 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
     let mut stages = BTreeMap::new();
     let analysis = analyze(k, snap, &mut stages)?;
     let t = Instant::now();
-    let top = analysis.findings.first().filter(|f| f.score >= MIN_ROOT_SCORE).cloned();
+    let top = analysis
+        .findings
+        .first()
+        .filter(|f| f.score >= MIN_ROOT_SCORE)
+        .cloned();
     let remediation = match &top {
         Some(f) => validated_plan(k, snap, f),
         None => Vec::new(),
@@ -138,13 +155,25 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
             symptoms.iter().map(|s| s.reason.as_str()).take(5).collect::<Vec<_>>().join(", ")
         ),
     };
-    let edges = top.as_ref().map(|f| f.symptoms.iter().map(|s| (s.clone(), f.reason.clone())).collect()).unwrap_or_default();
+    let edges = top
+        .as_ref()
+        .map(|f| {
+            f.symptoms
+                .iter()
+                .map(|s| (s.clone(), f.reason.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     let total = start.elapsed().as_secs_f64() * 1000.0;
     let diagnosis = Diagnosis {
         id,
         target: snap.target.clone(),
         category: top.as_ref().map(|f| f.category),
-        root_cause: top.as_ref().map(|f| RootCause { object: f.object.clone(), reason: f.reason.clone(), summary: f.summary.clone() }),
+        root_cause: top.as_ref().map(|f| RootCause {
+            object: f.object.clone(),
+            reason: f.reason.clone(),
+            summary: f.summary.clone(),
+        }),
         hypotheses,
         confidence: if top.is_some() { confidence } else { 0.0 },
         pathway: Pathway::Analytical,
@@ -153,7 +182,10 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
         explanation,
         symptoms,
         gaps: snap.meta.gaps.clone(),
-        timings_ms: Timings { total: round3(total), stages: stages.into_iter().map(|(k, v)| (k, round3(v))).collect() },
+        timings_ms: Timings {
+            total: round3(total),
+            stages: stages.into_iter().map(|(k, v)| (k, round3(v))).collect(),
+        },
     };
     Ok(Diagnosed { diagnosis, edges })
 }
@@ -164,8 +196,14 @@ fn round3(x: f64) -> f64 {
 
 /// Confidence: the top score, discounted when the runner-up is close.
 fn confidence(findings: &[Finding]) -> f64 {
-    let Some(top) = findings.first() else { return 0.0 };
-    let second = findings.iter().skip(1).find(|f| f.object != top.object).map_or(0.0, |f| f.score);
+    let Some(top) = findings.first() else {
+        return 0.0;
+    };
+    let second = findings
+        .iter()
+        .skip(1)
+        .find(|f| f.object != top.object)
+        .map_or(0.0, |f| f.score);
     let margin = ((top.score - second) / top.score.max(1e-9)).clamp(0.0, 1.0);
     round3(top.score * (0.6 + 0.4 * margin))
 }
@@ -178,7 +216,11 @@ fn evidence_of(f: &Finding) -> Vec<Evidence> {
             object: f.object.clone(),
             detail: format!(
                 "causal path: {}",
-                f.path.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect::<Vec<_>>().join(" → ")
+                f.path
+                    .iter()
+                    .map(|r| format!("{}/{}", r.kind, r.name))
+                    .collect::<Vec<_>>()
+                    .join(" → ")
             ),
             pointer: None,
         });
@@ -199,12 +241,19 @@ fn evidence_of(f: &Finding) -> Vec<Evidence> {
 fn scoped_symptoms(a: &Analysis) -> Vec<Symptom> {
     let mut out: Vec<Symptom> = Vec::new();
     for s in &a.signals {
-        let related = a.scope.contains(&s.object) || a.findings.iter().take(3).any(|f| f.path.contains(&s.object));
+        let related = a.scope.contains(&s.object)
+            || a.findings
+                .iter()
+                .take(3)
+                .any(|f| f.path.contains(&s.object));
         if !related || s.code == "log_error_line" {
             continue;
         }
         let sym = s.to_symptom();
-        if !out.iter().any(|o| o.object == sym.object && o.reason == sym.reason) {
+        if !out
+            .iter()
+            .any(|o| o.object == sym.object && o.reason == sym.reason)
+        {
             out.push(sym);
         }
     }
@@ -217,7 +266,11 @@ fn explain(f: &Finding, fixes: &[metakube_shared::Remediation]) -> String {
     if f.path.len() > 2 {
         s.push_str(&format!(
             " The symptom travels {}.",
-            f.path.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect::<Vec<_>>().join(" → ")
+            f.path
+                .iter()
+                .map(|r| format!("{}/{}", r.kind, r.name))
+                .collect::<Vec<_>>()
+                .join(" → ")
         ));
     }
     if let Some(fix) = fixes.first() {
@@ -228,7 +281,11 @@ fn explain(f: &Finding, fixes: &[metakube_shared::Remediation]) -> String {
 
 /// Plans fixes for a finding and validates each patch: the patched object must fit its
 /// k8s-openapi type and the patched snapshot must no longer show the cause.
-pub fn validated_plan(k: &Knowledge, snap: &Snapshot, f: &Finding) -> Vec<metakube_shared::Remediation> {
+pub fn validated_plan(
+    k: &Knowledge,
+    snap: &Snapshot,
+    f: &Finding,
+) -> Vec<metakube_shared::Remediation> {
     let mut plan = remediation::plan(f);
     for r in plan.iter_mut() {
         let Some(p) = r.patch.as_mut() else { continue };
@@ -251,7 +308,12 @@ pub enum ValidationError {
     StillThere(String),
 }
 
-fn validate_patch(k: &Knowledge, snap: &Snapshot, f: &Finding, p: &metakube_shared::Patch) -> Result<(), ValidationError> {
+fn validate_patch(
+    k: &Knowledge,
+    snap: &Snapshot,
+    f: &Finding,
+    p: &metakube_shared::Patch,
+) -> Result<(), ValidationError> {
     let idx = snap
         .objects
         .iter()
@@ -263,8 +325,14 @@ fn validate_patch(k: &Knowledge, snap: &Snapshot, f: &Finding, p: &metakube_shar
     after.objects[idx] = KubeObject(patched);
     let mut t = BTreeMap::new();
     let a = analyze(k, &after, &mut t).map_err(|e| ValidationError::StillThere(e.to_string()))?;
-    if a.findings.iter().any(|g| g.reason == f.reason && g.object == f.object && g.score >= MIN_ROOT_SCORE) {
-        return Err(ValidationError::StillThere(format!("{} at {}", f.reason, f.object)));
+    if a.findings
+        .iter()
+        .any(|g| g.reason == f.reason && g.object == f.object && g.score >= MIN_ROOT_SCORE)
+    {
+        return Err(ValidationError::StillThere(format!(
+            "{} at {}",
+            f.reason, f.object
+        )));
     }
     Ok(())
 }

@@ -35,19 +35,37 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
-    let config_path = args.config.clone().unwrap_or_else(|| paths::config_file(paths::process_env));
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| paths::config_file(paths::process_env));
     let file = FileConfig::load(&config_path)?;
     let uid = rustix::process::getuid().as_raw();
     let config = Config {
-        socket: args.socket.or(file.socket).unwrap_or_else(|| paths::socket_path(paths::process_env, uid)),
-        data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| paths::data_dir(paths::process_env)),
-        max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        socket: args
+            .socket
+            .or(file.socket)
+            .unwrap_or_else(|| paths::socket_path(paths::process_env, uid)),
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| paths::data_dir(paths::process_env)),
+        max_body_bytes: args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES),
         ephemeral: args.ephemeral,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
-    rt.block_on(metakubed::server::run(config)).context("metakubed failed")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(metakubed::server::run(config))
+        .context("metakubed failed")?;
     Ok(())
 }

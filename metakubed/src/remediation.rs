@@ -34,7 +34,9 @@ pub enum PatchError {
 }
 
 fn s(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }
 
 fn p<'a>(f: &'a Finding, k: &str) -> Option<&'a Value> {
@@ -47,7 +49,9 @@ fn workload_param(f: &Finding) -> Option<ObjectRef> {
 
 /// `kubectl -n NS patch kind NAME --type T -p 'BODY'`, shell-quoted.
 pub fn patch_command(r: &ObjectRef, patch_type: &str, body: &Value) -> String {
-    let body = serde_json::to_string(body).unwrap_or_default().replace('\'', "'\\''");
+    let body = serde_json::to_string(body)
+        .unwrap_or_default()
+        .replace('\'', "'\\''");
     format!(
         "kubectl {}patch {} {} --type {patch_type} -p '{body}'",
         r.namespace_flag(),
@@ -59,23 +63,46 @@ pub fn patch_command(r: &ObjectRef, patch_type: &str, body: &Value) -> String {
 fn patch(r: &ObjectRef, patch_type: &str, body: Value, summary: String, risk: Risk) -> Remediation {
     Remediation {
         command: Some(patch_command(r, patch_type, &body)),
-        patch: Some(Patch { object: r.clone(), patch_type: patch_type.into(), body, validated: false }),
+        patch: Some(Patch {
+            object: r.clone(),
+            patch_type: patch_type.into(),
+            body,
+            validated: false,
+        }),
         summary,
         risk,
     }
 }
 
 fn command(cmd: String, summary: String, risk: Risk) -> Remediation {
-    Remediation { summary, risk, command: Some(cmd), patch: None }
+    Remediation {
+        summary,
+        risk,
+        command: Some(cmd),
+        patch: None,
+    }
 }
 
 fn manual(summary: String) -> Remediation {
-    Remediation { summary, risk: Risk::High, command: None, patch: None }
+    Remediation {
+        summary,
+        risk: Risk::High,
+        command: None,
+        patch: None,
+    }
 }
 
 fn logs_cmd(r: &ObjectRef) -> String {
-    let k = if r.kind == "Pod" { "pod".to_string() } else { r.kind.to_ascii_lowercase() };
-    format!("kubectl {}logs {k}/{} --all-containers --previous --tail=200", r.namespace_flag(), r.name)
+    let k = if r.kind == "Pod" {
+        "pod".to_string()
+    } else {
+        r.kind.to_ascii_lowercase()
+    };
+    format!(
+        "kubectl {}logs {k}/{} --all-containers --previous --tail=200",
+        r.namespace_flag(),
+        r.name
+    )
 }
 
 /// Fixes for one finding, best first.
@@ -332,6 +359,34 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                 out.push(manual(format!("free disk on {} (images, logs) or restore the kubelet's evictionHard thresholds (nodefs.available, imagefs.available)", o.name)));
             }
         }
+        "manual_config" => {
+            if let Some(ptr) = p(f, "command_pointer") {
+                out.push(patch(
+                    o,
+                    "json",
+                    json!([{"op": "remove", "path": s(ptr)}]),
+                    format!(
+                        "run the image's own entrypoint instead of the command override of container {} (entrypoints often drop root and initialise configuration); review the args it keeps",
+                        p(f, "container").map(s).unwrap_or_default()
+                    ),
+                    Risk::Medium,
+                ));
+            }
+            out.push(command(logs_cmd(o), format!("read what {} refuses in its log and correct that setting (command, env, securityContext or config file)", o.name), Risk::Low));
+        }
+        "per_replica_claims" => {
+            if let Some(w) = workload_param(f) {
+                out.push(command(
+                    format!("kubectl {}scale {} --replicas=1", w.namespace_flag(), w.kubectl_name()),
+                    format!("run one replica while {} shares the ReadWriteOnce claim {}", w.name, o.name),
+                    Risk::Medium,
+                ));
+                out.push(manual(format!(
+                    "give each replica its own volume: move {} to a StatefulSet with volumeClaimTemplates, or use a ReadWriteMany class",
+                    w.name
+                )));
+            }
+        }
         "manual_upstream" => out.push(manual(format!("fix {} so it answers with valid data; check its recent changes and what it returns: {}", o.name, logs_cmd(o)))),
         "manual_dependency" => {
             let host = p(f, "host").map(s).unwrap_or_default();
@@ -345,18 +400,40 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
     }
     if out.iter().all(|r| r.patch.is_none()) {
         out.push(match f.category {
-            metakube_shared::Category::Application => command(logs_cmd(o), format!("read the application's own error in {} and fix the code or data path it names", o.name), Risk::Low),
-            _ => command(format!("kubectl {}describe {}", o.namespace_flag(), o.kubectl_name()), format!("inspect {} and apply the change described above", o.name), Risk::Low),
+            metakube_shared::Category::Application => command(
+                logs_cmd(o),
+                format!(
+                    "read the application's own error in {} and fix the code or data path it names",
+                    o.name
+                ),
+                Risk::Low,
+            ),
+            _ => command(
+                format!(
+                    "kubectl {}describe {}",
+                    o.namespace_flag(),
+                    o.kubectl_name()
+                ),
+                format!("inspect {} and apply the change described above", o.name),
+                Risk::Low,
+            ),
         });
     }
     out
 }
 
 fn default_for(name: &str, section: &str, hard: &Value) -> Value {
-    let from_quota = hard.get(format!("{section}.{name}")).and_then(Value::as_str).map(str::to_string);
+    let from_quota = hard
+        .get(format!("{section}.{name}"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     match name {
         "cpu" => json!(if section == "limits" { "500m" } else { "100m" }),
-        "memory" => json!(if section == "limits" { "512Mi" } else { "128Mi" }),
+        "memory" => json!(if section == "limits" {
+            "512Mi"
+        } else {
+            "128Mi"
+        }),
         _ => json!(from_quota.unwrap_or_else(|| "1".into())),
     }
 }
@@ -375,10 +452,15 @@ pub fn apply(obj: &Value, patch_type: &str, body: &Value) -> Result<Value, Patch
             Ok(out)
         }
         "json" => {
-            let ops = body.as_array().ok_or_else(|| PatchError::Malformed("json patch must be an array".into()))?;
+            let ops = body
+                .as_array()
+                .ok_or_else(|| PatchError::Malformed("json patch must be an array".into()))?;
             for op in ops {
                 let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
-                let path = op.get("path").and_then(Value::as_str).ok_or_else(|| PatchError::Malformed("op without path".into()))?;
+                let path = op
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| PatchError::Malformed("op without path".into()))?;
                 json_op(&mut out, kind, path, op.get("value"))?;
             }
             Ok(out)
@@ -415,7 +497,10 @@ fn strategic(target: &mut Value, patch: &Value) {
                 }
             }
         }
-        (Value::Array(t), Value::Array(p)) if p.iter().all(|e| e.get("name").is_some_and(Value::is_string)) => {
+        (Value::Array(t), Value::Array(p))
+            if p.iter()
+                .all(|e| e.get("name").is_some_and(Value::is_string)) =>
+        {
             for e in p {
                 match t.iter_mut().find(|x| x.get("name") == e.get("name")) {
                     Some(x) => strategic(x, e),
@@ -437,11 +522,21 @@ fn nest(pointer: &str, inner: Value) -> Value {
 }
 
 fn json_op(doc: &mut Value, op: &str, path: &str, value: Option<&Value>) -> Result<(), PatchError> {
-    let (parent_path, last) = path.rsplit_once('/').ok_or_else(|| PatchError::NoPath(path.into()))?;
+    let (parent_path, last) = path
+        .rsplit_once('/')
+        .ok_or_else(|| PatchError::NoPath(path.into()))?;
     let last = last.replace("~1", "/").replace("~0", "~");
-    let parent = if parent_path.is_empty() { Some(doc) } else { doc.pointer_mut(parent_path) };
+    let parent = if parent_path.is_empty() {
+        Some(doc)
+    } else {
+        doc.pointer_mut(parent_path)
+    };
     let parent = parent.ok_or_else(|| PatchError::NoPath(parent_path.into()))?;
-    let value = || value.cloned().ok_or_else(|| PatchError::Malformed(format!("{op} {path} needs a value")));
+    let value = || {
+        value
+            .cloned()
+            .ok_or_else(|| PatchError::Malformed(format!("{op} {path} needs a value")))
+    };
     match (op, parent) {
         ("add", Value::Object(m)) => {
             m.insert(last, value()?);
@@ -453,7 +548,8 @@ fn json_op(doc: &mut Value, op: &str, path: &str, value: Option<&Value>) -> Resu
             m.insert(last, value()?);
         }
         ("remove", Value::Object(m)) => {
-            m.remove(&last).ok_or_else(|| PatchError::NoPath(path.into()))?;
+            m.remove(&last)
+                .ok_or_else(|| PatchError::NoPath(path.into()))?;
         }
         ("add", Value::Array(a)) => {
             if last == "-" {
@@ -468,7 +564,8 @@ fn json_op(doc: &mut Value, op: &str, path: &str, value: Option<&Value>) -> Resu
         }
         ("replace", Value::Array(a)) => {
             let i: usize = last.parse().map_err(|_| PatchError::NoPath(path.into()))?;
-            *a.get_mut(i).ok_or_else(|| PatchError::NoPath(path.into()))? = value()?;
+            *a.get_mut(i)
+                .ok_or_else(|| PatchError::NoPath(path.into()))? = value()?;
         }
         ("remove", Value::Array(a)) => {
             let i: usize = last.parse().map_err(|_| PatchError::NoPath(path.into()))?;
@@ -484,9 +581,17 @@ fn json_op(doc: &mut Value, op: &str, path: &str, value: Option<&Value>) -> Resu
 
 /// Checks that an object still fits its k8s-openapi type.
 pub fn check_schema(obj: &Value) -> Result<(), PatchError> {
-    use k8s_openapi::api::{apps::v1 as apps, autoscaling::v2 as hpa, batch::v1 as batch, core::v1 as core, networking::v1 as net};
+    use k8s_openapi::api::{
+        apps::v1 as apps, autoscaling::v2 as hpa, batch::v1 as batch, core::v1 as core,
+        networking::v1 as net,
+    };
     fn check<T: serde::de::DeserializeOwned>(obj: &Value, kind: &str) -> Result<(), PatchError> {
-        T::deserialize(obj).map(|_| ()).map_err(|e| PatchError::Schema { kind: kind.into(), message: e.to_string() })
+        T::deserialize(obj)
+            .map(|_| ())
+            .map_err(|e| PatchError::Schema {
+                kind: kind.into(),
+                message: e.to_string(),
+            })
     }
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     match kind {
@@ -503,7 +608,10 @@ pub fn check_schema(obj: &Value) -> Result<(), PatchError> {
         "HorizontalPodAutoscaler" => check::<hpa::HorizontalPodAutoscaler>(obj, kind),
         "ResourceQuota" => check::<core::ResourceQuota>(obj, kind),
         "Ingress" => check::<net::Ingress>(obj, kind),
-        other => Err(PatchError::Schema { kind: other.into(), message: "metakube does not patch this kind".into() }),
+        other => Err(PatchError::Schema {
+            kind: other.into(),
+            message: "metakube does not patch this kind".into(),
+        }),
     }
 }
 
@@ -514,15 +622,34 @@ mod tests {
     #[test]
     fn json_patch_ops() {
         let doc = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": "a"}}});
-        let out = apply(&doc, "json", &json!([{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 80}])).unwrap();
+        let out = apply(
+            &doc,
+            "json",
+            &json!([{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 80}]),
+        )
+        .unwrap();
         assert_eq!(out["spec"]["ports"][0]["targetPort"], 80);
-        let out = apply(&doc, "json", &json!([{"op": "add", "path": "/spec/ports/-", "value": {"port": 1}}])).unwrap();
+        let out = apply(
+            &doc,
+            "json",
+            &json!([{"op": "add", "path": "/spec/ports/-", "value": {"port": 1}}]),
+        )
+        .unwrap();
         assert_eq!(out["spec"]["ports"].as_array().unwrap().len(), 2);
         assert_eq!(
-            apply(&doc, "json", &json!([{"op": "replace", "path": "/spec/nope/x", "value": 1}])),
+            apply(
+                &doc,
+                "json",
+                &json!([{"op": "replace", "path": "/spec/nope/x", "value": 1}])
+            ),
             Err(PatchError::NoPath("/spec/nope".into()))
         );
-        let out = apply(&doc, "merge", &json!({"spec": {"selector": {"app": "b", "gone": null}}})).unwrap();
+        let out = apply(
+            &doc,
+            "merge",
+            &json!({"spec": {"selector": {"app": "b", "gone": null}}}),
+        )
+        .unwrap();
         assert_eq!(out["spec"]["selector"], json!({"app": "b"}));
     }
 
@@ -532,7 +659,10 @@ mod tests {
             {"name": "a", "image": "x", "resources": {"requests": {"cpu": "1"}}},
             {"name": "b", "image": "y"}
         ]}}}});
-        let body = nest("/spec/template/spec", json!({"containers": [{"name": "b", "resources": {"limits": {"cpu": "500m"}}}]}));
+        let body = nest(
+            "/spec/template/spec",
+            json!({"containers": [{"name": "b", "resources": {"limits": {"cpu": "500m"}}}]}),
+        );
         let out = apply(&doc, "strategic", &body).unwrap();
         let cs = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(cs[0]["resources"]["requests"]["cpu"], "1");
@@ -544,7 +674,12 @@ mod tests {
     fn schema_check_catches_wrong_types() {
         let svc = json!({"kind": "Service", "apiVersion": "v1", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}});
         assert!(check_schema(&svc).is_ok());
-        let bad = apply(&svc, "json", &json!([{"op": "replace", "path": "/spec/ports/0/port", "value": "eighty"}])).unwrap();
+        let bad = apply(
+            &svc,
+            "json",
+            &json!([{"op": "replace", "path": "/spec/ports/0/port", "value": "eighty"}]),
+        )
+        .unwrap();
         assert!(matches!(check_schema(&bad), Err(PatchError::Schema { .. })));
     }
 
@@ -552,6 +687,9 @@ mod tests {
     fn commands_are_shell_quoted() {
         let r = ObjectRef::new("Service", "shop", "it's");
         let cmd = patch_command(&r, "merge", &json!({"a": "it's"}));
-        assert_eq!(cmd, r#"kubectl -n shop patch service it's --type merge -p '{"a":"it'\''s"}'"#);
+        assert_eq!(
+            cmd,
+            r#"kubectl -n shop patch service it's --type merge -p '{"a":"it'\''s"}'"#
+        );
     }
 }

@@ -42,7 +42,13 @@ pub struct Signal {
 }
 
 impl Signal {
-    fn new(code: &str, object: &ObjectRef, source: EvidenceSource, detail: String, pointer: Option<String>) -> Signal {
+    fn new(
+        code: &str,
+        object: &ObjectRef,
+        source: EvidenceSource,
+        detail: String,
+        pointer: Option<String>,
+    ) -> Signal {
         Signal {
             code: code.to_string(),
             object: object.clone(),
@@ -146,19 +152,31 @@ pub enum KnowledgeError {
 impl LogPatterns {
     /// Parses and compiles templates.
     pub fn from_yaml(yaml: &str) -> Result<LogPatterns, KnowledgeError> {
-        let specs: Vec<LogPatternSpec> = serde_yaml::from_str(yaml)
-            .map_err(|source| KnowledgeError::Yaml { file: "log_patterns.yaml", source })?;
+        let specs: Vec<LogPatternSpec> =
+            serde_yaml::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
+                file: "log_patterns.yaml",
+                source,
+            })?;
         let regexes = specs
             .iter()
             .map(|s| {
-                Regex::new(&s.regex).map_err(|source| KnowledgeError::Regex { class: s.class.clone(), source })
+                Regex::new(&s.regex).map_err(|source| KnowledgeError::Regex {
+                    class: s.class.clone(),
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let set = regex::RegexSet::new(specs.iter().map(|s| &s.regex)).map_err(|source| KnowledgeError::Regex {
-            class: "set".into(),
-            source,
+        let set = regex::RegexSet::new(specs.iter().map(|s| &s.regex)).map_err(|source| {
+            KnowledgeError::Regex {
+                class: "set".into(),
+                source,
+            }
         })?;
-        Ok(LogPatterns { specs, regexes, set })
+        Ok(LogPatterns {
+            specs,
+            regexes,
+            set,
+        })
     }
 
     /// The shipped templates.
@@ -198,7 +216,11 @@ fn ts(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Optio
 /// When an event last happened (core/v1 or events.k8s.io shape).
 pub fn event_last_seen(e: &Event) -> Option<Timestamp> {
     ts(&e.last_timestamp)
-        .or_else(|| e.series.as_ref().and_then(|s| s.last_observed_time.as_ref().map(|t| t.0)))
+        .or_else(|| {
+            e.series
+                .as_ref()
+                .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+        })
         .or_else(|| e.event_time.as_ref().map(|t| t.0))
         .or_else(|| ts(&e.first_timestamp))
 }
@@ -215,7 +237,8 @@ fn event_count(e: &Event) -> u32 {
 /// An event's message without the aggregator's prefix.
 fn event_message(e: &Event) -> &str {
     let m = e.message.as_deref().unwrap_or("");
-    m.strip_prefix("(combined from similar events): ").unwrap_or(m)
+    m.strip_prefix("(combined from similar events): ")
+        .unwrap_or(m)
 }
 
 fn event_evidence(r: &ObjectRef, e: &Event, code: &str) -> Signal {
@@ -281,7 +304,10 @@ fn statuses(pod: &Pod) -> impl Iterator<Item = (&ContainerStatus, bool, usize)> 
 /// Classifies an image pull failure message.
 pub fn classify_pull(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
-    if m.contains("invalidimagename") || m.contains("invalid reference format") || m.contains("couldn't parse image") {
+    if m.contains("invalidimagename")
+        || m.contains("invalid reference format")
+        || m.contains("couldn't parse image")
+    {
         "image_invalid_name"
     } else if m.contains("pull access denied")
         || m.contains("unauthorized")
@@ -298,7 +324,10 @@ pub fn classify_pull(message: &str) -> &'static str {
         } else {
             "image_unauthorized"
         }
-    } else if m.contains("not found") || m.contains("manifest unknown") || m.contains("name unknown") {
+    } else if m.contains("not found")
+        || m.contains("manifest unknown")
+        || m.contains("name unknown")
+    {
         "image_not_found"
     } else {
         "image_pull_failed"
@@ -324,7 +353,11 @@ fn terminated_signal(
         // Start-up vs leak: a container that dies within two minutes of starting needs more
         // than its limit just to come up.
         let at_start = uptime.is_none_or(|u| u <= 120.0);
-        let code = if at_start { "oom_killed_at_start" } else { "oom_killed_after_uptime" };
+        let code = if at_start {
+            "oom_killed_at_start"
+        } else {
+            "oom_killed_after_uptime"
+        };
         let detail = format!(
             "container {} was OOMKilled (exit {}) after {} of uptime; {restarts} restarts",
             cs.name,
@@ -343,8 +376,10 @@ fn terminated_signal(
         return;
     }
     let msg = t.message.as_deref().unwrap_or("");
-    let exec_fail = matches!(reason, "StartError" | "ContainerCannotRun" | "RunContainerError")
-        || matches!(t.exit_code, 126 | 127)
+    let exec_fail = matches!(
+        reason,
+        "StartError" | "ContainerCannotRun" | "RunContainerError"
+    ) || matches!(t.exit_code, 126 | 127)
         || msg.contains("executable file not found")
         || msg.contains("no such file or directory") && msg.contains("exec");
     if exec_fail {
@@ -398,7 +433,10 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
     // Eviction and admission rejection.
     if let Some(reason) = status.and_then(|s| s.reason.as_deref()) {
         let msg = status.and_then(|s| s.message.as_deref()).unwrap_or("");
-        if reason == "Evicted" || msg.contains("The node had condition") || msg.contains("low on resource") {
+        if reason == "Evicted"
+            || msg.contains("The node had condition")
+            || msg.contains("low on resource")
+        {
             let code = if msg.contains("The node had condition") {
                 "node_rejected"
             } else if msg.contains("memory") {
@@ -407,7 +445,13 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                 "evicted_disk"
             };
             let node = p.o.spec.as_ref().and_then(|s| s.node_name.clone());
-            let mut s = Signal::new(code, pr, EvidenceSource::Status, format!("pod {reason}: {msg}"), Some("status.reason".into()));
+            let mut s = Signal::new(
+                code,
+                pr,
+                EvidenceSource::Status,
+                format!("pod {reason}: {msg}"),
+                Some("status.reason".into()),
+            );
             if let Some(n) = node {
                 s = s.peer(n);
             }
@@ -422,19 +466,21 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
         .find(|cond| cond.type_ == "PodScheduled" && cond.status == "False");
     if let Some(cond) = unschedulable {
         let msg = cond.message.clone().unwrap_or_default();
-        let age = p
-            .o
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| (c.now - t.0).get_seconds() as f64)
-            .unwrap_or(0.0);
+        let age =
+            p.o.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| (c.now - t.0).get_seconds() as f64)
+                .unwrap_or(0.0);
         out.push(
             Signal::new(
                 "pod_pending",
                 pr,
                 EvidenceSource::Status,
-                format!("pod is Pending and unscheduled for {}: {msg}", human_secs(age.max(0.0))),
+                format!(
+                    "pod is Pending and unscheduled for {}: {msg}",
+                    human_secs(age.max(0.0))
+                ),
                 Some("status.conditions[type=PodScheduled]".into()),
             )
             .value(age),
@@ -445,9 +491,15 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
             .unwrap_or(msg);
         for (code, part) in scheduling_parts(&msg) {
             out.push(
-                Signal::new(code, pr, EvidenceSource::Event, format!("FailedScheduling: {msg}"), Some("event reason=FailedScheduling".into()))
-                    .peer(part)
-                    .hint(Category::Scheduling),
+                Signal::new(
+                    code,
+                    pr,
+                    EvidenceSource::Event,
+                    format!("FailedScheduling: {msg}"),
+                    Some("event reason=FailedScheduling".into()),
+                )
+                .peer(part)
+                .hint(Category::Scheduling),
             );
         }
     }
@@ -459,13 +511,21 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
         .flatten()
         .find(|cond| cond.type_ == "Ready" && cond.status != "True");
     if let (Some(cond), "Running") = (not_ready, phase) {
-        let all_running = statuses(&p.o).filter(|(_, init, _)| !init).all(|(cs, _, _)| cs.state.as_ref().is_some_and(|s| s.running.is_some()) && cs.restart_count == 0);
+        let all_running = statuses(&p.o)
+            .filter(|(_, init, _)| !init)
+            .all(|(cs, _, _)| {
+                cs.state.as_ref().is_some_and(|s| s.running.is_some()) && cs.restart_count == 0
+            });
         if all_running {
             out.push(Signal::new(
                 "pod_not_ready",
                 pr,
                 EvidenceSource::Status,
-                format!("pod is Running but not Ready ({}): {}", cond.reason.as_deref().unwrap_or(""), cond.message.as_deref().unwrap_or("")),
+                format!(
+                    "pod is Running but not Ready ({}): {}",
+                    cond.reason.as_deref().unwrap_or(""),
+                    cond.message.as_deref().unwrap_or("")
+                ),
                 Some("status.conditions[type=Ready]".into()),
             ));
         }
@@ -474,9 +534,16 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
     for (cs, init, idx) in statuses(&p.o) {
         let field = format!(
             "status.{}[{idx}]",
-            if init { "initContainerStatuses" } else { "containerStatuses" }
+            if init {
+                "initContainerStatuses"
+            } else {
+                "containerStatuses"
+            }
         );
-        if let Some(ContainerState { waiting: Some(w), .. }) = &cs.state {
+        if let Some(ContainerState {
+            waiting: Some(w), ..
+        }) = &cs.state
+        {
             let reason = w.reason.as_deref().unwrap_or("");
             let msg = w.message.as_deref().unwrap_or("");
             let ptr = Some(format!("{field}.state.waiting.reason"));
@@ -486,7 +553,10 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                         "crash_loop",
                         pr,
                         EvidenceSource::Status,
-                        format!("container {} is in CrashLoopBackOff after {} restarts", cs.name, cs.restart_count),
+                        format!(
+                            "container {} is in CrashLoopBackOff after {} restarts",
+                            cs.name, cs.restart_count
+                        ),
                         ptr,
                     )
                     .container(&cs.name);
@@ -499,15 +569,26 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                         .events_for(pr)
                         .filter(|e| e.o.reason.as_deref() == Some("Failed"))
                         .map(|e| event_message(&e.o))
-                        .find(|m| m.starts_with("Failed to pull image") || m.contains("InvalidImageName"))
+                        .find(|m| {
+                            m.starts_with("Failed to pull image") || m.contains("InvalidImageName")
+                        })
                         .unwrap_or(msg);
-                    let code = if reason == "InvalidImageName" { "image_invalid_name" } else { classify_pull(pull_msg) };
+                    let code = if reason == "InvalidImageName" {
+                        "image_invalid_name"
+                    } else {
+                        classify_pull(pull_msg)
+                    };
                     out.push(
                         Signal::new(
                             code,
                             pr,
                             EvidenceSource::Event,
-                            format!("container {} cannot pull image {:?} ({reason}): {}", cs.name, cs.image, first_line(pull_msg)),
+                            format!(
+                                "container {} cannot pull image {:?} ({reason}): {}",
+                                cs.name,
+                                cs.image,
+                                first_line(pull_msg)
+                            ),
                             Some(format!("{field}.state.waiting.reason")),
                         )
                         .container(&cs.name)
@@ -525,7 +606,9 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                     )
                     .container(&cs.name)
                     .hint(Category::Configuration);
-                    if let Some(name) = quoted_after(msg, "configmap ").or_else(|| quoted_after(msg, "secret ")) {
+                    if let Some(name) =
+                        quoted_after(msg, "configmap ").or_else(|| quoted_after(msg, "secret "))
+                    {
                         s = s.peer(name);
                     }
                     out.push(s);
@@ -535,7 +618,11 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                         "start_error",
                         pr,
                         EvidenceSource::Status,
-                        format!("container {} failed to start ({reason}): {}", cs.name, first_line(msg)),
+                        format!(
+                            "container {} failed to start ({reason}): {}",
+                            cs.name,
+                            first_line(msg)
+                        ),
                         ptr,
                     )
                     .container(&cs.name)
@@ -585,13 +672,19 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                     "mount_failed"
                 };
                 let mut s = event_evidence(pr, &e.o, code);
-                if let Some(name) = quoted_after(msg, "configmap ").or_else(|| quoted_after(msg, "secret ")) {
+                if let Some(name) =
+                    quoted_after(msg, "configmap ").or_else(|| quoted_after(msg, "secret "))
+                {
                     s = s.peer(name);
                 } else if let Some(v) = quoted_after(msg, "volume ") {
                     s = s.peer(v);
                 }
                 if !out.iter().any(|o| o.code == s.code && o.object == s.object) {
-                    out.push(s.hint(if code == "mount_failed" { Category::Storage } else { Category::Configuration }));
+                    out.push(s.hint(if code == "mount_failed" {
+                        Category::Storage
+                    } else {
+                        Category::Configuration
+                    }));
                 }
             }
             _ => {}
@@ -601,8 +694,9 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
 
 /// The port in a probe failure message (`dial tcp 10.0.0.1:8080: connect: connection refused`).
 fn probe_port_in(msg: &str) -> Option<String> {
-    static RE: std::sync::LazyLock<Regex> =
-        std::sync::LazyLock::new(|| Regex::new(r"(?:\d{1,3}\.){3}\d{1,3}:(\d+)").expect("valid regex"));
+    static RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"(?:\d{1,3}\.){3}\d{1,3}:(\d+)").expect("valid regex")
+    });
     RE.captures(msg).map(|c| c[1].to_string())
 }
 
@@ -626,7 +720,9 @@ pub fn scheduling_parts(msg: &str) -> Vec<(&'static str, String)> {
             "sched_insufficient"
         } else if p.contains("untolerated taint") || p.contains("had taint") {
             "sched_taint"
-        } else if p.contains("didn't match Pod's node affinity") || p.contains("node affinity/selector") {
+        } else if p.contains("didn't match Pod's node affinity")
+            || p.contains("node affinity/selector")
+        {
             "sched_node_selector"
         } else if p.contains("didn't match pod anti-affinity") || p.contains("anti-affinity") {
             "sched_anti_affinity"
@@ -659,37 +755,73 @@ fn log_signals(c: &Cluster, p: &Obj<Pod>, patterns: &LogPatterns, out: &mut Vec<
         // A peer-less error line ("wget: download timed out", a traceback's last line) talks to
         // the host the lines just before it name ("Connecting to backend:80").
         let peer_near = |no: usize| -> Option<String> {
-            extract_peer(lines[no]).or_else(|| (no.saturating_sub(8)..no).rev().find_map(|i| extract_peer(lines[i])))
+            extract_peer(lines[no]).or_else(|| {
+                (no.saturating_sub(8)..no)
+                    .rev()
+                    .find_map(|i| extract_peer(lines[i]))
+            })
         };
         for (no, line) in lines.iter().copied().enumerate() {
             if line.starts_with("Request log error:") || line.len() > 4096 {
                 continue;
             }
-            let Some((spec, re)) = patterns.classify(line) else { continue };
+            let Some((spec, re)) = patterns.classify(line) else {
+                continue;
+            };
             let key = (log.container.clone(), spec.class.clone());
             if let Some(s) = found.get_mut(&key) {
                 s.count += 1;
                 // Prefer, as evidence, a line naming a peer that is a Service of the cluster.
-                let resolves = |p: &Option<String>| p.as_deref().is_some_and(|p| c.resolve_service(p, ns).is_some());
+                let resolves = |p: &Option<String>| {
+                    p.as_deref()
+                        .is_some_and(|p| c.resolve_service(p, ns).is_some())
+                };
                 if spec.peer && !resolves(&s.peer) {
                     let peer = peer_near(no);
                     if resolves(&peer) {
                         s.peer = peer;
-                        s.detail = format!("log of container {} ({}): {}", log.container, if log.previous { "previous run" } else { "current run" }, line.trim());
+                        s.detail = format!(
+                            "log of container {} ({}): {}",
+                            log.container,
+                            if log.previous {
+                                "previous run"
+                            } else {
+                                "current run"
+                            },
+                            line.trim()
+                        );
                         s.evidence.detail = s.detail.clone();
-                        s.evidence.pointer = Some(format!("logs/{}{}:{}", log.container, if log.previous { " (previous)" } else { "" }, no + 1));
+                        s.evidence.pointer = Some(format!(
+                            "logs/{}{}:{}",
+                            log.container,
+                            if log.previous { " (previous)" } else { "" },
+                            no + 1
+                        ));
                     }
                 }
                 continue;
             }
             let code = format!("log_{}", spec.class);
-            let which = if log.previous { "previous run" } else { "current run" };
+            let which = if log.previous {
+                "previous run"
+            } else {
+                "current run"
+            };
             let mut s = Signal::new(
                 &code,
                 &p.r,
                 EvidenceSource::Log,
-                format!("log of container {} ({which}): {}", log.container, line.trim()),
-                Some(format!("logs/{}{}:{}", log.container, if log.previous { " (previous)" } else { "" }, no + 1)),
+                format!(
+                    "log of container {} ({which}): {}",
+                    log.container,
+                    line.trim()
+                ),
+                Some(format!(
+                    "logs/{}{}:{}",
+                    log.container,
+                    if log.previous { " (previous)" } else { "" },
+                    no + 1
+                )),
             )
             .container(&log.container)
             .hint(spec.category);
@@ -700,9 +832,10 @@ fn log_signals(c: &Cluster, p: &Obj<Pod>, patterns: &LogPatterns, out: &mut Vec<
                 }
             }
             if spec.class == "slow_call" {
-                let secs = re
-                    .captures(line)
-                    .and_then(|cap| cap.name("secs").and_then(|m| m.as_str().parse::<f64>().ok()));
+                let secs = re.captures(line).and_then(|cap| {
+                    cap.name("secs")
+                        .and_then(|m| m.as_str().parse::<f64>().ok())
+                });
                 match secs {
                     Some(v) if v >= 2.0 => s = s.value(v),
                     _ => continue,
@@ -734,7 +867,10 @@ pub fn extract_peer(line: &str) -> Option<String> {
         .collect()
     });
     RES.iter()
-        .find_map(|re| re.captures(line).map(|c| c[1].trim_end_matches('.').to_string()))
+        .find_map(|re| {
+            re.captures(line)
+                .map(|c| c[1].trim_end_matches('.').to_string())
+        })
         .filter(|h| !h.eq_ignore_ascii_case("localhost") && h != "127.0.0.1" && h != "0.0.0.0")
 }
 
@@ -765,9 +901,16 @@ fn controller_event_signals(c: &Cluster, out: &mut Vec<Signal>) {
                 "failed_create"
             };
             let mut s = event_evidence(r, &e.o, code).hint(Category::Resource);
-            s.count = live_events(c, r, "FailedCreate").iter().map(|e| event_count(&e.o)).sum();
+            s.count = live_events(c, r, "FailedCreate")
+                .iter()
+                .map(|e| event_count(&e.o))
+                .sum();
             if code == "failed_create_quota" {
-                if let Some(q) = msg.split("failed quota: ").nth(1).or_else(|| msg.split("exceeded quota: ").nth(1)) {
+                if let Some(q) = msg
+                    .split("failed quota: ")
+                    .nth(1)
+                    .or_else(|| msg.split("exceeded quota: ").nth(1))
+                {
                     s = s.peer(q.split([':', ',']).next().unwrap_or("").trim().to_string());
                 }
             }
@@ -778,7 +921,10 @@ fn controller_event_signals(c: &Cluster, out: &mut Vec<Signal>) {
             }
             out.push(s);
         }
-        for e in live_events(c, r, "BackoffLimitExceeded").into_iter().chain(live_events(c, r, "DeadlineExceeded")) {
+        for e in live_events(c, r, "BackoffLimitExceeded")
+            .into_iter()
+            .chain(live_events(c, r, "DeadlineExceeded"))
+        {
             out.push(event_evidence(r, &e.o, "job_backoff_limit"));
         }
     }
@@ -789,27 +935,42 @@ fn service_signals(c: &Cluster, out: &mut Vec<Signal>) {
         return;
     }
     for svc in &c.services {
-        let Some(spec) = svc.o.spec.as_ref() else { continue };
+        let Some(spec) = svc.o.spec.as_ref() else {
+            continue;
+        };
         if spec.type_.as_deref() == Some("ExternalName") {
             continue;
         }
-        let Some(sel) = spec.selector.as_ref().filter(|s| !s.is_empty()) else { continue };
+        let Some(sel) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
         let ep = c.endpoints_of(&svc.r);
         let subsets = ep.and_then(|e| e.o.subsets.as_ref());
-        let ready = subsets.into_iter().flatten().map(|s| s.addresses.as_ref().map_or(0, Vec::len)).sum::<usize>();
+        let ready = subsets
+            .into_iter()
+            .flatten()
+            .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
+            .sum::<usize>();
         let not_ready = subsets
             .into_iter()
             .flatten()
             .map(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len))
             .sum::<usize>();
-        let sel_txt = sel.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let sel_txt = sel
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         if ready == 0 && not_ready == 0 {
             out.push(
                 Signal::new(
                     "service_no_endpoints",
                     &svc.r,
                     EvidenceSource::Status,
-                    format!("Service {} (selector {sel_txt}) has no endpoints", svc.r.name),
+                    format!(
+                        "Service {} (selector {sel_txt}) has no endpoints",
+                        svc.r.name
+                    ),
                     Some("endpoints.subsets".into()),
                 )
                 .hint(Category::Network),
@@ -820,7 +981,10 @@ fn service_signals(c: &Cluster, out: &mut Vec<Signal>) {
                     "service_no_ready_endpoints",
                     &svc.r,
                     EvidenceSource::Status,
-                    format!("Service {} has {not_ready} endpoints, none ready", svc.r.name),
+                    format!(
+                        "Service {} has {not_ready} endpoints, none ready",
+                        svc.r.name
+                    ),
                     Some("endpoints.subsets[].notReadyAddresses".into()),
                 )
                 .hint(Category::Network),
@@ -831,10 +995,18 @@ fn service_signals(c: &Cluster, out: &mut Vec<Signal>) {
 
 fn node_signals(c: &Cluster, out: &mut Vec<Signal>) {
     for n in &c.nodes {
-        for cond in n.o.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
+        for cond in
+            n.o.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+        {
             let bad = match cond.type_.as_str() {
                 "Ready" => cond.status != "True",
-                "DiskPressure" | "MemoryPressure" | "PIDPressure" | "NetworkUnavailable" => cond.status == "True",
+                "DiskPressure" | "MemoryPressure" | "PIDPressure" | "NetworkUnavailable" => {
+                    cond.status == "True"
+                }
                 _ => false,
             };
             if !bad {
@@ -870,7 +1042,12 @@ fn node_signals(c: &Cluster, out: &mut Vec<Signal>) {
 
 fn pvc_signals(c: &Cluster, out: &mut Vec<Signal>) {
     for pvc in &c.pvcs {
-        let phase = pvc.o.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+        let phase = pvc
+            .o
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
         if phase == "Pending" {
             out.push(
                 Signal::new(
@@ -883,12 +1060,20 @@ fn pvc_signals(c: &Cluster, out: &mut Vec<Signal>) {
                 .hint(Category::Storage),
             );
             if let Some(e) = live_events(c, &pvc.r, "ProvisioningFailed").first() {
-                out.push(event_evidence(&pvc.r, &e.o, "provisioning_failed").hint(Category::Storage));
+                out.push(
+                    event_evidence(&pvc.r, &e.o, "provisioning_failed").hint(Category::Storage),
+                );
             }
         } else if phase == "Lost" {
             out.push(
-                Signal::new("mount_failed", &pvc.r, EvidenceSource::Status, format!("PersistentVolumeClaim {} is Lost", pvc.r.name), Some("status.phase".into()))
-                    .hint(Category::Storage),
+                Signal::new(
+                    "mount_failed",
+                    &pvc.r,
+                    EvidenceSource::Status,
+                    format!("PersistentVolumeClaim {} is Lost", pvc.r.name),
+                    Some("status.phase".into()),
+                )
+                .hint(Category::Storage),
             );
         }
     }
@@ -896,21 +1081,29 @@ fn pvc_signals(c: &Cluster, out: &mut Vec<Signal>) {
 
 fn hpa_signals(c: &Cluster, out: &mut Vec<Signal>) {
     for h in &c.hpas {
-        let limited = h
-            .o
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .find(|cond| cond.type_ == "ScalingLimited" && cond.status == "True" && cond.reason.as_deref() == Some("TooManyReplicas"));
+        let limited =
+            h.o.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .find(|cond| {
+                    cond.type_ == "ScalingLimited"
+                        && cond.status == "True"
+                        && cond.reason.as_deref() == Some("TooManyReplicas")
+                });
         if let Some(cond) = limited {
             out.push(
                 Signal::new(
                     "hpa_at_max",
                     &h.r,
                     EvidenceSource::Status,
-                    format!("HPA {} is at maxReplicas {}: {}", h.r.name, h.o.spec.as_ref().map_or(0, |s| s.max_replicas), cond.message.as_deref().unwrap_or("")),
+                    format!(
+                        "HPA {} is at maxReplicas {}: {}",
+                        h.r.name,
+                        h.o.spec.as_ref().map_or(0, |s| s.max_replicas),
+                        cond.message.as_deref().unwrap_or("")
+                    ),
                     Some("status.conditions[type=ScalingLimited]".into()),
                 )
                 .hint(Category::Resource),
@@ -941,7 +1134,10 @@ fn ingress_signals(c: &Cluster, out: &mut Vec<Signal>) {
                         "ingress_backend_missing",
                         &ing.r,
                         EvidenceSource::Spec,
-                        format!("Ingress {} routes to Service {} which does not exist", ing.r.name, svc.name),
+                        format!(
+                            "Ingress {} routes to Service {} which does not exist",
+                            ing.r.name, svc.name
+                        ),
                         Some("spec.rules[].http.paths[].backend.service.name".into()),
                     )
                     .peer(svc.name.clone())
@@ -960,23 +1156,62 @@ mod tests {
     fn builtin_patterns_compile_and_classify() {
         let p = LogPatterns::builtin();
         let class = |l: &str| p.classify(l).map(|(s, _)| s.class.clone());
-        assert_eq!(class("wget: can't connect to remote host (10.96.200.239): Connection refused").as_deref(), Some("connection_refused"));
-        assert_eq!(class("curl: (6) Could not resolve host: example.invalid").as_deref(), Some("dns_failure"));
-        assert_eq!(class("json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)").as_deref(), Some("decode_error"));
-        assert_eq!(class("OSError: [Errno 28] No space left on device").as_deref(), Some("disk_full"));
-        assert_eq!(class("\"root\" execution of the PostgreSQL server is not permitted.").as_deref(), Some("config_rejected"));
-        assert_eq!(class("INFO:app:Database call completed in 8.01 seconds.").as_deref(), Some("slow_call"));
+        assert_eq!(
+            class("wget: can't connect to remote host (10.96.200.239): Connection refused")
+                .as_deref(),
+            Some("connection_refused")
+        );
+        assert_eq!(
+            class("curl: (6) Could not resolve host: example.invalid").as_deref(),
+            Some("dns_failure")
+        );
+        assert_eq!(
+            class("json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)")
+                .as_deref(),
+            Some("decode_error")
+        );
+        assert_eq!(
+            class("OSError: [Errno 28] No space left on device").as_deref(),
+            Some("disk_full")
+        );
+        assert_eq!(
+            class("\"root\" execution of the PostgreSQL server is not permitted.").as_deref(),
+            Some("config_rejected")
+        );
+        assert_eq!(
+            class("INFO:app:Database call completed in 8.01 seconds.").as_deref(),
+            Some("slow_call")
+        );
         assert_eq!(class("all good"), None);
     }
 
     #[test]
     fn peers_are_extracted() {
-        assert_eq!(extract_peer("Connecting to backend-service:80 (10.96.200.239:80)").as_deref(), Some("backend-service"));
-        assert_eq!(extract_peer("All host(s) tried for db query failed (tried: prod-db:3333)").as_deref(), Some("prod-db"));
-        assert_eq!(extract_peer("curl: (6) Could not resolve host: foo.example.com").as_deref(), Some("foo.example.com"));
-        assert_eq!(extract_peer("wget: can't connect to remote host (10.96.108.35): Connection refused").as_deref(), Some("10.96.108.35"));
-        assert_eq!(extract_peer("postgres:5432 - no response").as_deref(), Some("postgres"));
-        assert_eq!(extract_peer("requests.get('http://quotes.default.svc.cluster.local/api')").as_deref(), Some("quotes.default.svc.cluster.local"));
+        assert_eq!(
+            extract_peer("Connecting to backend-service:80 (10.96.200.239:80)").as_deref(),
+            Some("backend-service")
+        );
+        assert_eq!(
+            extract_peer("All host(s) tried for db query failed (tried: prod-db:3333)").as_deref(),
+            Some("prod-db")
+        );
+        assert_eq!(
+            extract_peer("curl: (6) Could not resolve host: foo.example.com").as_deref(),
+            Some("foo.example.com")
+        );
+        assert_eq!(
+            extract_peer("wget: can't connect to remote host (10.96.108.35): Connection refused")
+                .as_deref(),
+            Some("10.96.108.35")
+        );
+        assert_eq!(
+            extract_peer("postgres:5432 - no response").as_deref(),
+            Some("postgres")
+        );
+        assert_eq!(
+            extract_peer("requests.get('http://quotes.default.svc.cluster.local/api')").as_deref(),
+            Some("quotes.default.svc.cluster.local")
+        );
     }
 
     #[test]
@@ -992,8 +1227,16 @@ mod tests {
     #[test]
     fn pull_errors_are_told_apart() {
         assert_eq!(classify_pull("failed to resolve reference \"docker.io/library/nginx:invalid-tag\": docker.io/library/nginx:invalid-tag: not found"), "image_not_found");
-        assert_eq!(classify_pull("pull access denied, repository does not exist or may require authorization"), "image_not_found");
+        assert_eq!(
+            classify_pull(
+                "pull access denied, repository does not exist or may require authorization"
+            ),
+            "image_not_found"
+        );
         assert_eq!(classify_pull("failed to authorize: failed to fetch anonymous token: unexpected status: 403 Forbidden"), "image_unauthorized");
-        assert_eq!(classify_pull("Get https://r.example/v2/: dial tcp: i/o timeout"), "image_pull_failed");
+        assert_eq!(
+            classify_pull("Get https://r.example/v2/: dial tcp: i/o timeout"),
+            "image_pull_failed"
+        );
     }
 }

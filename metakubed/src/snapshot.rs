@@ -89,7 +89,10 @@ pub struct Cluster {
 fn load<T: DeserializeOwned>(snap: &Snapshot, kind: &str, gaps: &mut Vec<Gap>) -> Vec<Obj<T>> {
     snap.of_kind(kind)
         .filter_map(|o| match T::deserialize(&o.0) {
-            Ok(t) => Some(Obj { r: o.object_ref(), o: t }),
+            Ok(t) => Some(Obj {
+                r: o.object_ref(),
+                o: t,
+            }),
             Err(e) => {
                 gaps.push(Gap {
                     what: format!("{}", o.object_ref()),
@@ -150,7 +153,9 @@ impl Cluster {
 
     /// A pod by namespace and name.
     pub fn pod(&self, ns: &str, name: &str) -> Option<&Obj<Pod>> {
-        self.pods.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+        self.pods
+            .iter()
+            .find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
     }
 
     /// A node by name.
@@ -160,7 +165,9 @@ impl Cluster {
 
     /// A Service by namespace and name.
     pub fn service(&self, ns: &str, name: &str) -> Option<&Obj<Service>> {
-        self.services.iter().find(|s| s.r.name == name && s.r.namespace.as_deref() == Some(ns))
+        self.services
+            .iter()
+            .find(|s| s.r.name == name && s.r.namespace.as_deref() == Some(ns))
     }
 
     /// Resolves a host named in configuration or a log line to a Service: by ClusterIP, by
@@ -186,22 +193,30 @@ impl Cluster {
 
     /// The Endpoints of a Service.
     pub fn endpoints_of(&self, svc: &ObjectRef) -> Option<&Obj<Endpoints>> {
-        self.endpoints.iter().find(|e| e.r.name == svc.name && e.r.namespace == svc.namespace)
+        self.endpoints
+            .iter()
+            .find(|e| e.r.name == svc.name && e.r.namespace == svc.namespace)
     }
 
     /// A PVC by namespace and name.
     pub fn pvc(&self, ns: &str, name: &str) -> Option<&Obj<PersistentVolumeClaim>> {
-        self.pvcs.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+        self.pvcs
+            .iter()
+            .find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
     }
 
     /// A ConfigMap by namespace and name.
     pub fn configmap(&self, ns: &str, name: &str) -> Option<&Obj<ConfigMap>> {
-        self.configmaps.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+        self.configmaps
+            .iter()
+            .find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
     }
 
     /// A Secret by namespace and name.
     pub fn secret(&self, ns: &str, name: &str) -> Option<&Obj<Secret>> {
-        self.secrets.iter().find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+        self.secrets
+            .iter()
+            .find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
     }
 
     /// Events about one object, newest last.
@@ -215,8 +230,14 @@ impl Cluster {
     }
 
     /// Log tails of one pod's container (current and previous runs).
-    pub fn logs_of<'a>(&'a self, ns: &'a str, pod: &'a str) -> impl Iterator<Item = &'a ContainerLog> + 'a {
-        self.logs.iter().filter(move |l| l.namespace == ns && l.pod == pod)
+    pub fn logs_of<'a>(
+        &'a self,
+        ns: &'a str,
+        pod: &'a str,
+    ) -> impl Iterator<Item = &'a ContainerLog> + 'a {
+        self.logs
+            .iter()
+            .filter(move |l| l.namespace == ns && l.pod == pod)
     }
 
     /// The controller owner of an object, resolved to the object it names, if collected.
@@ -244,7 +265,10 @@ impl Cluster {
 
     /// The metadata of a collected object.
     pub fn meta_of(&self, r: &ObjectRef) -> Option<&ObjectMeta> {
-        fn find<'a, T: k8s_openapi::Metadata<Ty = ObjectMeta>>(v: &'a [Obj<T>], r: &ObjectRef) -> Option<&'a ObjectMeta> {
+        fn find<'a, T: k8s_openapi::Metadata<Ty = ObjectMeta>>(
+            v: &'a [Obj<T>],
+            r: &ObjectRef,
+        ) -> Option<&'a ObjectMeta> {
             v.iter().find(|o| o.r == *r).map(|o| o.o.metadata())
         }
         match r.kind.as_str() {
@@ -289,20 +313,24 @@ impl Cluster {
         let mut out = Vec::new();
         let mut cur = r.clone();
         for _ in 0..4 {
-            let Some(meta) = self.meta_of(&cur) else { break };
+            let Some(meta) = self.meta_of(&cur) else {
+                break;
+            };
             let Some(o) = self.owner_of(meta) else { break };
             out.push(o.clone());
             cur = o;
         }
         out
     }
-
 }
 
 /// The owner reference marked `controller: true`, or the first one.
 pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
     let owners = meta.owner_references.as_ref()?;
-    owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())
+    owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first())
 }
 
 /// Whether a label selector (`matchLabels` form) selects a label set. An empty selector

@@ -64,6 +64,9 @@ pub enum StoreError {
     },
 }
 
+/// A domain-graph edge (symptom, reason) and its weight.
+pub type EdgeWeight = ((String, String), f64);
+
 /// What the daemon persists.
 pub trait Store: Send + Sync {
     /// Stores a diagnosis (asynchronous write: a lost diagnosis can be asked again).
@@ -71,11 +74,11 @@ pub trait Store: Send + Sync {
     /// Looks a diagnosis up.
     fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError>;
     /// Stores feedback and the edge weights it changed, atomically and durably.
-    fn put_feedback(&self, f: &FeedbackRecord, weights: &[((String, String), f64)]) -> Result<(), StoreError>;
+    fn put_feedback(&self, f: &FeedbackRecord, weights: &[EdgeWeight]) -> Result<(), StoreError>;
     /// All feedback records.
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError>;
     /// Persisted edge weights.
-    fn weights(&self) -> Result<Vec<((String, String), f64)>, StoreError>;
+    fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError>;
     /// Counts: (diagnoses, feedback).
     fn counts(&self) -> Result<(u64, u64), StoreError>;
     /// Flushes memtables to disk (at shutdown).
@@ -103,47 +106,79 @@ impl RocksStore {
     /// Opens (creating if needed) the database under `dir`.
     pub fn open(dir: &Path) -> Result<RocksStore, StoreError> {
         let path = dir.display().to_string();
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS]
             .into_iter()
             .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, rocksdb::Options::default()));
-        let db = rocksdb::DBWithThreadMode::<rocksdb::MultiThreaded>::open_cf_descriptors(&opts, dir, cfs)
-            .map_err(|source| StoreError::Rocks { path: path.clone(), source })?;
+        let db = rocksdb::DBWithThreadMode::<rocksdb::MultiThreaded>::open_cf_descriptors(
+            &opts, dir, cfs,
+        )
+        .map_err(|source| StoreError::Rocks {
+            path: path.clone(),
+            source,
+        })?;
         Ok(RocksStore { db, path })
     }
 
     fn err(&self, source: rocksdb::Error) -> StoreError {
-        StoreError::Rocks { path: self.path.clone(), source }
+        StoreError::Rocks {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn cf(&self, name: &str) -> std::sync::Arc<rocksdb::BoundColumnFamily<'_>> {
         // Every column family is created at open.
-        self.db.cf_handle(name).expect("column family created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
     fn count(&self, cf: &str) -> u64 {
-        self.db.iterator_cf(&self.cf(cf), rocksdb::IteratorMode::Start).count() as u64
+        self.db
+            .iterator_cf(&self.cf(cf), rocksdb::IteratorMode::Start)
+            .count() as u64
     }
 }
 
 impl Store for RocksStore {
     fn put_diagnosis(&self, d: &StoredDiagnosis) -> Result<(), StoreError> {
-        let v = serde_json::to_vec(d).map_err(|source| StoreError::Corrupt { cf: CF_DIAG, source })?;
-        self.db.put_cf(&self.cf(CF_DIAG), d.diagnosis.id.as_bytes(), v).map_err(|e| self.err(e))
+        let v = serde_json::to_vec(d).map_err(|source| StoreError::Corrupt {
+            cf: CF_DIAG,
+            source,
+        })?;
+        self.db
+            .put_cf(&self.cf(CF_DIAG), d.diagnosis.id.as_bytes(), v)
+            .map_err(|e| self.err(e))
     }
 
     fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
-        match self.db.get_cf(&self.cf(CF_DIAG), id.as_bytes()).map_err(|e| self.err(e))? {
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|source| StoreError::Corrupt { cf: CF_DIAG, source }),
+        match self
+            .db
+            .get_cf(&self.cf(CF_DIAG), id.as_bytes())
+            .map_err(|e| self.err(e))?
+        {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    cf: CF_DIAG,
+                    source,
+                }),
             None => Ok(None),
         }
     }
 
-    fn put_feedback(&self, f: &FeedbackRecord, weights: &[((String, String), f64)]) -> Result<(), StoreError> {
-        let v = serde_json::to_vec(f).map_err(|source| StoreError::Corrupt { cf: CF_FEEDBACK, source })?;
+    fn put_feedback(&self, f: &FeedbackRecord, weights: &[EdgeWeight]) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(f).map_err(|source| StoreError::Corrupt {
+            cf: CF_FEEDBACK,
+            source,
+        })?;
         let mut batch = rocksdb::WriteBatchWithTransaction::<false>::default();
         let key = format!("{}\0{}", f.request.diagnosis_id, f.at.as_nanosecond());
         batch.put_cf(&self.cf(CF_FEEDBACK), key.as_bytes(), v);
@@ -160,14 +195,20 @@ impl Store for RocksStore {
             .iterator_cf(&self.cf(CF_FEEDBACK), rocksdb::IteratorMode::Start)
             .map(|kv| {
                 let (_, v) = kv.map_err(|e| self.err(e))?;
-                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt { cf: CF_FEEDBACK, source })
+                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                    cf: CF_FEEDBACK,
+                    source,
+                })
             })
             .collect()
     }
 
-    fn weights(&self) -> Result<Vec<((String, String), f64)>, StoreError> {
+    fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.db.iterator_cf(&self.cf(CF_WEIGHTS), rocksdb::IteratorMode::Start) {
+        for kv in self
+            .db
+            .iterator_cf(&self.cf(CF_WEIGHTS), rocksdb::IteratorMode::Start)
+        {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let k = String::from_utf8_lossy(&k).to_string();
             let (s, r) = k.split_once('\0').unwrap_or((&k, ""));
@@ -213,13 +254,15 @@ impl MemStore {
 
 impl Store for MemStore {
     fn put_diagnosis(&self, d: &StoredDiagnosis) -> Result<(), StoreError> {
-        self.lock().diagnoses.insert(d.diagnosis.id.clone(), d.clone());
+        self.lock()
+            .diagnoses
+            .insert(d.diagnosis.id.clone(), d.clone());
         Ok(())
     }
     fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
         Ok(self.lock().diagnoses.get(id).cloned())
     }
-    fn put_feedback(&self, f: &FeedbackRecord, weights: &[((String, String), f64)]) -> Result<(), StoreError> {
+    fn put_feedback(&self, f: &FeedbackRecord, weights: &[EdgeWeight]) -> Result<(), StoreError> {
         let mut g = self.lock();
         g.feedback.push(f.clone());
         for (k, w) in weights {
@@ -230,8 +273,13 @@ impl Store for MemStore {
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
         Ok(self.lock().feedback.clone())
     }
-    fn weights(&self) -> Result<Vec<((String, String), f64)>, StoreError> {
-        Ok(self.lock().weights.iter().map(|(k, v)| (k.clone(), *v)).collect())
+    fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError> {
+        Ok(self
+            .lock()
+            .weights
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect())
     }
     fn counts(&self) -> Result<(u64, u64), StoreError> {
         let g = self.lock();
@@ -276,15 +324,28 @@ mod tests {
             let s = RocksStore::open(dir.path()).unwrap();
             s.put_diagnosis(&diag("a")).unwrap();
             let fb = FeedbackRecord {
-                request: FeedbackRequest { diagnosis_id: "a".into(), outcome: FeedbackOutcome::Fixed, cause: None, reason: None, note: None },
+                request: FeedbackRequest {
+                    diagnosis_id: "a".into(),
+                    outcome: FeedbackOutcome::Fixed,
+                    cause: None,
+                    reason: None,
+                    note: None,
+                },
                 at: Timestamp::UNIX_EPOCH,
             };
-            s.put_feedback(&fb, &[(("crash_loop".into(), "ApplicationCrash".into()), 0.55)]).unwrap();
+            s.put_feedback(
+                &fb,
+                &[(("crash_loop".into(), "ApplicationCrash".into()), 0.55)],
+            )
+            .unwrap();
         }
         let s = RocksStore::open(dir.path()).unwrap();
         assert_eq!(s.get_diagnosis("a").unwrap().unwrap().diagnosis.id, "a");
         assert_eq!(s.counts().unwrap(), (1, 1));
-        assert_eq!(s.weights().unwrap(), vec![(("crash_loop".into(), "ApplicationCrash".into()), 0.55)]);
+        assert_eq!(
+            s.weights().unwrap(),
+            vec![(("crash_loop".into(), "ApplicationCrash".into()), 0.55)]
+        );
         assert!(s.get_diagnosis("b").unwrap().is_none());
     }
 }

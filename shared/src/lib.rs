@@ -19,9 +19,9 @@ pub use diagnosis::{
 };
 pub use object::{KindError, KindInfo, ObjectRef, TargetRef, KINDS};
 pub use protocol::{
-    DiagnoseOptions, DiagnoseRequest, ErrorBody, ErrorCode, FeedbackOutcome, FeedbackRequest,
-    FeedbackResponse, Health, ComponentState, ComponentStatus, ProtocolVersion, Stats,
-    PROTOCOL, PROTOCOL_HEADER,
+    ComponentState, ComponentStatus, DiagnoseOptions, DiagnoseRequest, ErrorBody, ErrorCode,
+    FeedbackOutcome, FeedbackRequest, FeedbackResponse, Health, ProtocolVersion, Stats, PROTOCOL,
+    PROTOCOL_HEADER,
 };
 pub use snapshot::{
     strip_secret_values, CollectionMeta, ContainerLog, Gap, KubeObject, Snapshot, SnapshotError,

@@ -111,7 +111,11 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     /// A reference to a namespaced object.
-    pub fn new(kind: impl Into<String>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(
+        kind: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
         ObjectRef {
             kind: kind.into(),
             namespace: Some(namespace.into()),
@@ -182,7 +186,11 @@ impl TargetRef {
             (None, Some(name)) => (first, name),
             (Some(_), Some(_)) | (None, None) => {
                 return Err(KindError::MissingName(
-                    [Some(first), second].into_iter().flatten().collect::<Vec<_>>().join(" "),
+                    [Some(first), second]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 ))
             }
         };
@@ -237,7 +245,13 @@ mod tests {
             assert_eq!(t.kind, kind, "{ty}");
         }
         let t = TargetRef::parse("deploy", Some("checkout")).unwrap();
-        assert_eq!(t, TargetRef { kind: "Deployment".into(), name: "checkout".into() });
+        assert_eq!(
+            t,
+            TargetRef {
+                kind: "Deployment".into(),
+                name: "checkout".into()
+            }
+        );
     }
 
     #[test]
@@ -246,16 +260,38 @@ mod tests {
             TargetRef::parse("frob/x", None),
             Err(KindError::Unknown("frob".into()))
         );
-        assert!(matches!(TargetRef::parse("deploy", None), Err(KindError::MissingName(_))));
-        assert!(matches!(TargetRef::parse("cm/x", None), Err(KindError::NotDiagnosable(_))));
-        assert!(matches!(TargetRef::parse("deploy/", None), Err(KindError::MissingName(_))));
+        assert!(matches!(
+            TargetRef::parse("deploy", None),
+            Err(KindError::MissingName(_))
+        ));
+        assert!(matches!(
+            TargetRef::parse("cm/x", None),
+            Err(KindError::NotDiagnosable(_))
+        ));
+        assert!(matches!(
+            TargetRef::parse("deploy/", None),
+            Err(KindError::MissingName(_))
+        ));
     }
 
     #[test]
     fn dump_file_names_map_to_kinds() {
-        assert_eq!(KindInfo::from_list_file("replication-controllers").unwrap().kind, "ReplicationController");
-        assert_eq!(KindInfo::from_list_file("persistentvolumeclaims").unwrap().kind, "PersistentVolumeClaim");
-        assert_eq!(KindInfo::from_list_file("endpoints").unwrap().kind, "Endpoints");
+        assert_eq!(
+            KindInfo::from_list_file("replication-controllers")
+                .unwrap()
+                .kind,
+            "ReplicationController"
+        );
+        assert_eq!(
+            KindInfo::from_list_file("persistentvolumeclaims")
+                .unwrap()
+                .kind,
+            "PersistentVolumeClaim"
+        );
+        assert_eq!(
+            KindInfo::from_list_file("endpoints").unwrap().kind,
+            "Endpoints"
+        );
         assert!(KindInfo::from_list_file("widgets").is_none());
     }
 }

@@ -25,7 +25,9 @@ pub fn socket_path(env: impl Fn(&str) -> Option<String>, uid: u32) -> PathBuf {
 fn xdg(env: &impl Fn(&str) -> Option<String>, var: &str, home_rel: &str) -> PathBuf {
     match env(var).filter(|s| !s.is_empty()) {
         Some(d) => PathBuf::from(d).join("metakube"),
-        None => PathBuf::from(env("HOME").unwrap_or_else(|| "/tmp".into())).join(home_rel).join("metakube"),
+        None => PathBuf::from(env("HOME").unwrap_or_else(|| "/tmp".into()))
+            .join(home_rel)
+            .join("metakube"),
     }
 }
 
@@ -56,11 +58,32 @@ mod tests {
 
     #[test]
     fn xdg_paths_and_fallbacks() {
-        let env = |vars: &'static [(&'static str, &'static str)]| move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-        assert_eq!(socket_path(env(&[("XDG_RUNTIME_DIR", "/run/user/7")]), 7), PathBuf::from("/run/user/7/metakube/metakubed.sock"));
-        assert_eq!(socket_path(env(&[]), 7), PathBuf::from("/tmp/metakube-7/metakubed.sock"));
-        assert_eq!(socket_path(env(&[("METAKUBE_SOCKET", "/x.sock")]), 7), PathBuf::from("/x.sock"));
-        assert_eq!(data_dir(env(&[("HOME", "/home/a")])), PathBuf::from("/home/a/.local/share/metakube"));
-        assert_eq!(config_file(env(&[("XDG_CONFIG_HOME", "/c")])), PathBuf::from("/c/metakube/config.toml"));
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            socket_path(env(&[("XDG_RUNTIME_DIR", "/run/user/7")]), 7),
+            PathBuf::from("/run/user/7/metakube/metakubed.sock")
+        );
+        assert_eq!(
+            socket_path(env(&[]), 7),
+            PathBuf::from("/tmp/metakube-7/metakubed.sock")
+        );
+        assert_eq!(
+            socket_path(env(&[("METAKUBE_SOCKET", "/x.sock")]), 7),
+            PathBuf::from("/x.sock")
+        );
+        assert_eq!(
+            data_dir(env(&[("HOME", "/home/a")])),
+            PathBuf::from("/home/a/.local/share/metakube")
+        );
+        assert_eq!(
+            config_file(env(&[("XDG_CONFIG_HOME", "/c")])),
+            PathBuf::from("/c/metakube/config.toml")
+        );
     }
 }

@@ -251,7 +251,10 @@ mod tests {
         let v: ProtocolVersion = "1.3".parse().unwrap();
         assert!(PROTOCOL.compatible_with(v));
         assert!(!PROTOCOL.compatible_with("2.0".parse().unwrap()));
-        assert_eq!("1".parse::<ProtocolVersion>().unwrap(), ProtocolVersion { major: 1, minor: 0 });
+        assert_eq!(
+            "1".parse::<ProtocolVersion>().unwrap(),
+            ProtocolVersion { major: 1, minor: 0 }
+        );
         assert!("x.y".parse::<ProtocolVersion>().is_err());
         assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.0\"");
     }

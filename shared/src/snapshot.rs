@@ -23,7 +23,8 @@ impl KubeObject {
     pub fn from_list_item(mut item: Value, info: &KindInfo) -> KubeObject {
         if let Some(map) = item.as_object_mut() {
             map.entry("kind").or_insert_with(|| Value::from(info.kind));
-            map.entry("apiVersion").or_insert_with(|| Value::from(info.api_version));
+            map.entry("apiVersion")
+                .or_insert_with(|| Value::from(info.api_version));
         }
         KubeObject(item)
     }
@@ -35,12 +36,17 @@ impl KubeObject {
 
     /// `metadata.name` (empty when missing).
     pub fn name(&self) -> &str {
-        self.0.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        self.0
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// `metadata.namespace`, if any.
     pub fn namespace(&self) -> Option<&str> {
-        self.0.pointer("/metadata/namespace").and_then(Value::as_str)
+        self.0
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
     }
 
     /// `metadata.uid`, if any.
@@ -84,7 +90,13 @@ pub struct ContainerLog {
 
 impl ContainerLog {
     /// Builds a log entry keeping only the last [`MAX_LOG_BYTES`] of `text`, cut at a line start.
-    pub fn bounded(namespace: &str, pod: &str, container: &str, previous: bool, text: &str) -> ContainerLog {
+    pub fn bounded(
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        text: &str,
+    ) -> ContainerLog {
         let (text, dropped) = tail(text, MAX_LOG_BYTES);
         ContainerLog {
             namespace: namespace.to_string(),
@@ -218,10 +230,16 @@ impl Snapshot {
     pub fn validate(&self) -> Result<(), SnapshotError> {
         for (index, o) in self.objects.iter().enumerate() {
             if o.kind().is_empty() {
-                return Err(SnapshotError::MissingField { index, field: "kind" });
+                return Err(SnapshotError::MissingField {
+                    index,
+                    field: "kind",
+                });
             }
             if o.name().is_empty() {
-                return Err(SnapshotError::MissingField { index, field: "metadata.name" });
+                return Err(SnapshotError::MissingField {
+                    index,
+                    field: "metadata.name",
+                });
             }
             if o.kind() == "Secret" && secret_has_values(&o.0) {
                 return Err(SnapshotError::SecretValues(o.name().to_string()));
@@ -233,10 +251,10 @@ impl Snapshot {
 
 fn secret_has_values(secret: &Value) -> bool {
     ["data", "stringData"].iter().any(|f| {
-        secret
-            .get(f)
-            .and_then(Value::as_object)
-            .is_some_and(|m| m.values().any(|v| v.as_str().is_some_and(|s| !s.is_empty())))
+        secret.get(f).and_then(Value::as_object).is_some_and(|m| {
+            m.values()
+                .any(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        })
     })
 }
 
@@ -290,10 +308,15 @@ mod tests {
                 collector_version: "test".into(),
             },
         };
-        assert_eq!(snap(&s).validate(), Err(SnapshotError::SecretValues("db".into())));
+        assert_eq!(
+            snap(&s).validate(),
+            Err(SnapshotError::SecretValues("db".into()))
+        );
         strip_secret_values(&mut s);
         assert_eq!(s["data"]["password"], "");
-        assert!(s.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration").is_none());
+        assert!(s
+            .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+            .is_none());
         assert_eq!(snap(&s).validate(), Ok(()));
     }
 }

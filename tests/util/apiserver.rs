@@ -64,7 +64,12 @@ impl ApiServer {
                 o
             })
             .collect();
-        let data = Arc::new(Mutex::new(Data { objects, logs, forbidden: forbidden.iter().map(|s| s.to_string()).collect(), seen: Vec::new() }));
+        let data = Arc::new(Mutex::new(Data {
+            objects,
+            logs,
+            forbidden: forbidden.iter().map(|s| s.to_string()).collect(),
+            seen: Vec::new(),
+        }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let d = data.clone();
@@ -95,7 +100,11 @@ impl ApiServer {
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, String, Value) {
-    (code, "application/json".into(), json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}))
+    (
+        code,
+        "application/json".into(),
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}),
+    )
 }
 
 fn serve(mut stream: TcpStream, data: &Mutex<Data>) -> std::io::Result<()> {
@@ -127,7 +136,12 @@ fn serve(mut stream: TcpStream, data: &Mutex<Data>) -> std::io::Result<()> {
     let body = String::from_utf8_lossy(&body).to_string();
     let (code, ct, payload) = {
         let mut d = data.lock().expect("lock");
-        d.seen.push(Seen { method: method.clone(), path: target.clone(), content_type: ctype, body: body.clone() });
+        d.seen.push(Seen {
+            method: method.clone(),
+            path: target.clone(),
+            content_type: ctype,
+            body: body.clone(),
+        });
         route(&d, &method, &target, &body)
     };
     let bytes = match payload {
@@ -151,18 +165,34 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
     let rest: &[&str] = match segs.as_slice() {
         ["api", _v, rest @ ..] => rest,
         ["apis", _g, _v, rest @ ..] => rest,
-        _ => return status(404, "NotFound", &format!("the server could not find the requested resource ({path})")),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                &format!("the server could not find the requested resource ({path})"),
+            )
+        }
     };
     let (ns, rest) = match rest {
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
         r => (None, r),
     };
-    let Some(plural) = rest.first() else { return status(404, "NotFound", "no resource") };
-    let Some(info) = KindInfo::from_list_file(plural) else { return status(404, "NotFound", &format!("the server doesn't have a resource type \"{plural}\"")) };
+    let Some(plural) = rest.first() else {
+        return status(404, "NotFound", "no resource");
+    };
+    let Some(info) = KindInfo::from_list_file(plural) else {
+        return status(
+            404,
+            "NotFound",
+            &format!("the server doesn't have a resource type \"{plural}\""),
+        );
+    };
     if d.forbidden.iter().any(|f| f == plural) {
         return status(403, "Forbidden", &format!("{plural} is forbidden: User \"tester\" cannot list resource \"{plural}\" in API group \"\" in the namespace \"{}\"", ns.unwrap_or("")));
     }
-    let matches = |o: &&KubeObject| o.kind() == info.kind && (!info.namespaced || o.namespace() == ns || ns.is_none());
+    let matches = |o: &&KubeObject| {
+        o.kind() == info.kind && (!info.namespaced || o.namespace() == ns || ns.is_none())
+    };
     match rest {
         [_] => {
             let field = q.get("fieldSelector").cloned().unwrap_or_default();
@@ -183,19 +213,38 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
                     v
                 })
                 .collect();
-            (200, "application/json".into(), json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version, "metadata": {"resourceVersion": "4242"}, "items": items}))
+            (
+                200,
+                "application/json".into(),
+                json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version, "metadata": {"resourceVersion": "4242"}, "items": items}),
+            )
         }
         [_, name] => match d.objects.iter().filter(matches).find(|o| o.name() == *name) {
             Some(o) if method == "PATCH" => (200, "application/json".into(), o.0.clone()),
             Some(o) => (200, "application/json".into(), o.0.clone()),
-            None => status(404, "NotFound", &format!("{}.{} \"{name}\" not found", info.plural, info.api_version.split('/').next().unwrap_or(""))),
+            None => status(
+                404,
+                "NotFound",
+                &format!(
+                    "{}.{} \"{name}\" not found",
+                    info.plural,
+                    info.api_version.split('/').next().unwrap_or("")
+                ),
+            ),
         },
         [_, name, "log"] => {
             let c = q.get("container").cloned().unwrap_or_default();
             if q.get("previous").map(String::as_str) == Some("true") {
-                return status(400, "BadRequest", &format!("previous terminated container \"{c}\" in pod \"{name}\" not found"));
+                return status(
+                    400,
+                    "BadRequest",
+                    &format!("previous terminated container \"{c}\" in pod \"{name}\" not found"),
+                );
             }
-            match d.logs.get(&(ns.unwrap_or("").to_string(), name.to_string(), c)) {
+            match d
+                .logs
+                .get(&(ns.unwrap_or("").to_string(), name.to_string(), c))
+            {
                 Some(t) => (200, "text/plain".into(), Value::String(t.clone())),
                 None => (200, "text/plain".into(), Value::String(String::new())),
             }

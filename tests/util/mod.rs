@@ -20,13 +20,20 @@ pub fn bin_dir() -> PathBuf {
 /// Path of a workspace binary; panics with the build command when it is missing.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.is_file(), "{} is not built: run `cargo build --release --workspace --bins` first (make test does)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is not built: run `cargo build --release --workspace --bins` first (make test does)",
+        p.display()
+    );
     p
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Scenario folders of metakube's own corpus.
@@ -67,7 +74,11 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn metakubed");
-        let d = Daemon { child, socket, data };
+        let d = Daemon {
+            child,
+            socket,
+            data,
+        };
         d.wait_healthy();
         d
     }
@@ -79,7 +90,11 @@ impl Daemon {
             if let Ok((200, _)) = http(&self.socket, "GET", "/v1/health", &[], b"") {
                 return;
             }
-            assert!(Instant::now() < deadline, "metakubed did not become healthy on {}", self.socket.display());
+            assert!(
+                Instant::now() < deadline,
+                "metakubed did not become healthy on {}",
+                self.socket.display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -93,7 +108,10 @@ impl Daemon {
             if let Some(s) = self.child.try_wait().expect("wait") {
                 return s;
             }
-            assert!(Instant::now() < deadline, "metakubed did not exit after {sig:?}");
+            assert!(
+                Instant::now() < deadline,
+                "metakubed did not exit after {sig:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -114,21 +132,40 @@ pub fn plugin(socket: &Path, args: &[&str]) -> Output {
 /// Like [`plugin`], with extra environment.
 pub fn plugin_env(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin("kubectl-metakube"));
-    cmd.args(args).arg("--socket").arg(socket).arg("--no-start-daemon").env("NO_COLOR", "1").env_remove("KUBECONFIG");
+    cmd.args(args)
+        .arg("--socket")
+        .arg(socket)
+        .arg("--no-start-daemon")
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::null()).output().expect("run kubectl-metakube")
+    cmd.stdin(Stdio::null())
+        .output()
+        .expect("run kubectl-metakube")
 }
 
 /// Stdout as text, asserting success with stderr in the message.
 pub fn ok_stdout(o: &Output) -> String {
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
 /// One raw HTTP/1.1 request over the Unix socket; returns (status, body).
-pub fn http(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+pub fn http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -146,9 +183,17 @@ pub fn http(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], b
 /// Splits a raw HTTP/1.1 response into status and (de-chunked) body.
 pub fn parse_response(buf: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let text = String::from_utf8_lossy(buf);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no HTTP response: {text:?}")))?;
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP response: {text:?}")))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
     let body = if chunked {
         let mut out = String::new();
         let mut rest = body;
@@ -169,7 +214,10 @@ pub fn parse_response(buf: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
 
 /// The protocol header every plugin request carries.
 pub fn proto() -> (&'static str, String) {
-    (metakube_shared::PROTOCOL_HEADER, metakube_shared::PROTOCOL.to_string())
+    (
+        metakube_shared::PROTOCOL_HEADER,
+        metakube_shared::PROTOCOL.to_string(),
+    )
 }
 
 /// Copies a directory tree.
@@ -188,7 +236,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// Reads a scenario's expected target as (kind, namespace, name) from `expected.yaml`.
 pub fn expected_target(dir: &Path) -> (String, String, String) {
-    let y: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("expected.yaml")).expect("expected.yaml")).expect("yaml");
+    let y: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(dir.join("expected.yaml")).expect("expected.yaml"),
+    )
+    .expect("yaml");
     let t = &y["target"];
     let s = |k: &str| t[k].as_str().expect("target field").to_string();
     (s("kind"), s("namespace"), s("name"))

@@ -22,14 +22,24 @@ const MAX_LIST_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Reads a whole dump folder.
 pub fn read_dump(dir: &Path) -> Result<Collected, CollectError> {
-    let meta = std::fs::metadata(dir).map_err(|source| CollectError::Io { path: dir.to_path_buf(), source })?;
+    let meta = std::fs::metadata(dir).map_err(|source| CollectError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     if !meta.is_dir() {
-        return Err(CollectError::NotADump { path: dir.to_path_buf(), why: "not a directory".into() });
+        return Err(CollectError::NotADump {
+            path: dir.to_path_buf(),
+            why: "not a directory".into(),
+        });
     }
     let mut out = Collected::default();
     let mut entries = read_dir_sorted(dir)?;
-    let has_lists = entries.iter().any(|p| p.extension().is_some_and(|e| e == "json"))
-        || entries.iter().any(|p| p.is_dir() && p.join("pods.json").exists());
+    let has_lists = entries
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "json"))
+        || entries
+            .iter()
+            .any(|p| p.is_dir() && p.join("pods.json").exists());
     if !has_lists {
         return Err(CollectError::NotADump {
             path: dir.to_path_buf(),
@@ -47,21 +57,31 @@ pub fn read_dump(dir: &Path) -> Result<Collected, CollectError> {
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CollectError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| CollectError::Io { path: dir.to_path_buf(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| CollectError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     v.sort();
     Ok(v)
 }
 
 fn read_namespace_dir(dir: &Path, out: &mut Collected) -> Result<(), CollectError> {
-    let ns = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let ns = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     for path in read_dir_sorted(dir)? {
         if path.is_dir() {
             let logs = path.join("logs.txt");
             if logs.is_file() {
                 match read_logs(&logs) {
                     Ok(mut l) => out.logs.append(&mut l),
-                    Err(e) => out.gaps.push(Gap { what: logs.display().to_string(), namespace: Some(ns.clone()), reason: e.to_string() }),
+                    Err(e) => out.gaps.push(Gap {
+                        what: logs.display().to_string(),
+                        namespace: Some(ns.clone()),
+                        reason: e.to_string(),
+                    }),
                 }
             }
         } else if path.extension().is_some_and(|e| e == "json") {
@@ -73,7 +93,11 @@ fn read_namespace_dir(dir: &Path, out: &mut Collected) -> Result<(), CollectErro
 
 /// Reads one List file; problems become gaps.
 fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
-    let gap = |reason: String| Gap { what: path.display().to_string(), namespace: ns.map(str::to_string), reason };
+    let gap = |reason: String| Gap {
+        what: path.display().to_string(),
+        namespace: ns.map(str::to_string),
+        reason,
+    };
     let text = match read_bounded(path) {
         Ok(t) => t,
         Err(e) => {
@@ -84,7 +108,9 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
     let v: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
-            out.gaps.push(gap(format!("not valid JSON ({e}); the file may be truncated")));
+            out.gaps.push(gap(format!(
+                "not valid JSON ({e}); the file may be truncated"
+            )));
             return;
         }
     };
@@ -97,7 +123,10 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
                 }
                 strip_noise(&mut o.0);
                 if o.name().is_empty() {
-                    out.gaps.push(gap(format!("a {} item has no metadata.name; skipped", info.kind)));
+                    out.gaps.push(gap(format!(
+                        "a {} item has no metadata.name; skipped",
+                        info.kind
+                    )));
                     continue;
                 }
                 out.objects.push(o);
@@ -111,21 +140,32 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len > MAX_LIST_BYTES {
-        return Err(format!("{len} bytes is more than the {MAX_LIST_BYTES}-byte limit for one list"));
+        return Err(format!(
+            "{len} bytes is more than the {MAX_LIST_BYTES}-byte limit for one list"
+        ));
     }
     let mut s = String::with_capacity(len as usize);
-    f.take(MAX_LIST_BYTES).read_to_string(&mut s).map_err(|e| format!("cannot read as UTF-8 text: {e}"))?;
+    f.take(MAX_LIST_BYTES)
+        .read_to_string(&mut s)
+        .map_err(|e| format!("cannot read as UTF-8 text: {e}"))?;
     Ok(s)
 }
 
 /// The kind and items of a List: from its `kind` (`PodList`) or, failing that, the file name.
-pub fn parse_list<'a>(v: &'a Value, path: &Path) -> Result<(&'static KindInfo, Vec<Value>), String> {
+pub fn parse_list(v: &Value, path: &Path) -> Result<(&'static KindInfo, Vec<Value>), String> {
     let items = v
         .get("items")
         .and_then(Value::as_array)
         .ok_or_else(|| "not a Kubernetes List (no \"items\" array)".to_string())?;
-    let from_kind = v.get("kind").and_then(Value::as_str).and_then(|k| k.strip_suffix("List")).and_then(KindInfo::lookup);
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let from_kind = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(|k| k.strip_suffix("List"))
+        .and_then(KindInfo::lookup);
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let info = from_kind.or_else(|| KindInfo::from_list_file(&stem));
     // A generic `List` of mixed kinds: items carry their own kind.
     match info {
@@ -139,7 +179,11 @@ pub fn parse_list<'a>(v: &'a Value, path: &Path) -> Result<(&'static KindInfo, V
         None => Err(format!(
             "unknown kind {:?} (from {}); skipped",
             v.get("kind").and_then(Value::as_str).unwrap_or(&stem),
-            if v.get("kind").is_some() { "the list's kind" } else { "the file name" }
+            if v.get("kind").is_some() {
+                "the list's kind"
+            } else {
+                "the file name"
+            }
         )),
     }
 }
@@ -182,7 +226,14 @@ pub fn read_logs(path: &Path) -> std::io::Result<Vec<ContainerLog>> {
         if line.starts_with("==== END logs for container ") {
             if let Some((ns, pod, c)) = cur.take() {
                 let (text, dropped) = tail.take();
-                out.push(ContainerLog { namespace: ns, pod, container: c, previous: false, text, truncated_bytes: dropped });
+                out.push(ContainerLog {
+                    namespace: ns,
+                    pod,
+                    container: c,
+                    previous: false,
+                    text,
+                    truncated_bytes: dropped,
+                });
             }
             continue;
         }
@@ -192,7 +243,14 @@ pub fn read_logs(path: &Path) -> std::io::Result<Vec<ContainerLog>> {
     }
     if let Some((ns, pod, c)) = cur.take() {
         let (text, dropped) = tail.take();
-        out.push(ContainerLog { namespace: ns, pod, container: c, previous: false, text, truncated_bytes: dropped });
+        out.push(ContainerLog {
+            namespace: ns,
+            pod,
+            container: c,
+            previous: false,
+            text,
+            truncated_bytes: dropped,
+        });
     }
     Ok(out)
 }
@@ -283,21 +341,37 @@ mod tests {
         drop(f);
         let logs = read_logs(&p).unwrap();
         assert_eq!(logs.len(), 2);
-        assert_eq!((logs[0].container.as_str(), logs[0].text.as_str()), ("init", "hello\n"));
+        assert_eq!(
+            (logs[0].container.as_str(), logs[0].text.as_str()),
+            ("init", "hello\n")
+        );
         assert!(logs[1].text.len() <= MAX_LOG_BYTES);
-        assert!(logs[1].text.ends_with(&format!("line 19999 {}\n", "x".repeat(20))));
+        assert!(logs[1]
+            .text
+            .ends_with(&format!("line 19999 {}\n", "x".repeat(20))));
         assert!(logs[1].truncated_bytes > 0);
     }
 
     #[test]
     fn list_kind_comes_from_kind_or_file_name() {
-        let v: Value = serde_json::json!({"kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
+        let v: Value =
+            serde_json::json!({"kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
         assert_eq!(parse_list(&v, Path::new("x.json")).unwrap().0.kind, "Pod");
         let v: Value = serde_json::json!({"items": []});
-        assert_eq!(parse_list(&v, Path::new("persistentvolumeclaims.json")).unwrap().0.kind, "PersistentVolumeClaim");
+        assert_eq!(
+            parse_list(&v, Path::new("persistentvolumeclaims.json"))
+                .unwrap()
+                .0
+                .kind,
+            "PersistentVolumeClaim"
+        );
         let v: Value = serde_json::json!({"kind": "WidgetList", "items": []});
-        assert!(parse_list(&v, Path::new("widgets.json")).unwrap_err().contains("unknown kind"));
+        assert!(parse_list(&v, Path::new("widgets.json"))
+            .unwrap_err()
+            .contains("unknown kind"));
         let v: Value = serde_json::json!({"kind": "PodList"});
-        assert!(parse_list(&v, Path::new("pods.json")).unwrap_err().contains("no \"items\""));
+        assert!(parse_list(&v, Path::new("pods.json"))
+            .unwrap_err()
+            .contains("no \"items\""));
     }
 }

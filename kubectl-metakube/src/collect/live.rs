@@ -10,7 +10,10 @@ use futures::stream::{self, StreamExt};
 use jiff::Timestamp;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use metakube_shared::snapshot::MAX_LOG_BYTES;
-use metakube_shared::{ContainerLog, Gap, KindInfo, KubeObject, ObjectRef, Patch, Snapshot, SnapshotSource, TargetRef, KINDS};
+use metakube_shared::{
+    ContainerLog, Gap, KindInfo, KubeObject, ObjectRef, Patch, Snapshot, SnapshotSource, TargetRef,
+    KINDS,
+};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
@@ -45,28 +48,59 @@ pub struct Connection {
 
 /// Connects with the user's kubeconfig.
 pub async fn connect(opts: &LiveOptions) -> Result<Connection, CollectError> {
-    let kc_opts = KubeConfigOptions { context: opts.context.clone(), cluster: None, user: None };
-    let kubeconfig = match &opts.kubeconfig {
-        Some(p) => Kubeconfig::read_from(p).map_err(|e| CollectError::Api(format!("cannot read kubeconfig {}: {e}", p.display())))?,
-        None => Kubeconfig::read().map_err(|e| CollectError::Api(format!("cannot read kubeconfig ($KUBECONFIG or ~/.kube/config): {e}")))?,
+    let kc_opts = KubeConfigOptions {
+        context: opts.context.clone(),
+        cluster: None,
+        user: None,
     };
-    let context = opts.context.clone().or_else(|| kubeconfig.current_context.clone());
+    let kubeconfig = match &opts.kubeconfig {
+        Some(p) => Kubeconfig::read_from(p).map_err(|e| {
+            CollectError::Api(format!("cannot read kubeconfig {}: {e}", p.display()))
+        })?,
+        None => Kubeconfig::read().map_err(|e| {
+            CollectError::Api(format!(
+                "cannot read kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"
+            ))
+        })?,
+    };
+    let context = opts
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone());
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kc_opts)
         .await
-        .map_err(|e| CollectError::Api(format!("kubeconfig context {}: {e}", context.as_deref().unwrap_or("(current)"))))?;
+        .map_err(|e| {
+            CollectError::Api(format!(
+                "kubeconfig context {}: {e}",
+                context.as_deref().unwrap_or("(current)")
+            ))
+        })?;
     if let Some(t) = opts.request_timeout {
         config.connect_timeout = Some(t);
         config.read_timeout = Some(t);
     }
-    let namespace = opts.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+    let namespace = opts
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
     let cluster_url = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|e| CollectError::Api(format!("cannot create a client for {cluster_url}: {e}")))?;
-    Ok(Connection { client, namespace, context, cluster_url })
+    let client = kube::Client::try_from(config)
+        .map_err(|e| CollectError::Api(format!("cannot create a client for {cluster_url}: {e}")))?;
+    Ok(Connection {
+        client,
+        namespace,
+        context,
+        cluster_url,
+    })
 }
 
 /// The REST path of a kind's collection (`/apis/apps/v1/namespaces/ns/deployments`).
 pub fn collection_path(info: &KindInfo, ns: Option<&str>) -> String {
-    let base = if info.api_version.contains('/') { format!("/apis/{}", info.api_version) } else { format!("/api/{}", info.api_version) };
+    let base = if info.api_version.contains('/') {
+        format!("/apis/{}", info.api_version)
+    } else {
+        format!("/api/{}", info.api_version)
+    };
     match ns {
         Some(ns) if info.namespaced => format!("{base}/namespaces/{ns}/{}", info.plural),
         _ => format!("{base}/{}", info.plural),
@@ -79,10 +113,14 @@ enum Fetch {
 }
 
 async fn get_json(client: &kube::Client, path: &str) -> Result<Fetch, CollectError> {
-    let req = http::Request::get(path).body(Vec::new()).map_err(|e| CollectError::Api(e.to_string()))?;
+    let req = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| CollectError::Api(e.to_string()))?;
     match client.request::<Value>(req).await {
         Ok(v) => Ok(Fetch::Ok(v)),
-        Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404 | 405) => Ok(Fetch::Gap(format!("{} ({})", s.message, s.reason))),
+        Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404 | 405) => {
+            Ok(Fetch::Gap(format!("{} ({})", s.message, s.reason)))
+        }
         Err(e) => Err(CollectError::Api(format!("GET {path}: {e}"))),
     }
 }
@@ -103,10 +141,15 @@ struct KeysOnlySecret {
     data: BTreeMap<String, IgnoredAny>,
 }
 
-async fn list_secrets(client: &kube::Client, ns: &str) -> Result<Result<Vec<KubeObject>, String>, CollectError> {
+async fn list_secrets(
+    client: &kube::Client,
+    ns: &str,
+) -> Result<Result<Vec<KubeObject>, String>, CollectError> {
     let info = KindInfo::lookup("Secret").expect("Secret is a known kind");
     let path = collection_path(info, Some(ns));
-    let req = http::Request::get(&path).body(Vec::new()).map_err(|e| CollectError::Api(e.to_string()))?;
+    let req = http::Request::get(&path)
+        .body(Vec::new())
+        .map_err(|e| CollectError::Api(e.to_string()))?;
     match client.request::<KeysOnlyList>(req).await {
         Ok(l) => Ok(Ok(l
             .items
@@ -129,7 +172,11 @@ async fn list_secrets(client: &kube::Client, ns: &str) -> Result<Result<Vec<Kube
 }
 
 /// Lists every kind metakube reads in the given namespaces, plus cluster-scoped kinds.
-async fn list_all(client: &kube::Client, namespaces: &BTreeSet<String>, out: &mut Collected) -> Result<(), CollectError> {
+async fn list_all(
+    client: &kube::Client,
+    namespaces: &BTreeSet<String>,
+    out: &mut Collected,
+) -> Result<(), CollectError> {
     let mut jobs: Vec<(&'static KindInfo, Option<String>)> = Vec::new();
     for info in KINDS.iter().filter(|k| k.kind != "Namespace") {
         if info.namespaced {
@@ -154,32 +201,55 @@ async fn list_all(client: &kube::Client, namespaces: &BTreeSet<String>, out: &mu
     for (info, ns, r) in results {
         match r? {
             Fetch::Ok(v) => {
-                for item in v.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
+                for item in v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                {
                     let mut o = KubeObject::from_list_item(item, info);
                     strip_noise(&mut o.0);
                     out.objects.push(o);
                 }
             }
-            Fetch::Gap(reason) => out.gaps.push(Gap { what: info.plural.to_string(), namespace: ns, reason }),
+            Fetch::Gap(reason) => out.gaps.push(Gap {
+                what: info.plural.to_string(),
+                namespace: ns,
+                reason,
+            }),
         }
     }
     for ns in namespaces {
         match list_secrets(client, ns).await? {
             Ok(mut v) => out.objects.append(&mut v),
-            Err(reason) => out.gaps.push(Gap { what: "secrets".into(), namespace: Some(ns.clone()), reason }),
+            Err(reason) => out.gaps.push(Gap {
+                what: "secrets".into(),
+                namespace: Some(ns.clone()),
+                reason,
+            }),
         }
     }
     Ok(())
 }
 
-async fn fetch_log(client: &kube::Client, ns: &str, pod: &str, container: &str, previous: bool) -> Result<Option<ContainerLog>, String> {
+async fn fetch_log(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+) -> Result<Option<ContainerLog>, String> {
     let path = format!(
         "/api/v1/namespaces/{ns}/pods/{pod}/log?container={container}&tailLines=2000&limitBytes={MAX_LOG_BYTES}{}",
         if previous { "&previous=true" } else { "" }
     );
-    let req = http::Request::get(&path).body(Vec::new()).map_err(|e| e.to_string())?;
+    let req = http::Request::get(&path)
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
     match client.request_text(req).await {
-        Ok(text) => Ok(Some(ContainerLog::bounded(ns, pod, container, previous, &text))),
+        Ok(text) => Ok(Some(ContainerLog::bounded(
+            ns, pod, container, previous, &text,
+        ))),
         Err(kube::Error::Api(s)) if s.code == 400 && previous => Ok(None), // no previous run
         Err(kube::Error::Api(s)) => Err(format!("{} ({})", s.message, s.reason)),
         Err(e) => Err(e.to_string()),
@@ -188,13 +258,14 @@ async fn fetch_log(client: &kube::Client, ns: &str, pod: &str, container: &str, 
 
 /// Container names of a pod (init first) and whether each has restarted.
 fn containers(p: &KubeObject) -> Vec<(String, bool)> {
-    let restarted: BTreeSet<String> = ["/status/containerStatuses", "/status/initContainerStatuses"]
-        .iter()
-        .filter_map(|s| p.pointer(s).and_then(Value::as_array))
-        .flatten()
-        .filter(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0) > 0)
-        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
-        .collect();
+    let restarted: BTreeSet<String> =
+        ["/status/containerStatuses", "/status/initContainerStatuses"]
+            .iter()
+            .filter_map(|s| p.pointer(s).and_then(Value::as_array))
+            .flatten()
+            .filter(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0) > 0)
+            .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect();
     ["/spec/initContainers", "/spec/containers"]
         .iter()
         .filter_map(|s| p.pointer(s).and_then(Value::as_array))
@@ -205,17 +276,37 @@ fn containers(p: &KubeObject) -> Vec<(String, bool)> {
 }
 
 /// Collects everything about `target` and selects it into a snapshot.
-pub async fn collect(conn: &Connection, target: &TargetRef, progress: &dyn Fn(&str)) -> Result<Snapshot, CollectError> {
+pub async fn collect(
+    conn: &Connection,
+    target: &TargetRef,
+    progress: &dyn Fn(&str),
+) -> Result<Snapshot, CollectError> {
     let client = &conn.client;
     let tref = target.in_namespace(&conn.namespace);
-    let info = KindInfo::lookup(&target.kind).ok_or_else(|| CollectError::Api(format!("unknown kind {}", target.kind)))?;
-    progress(&format!("checking {}/{}", target.kind.to_ascii_lowercase(), target.name));
-    let path = format!("{}/{}", collection_path(info, tref.namespace.as_deref()), target.name);
+    let info = KindInfo::lookup(&target.kind)
+        .ok_or_else(|| CollectError::Api(format!("unknown kind {}", target.kind)))?;
+    progress(&format!(
+        "checking {}/{}",
+        target.kind.to_ascii_lowercase(),
+        target.name
+    ));
+    let path = format!(
+        "{}/{}",
+        collection_path(info, tref.namespace.as_deref()),
+        target.name
+    );
     if let Fetch::Gap(reason) = get_json(client, &path).await? {
         return Err(CollectError::TargetNotFound {
             target: format!("{}/{}", target.kind.to_ascii_lowercase(), target.name),
-            where_: tref.namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default(),
-            hint: format!(" (context {}): {reason}", conn.context.as_deref().unwrap_or("current")),
+            where_: tref
+                .namespace
+                .as_ref()
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default(),
+            hint: format!(
+                " (context {}): {reason}",
+                conn.context.as_deref().unwrap_or("current")
+            ),
         });
     }
     let mut out = Collected::default();
@@ -223,21 +314,39 @@ pub async fn collect(conn: &Connection, target: &TargetRef, progress: &dyn Fn(&s
     progress(&format!("listing objects in namespace {}", conn.namespace));
     list_all(client, &namespaces, &mut out).await?;
     // Namespaces the target's pods call by FQDN, and node events from `default`.
-    let pods: Vec<KubeObject> = target_pods(&out.objects, &tref).into_iter().cloned().collect();
-    let extra: BTreeSet<String> = referenced_namespaces(&pods.iter().collect::<Vec<_>>()).into_iter().filter(|n| !namespaces.contains(n)).collect();
+    let pods: Vec<KubeObject> = target_pods(&out.objects, &tref)
+        .into_iter()
+        .cloned()
+        .collect();
+    let extra: BTreeSet<String> = referenced_namespaces(&pods.iter().collect::<Vec<_>>())
+        .into_iter()
+        .filter(|n| !namespaces.contains(n))
+        .collect();
     if !extra.is_empty() {
-        progress(&format!("listing objects in {}", extra.iter().cloned().collect::<Vec<_>>().join(", ")));
+        progress(&format!(
+            "listing objects in {}",
+            extra.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
         let mut more = Collected::default();
         list_all(client, &extra, &mut more).await?;
-        out.objects.extend(more.objects.into_iter().filter(|o| o.namespace().is_some()));
+        out.objects
+            .extend(more.objects.into_iter().filter(|o| o.namespace().is_some()));
         out.gaps.extend(more.gaps);
         namespaces.extend(extra);
     }
     if !namespaces.contains("default") {
         let info = KindInfo::lookup("Event").expect("Event is a known kind");
-        let path = format!("{}?fieldSelector=involvedObject.kind%3DNode", collection_path(info, Some("default")));
+        let path = format!(
+            "{}?fieldSelector=involvedObject.kind%3DNode",
+            collection_path(info, Some("default"))
+        );
         if let Fetch::Ok(v) = get_json(client, &path).await? {
-            for item in v.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
+            for item in v
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
                 out.objects.push(KubeObject::from_list_item(item, info));
             }
         }
@@ -246,7 +355,13 @@ pub async fn collect(conn: &Connection, target: &TargetRef, progress: &dyn Fn(&s
     progress(&format!("reading logs of {} pods", wanted.len()));
     let mut log_jobs = Vec::new();
     for (ns, pod) in &wanted {
-        let Some(p) = out.objects.iter().find(|o| o.kind() == "Pod" && o.name() == pod && o.namespace() == Some(ns.as_str())) else { continue };
+        let Some(p) = out
+            .objects
+            .iter()
+            .find(|o| o.kind() == "Pod" && o.name() == pod && o.namespace() == Some(ns.as_str()))
+        else {
+            continue;
+        };
         for (c, restarted) in containers(p) {
             log_jobs.push((ns.clone(), pod.clone(), c.clone(), false));
             if restarted {
@@ -266,10 +381,17 @@ pub async fn collect(conn: &Connection, target: &TargetRef, progress: &dyn Fn(&s
         match r {
             Ok(Some(l)) => out.logs.push(l),
             Ok(None) => {}
-            Err(reason) => out.gaps.push(Gap { what: format!("logs of pod/{pod} container {c}"), namespace: Some(ns), reason }),
+            Err(reason) => out.gaps.push(Gap {
+                what: format!("logs of pod/{pod} container {c}"),
+                namespace: Some(ns),
+                reason,
+            }),
         }
     }
-    let source = SnapshotSource::Live { context: conn.context.clone(), cluster: Some(conn.cluster_url.clone()) };
+    let source = SnapshotSource::Live {
+        context: conn.context.clone(),
+        cluster: Some(conn.cluster_url.clone()),
+    };
     select(out, &tref, source, Some(Timestamp::now()))
 }
 
@@ -284,17 +406,33 @@ pub fn patch_content_type(t: &str) -> Option<&'static str> {
 }
 
 /// Kinds metakube never changes however a patch is written.
-pub const PROTECTED_KINDS: &[&str] = &["PersistentVolumeClaim", "Namespace", "Secret", "PersistentVolume"];
+pub const PROTECTED_KINDS: &[&str] = &[
+    "PersistentVolumeClaim",
+    "Namespace",
+    "Secret",
+    "PersistentVolume",
+];
 
 /// Sends a patch (server-side dry run when `dry_run`); returns the object the server answers.
-pub async fn apply_patch(client: &kube::Client, p: &Patch, dry_run: bool) -> Result<Value, CollectError> {
+pub async fn apply_patch(
+    client: &kube::Client,
+    p: &Patch,
+    dry_run: bool,
+) -> Result<Value, CollectError> {
     let r: &ObjectRef = &p.object;
-    let removes = p.body.as_array().is_some_and(|ops| ops.iter().any(|o| o.get("op").and_then(Value::as_str) == Some("remove") && o.get("path").and_then(Value::as_str) == Some("")));
+    let removes = p.body.as_array().is_some_and(|ops| {
+        ops.iter().any(|o| {
+            o.get("op").and_then(Value::as_str) == Some("remove")
+                && o.get("path").and_then(Value::as_str) == Some("")
+        })
+    });
     if PROTECTED_KINDS.contains(&r.kind.as_str()) && (removes || p.patch_type != "merge") {
         return Err(CollectError::Api(format!("refusing to patch {} this way: metakube never deletes or rewrites PVCs, Namespaces or Secrets", r)));
     }
-    let info = KindInfo::lookup(&r.kind).ok_or_else(|| CollectError::Api(format!("unknown kind {}", r.kind)))?;
-    let ct = patch_content_type(&p.patch_type).ok_or_else(|| CollectError::Api(format!("unsupported patch type {}", p.patch_type)))?;
+    let info = KindInfo::lookup(&r.kind)
+        .ok_or_else(|| CollectError::Api(format!("unknown kind {}", r.kind)))?;
+    let ct = patch_content_type(&p.patch_type)
+        .ok_or_else(|| CollectError::Api(format!("unsupported patch type {}", p.patch_type)))?;
     let path = format!(
         "{}/{}?fieldManager=metakube{}",
         collection_path(info, r.namespace.as_deref()),
@@ -302,11 +440,21 @@ pub async fn apply_patch(client: &kube::Client, p: &Patch, dry_run: bool) -> Res
         if dry_run { "&dryRun=All" } else { "" }
     );
     let body = serde_json::to_vec(&p.body).map_err(|e| CollectError::Api(e.to_string()))?;
-    let req = http::Request::patch(&path).header("content-type", ct).body(body).map_err(|e| CollectError::Api(e.to_string()))?;
-    client
-        .request::<Value>(req)
-        .await
-        .map_err(|e| CollectError::Api(format!("PATCH {} ({}): {e}", r, if dry_run { "server-side dry run" } else { "apply" })))
+    let req = http::Request::patch(&path)
+        .header("content-type", ct)
+        .body(body)
+        .map_err(|e| CollectError::Api(e.to_string()))?;
+    client.request::<Value>(req).await.map_err(|e| {
+        CollectError::Api(format!(
+            "PATCH {} ({}): {e}",
+            r,
+            if dry_run {
+                "server-side dry run"
+            } else {
+                "apply"
+            }
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -316,9 +464,15 @@ mod tests {
     #[test]
     fn rest_paths() {
         let d = KindInfo::lookup("deploy").unwrap();
-        assert_eq!(collection_path(d, Some("shop")), "/apis/apps/v1/namespaces/shop/deployments");
+        assert_eq!(
+            collection_path(d, Some("shop")),
+            "/apis/apps/v1/namespaces/shop/deployments"
+        );
         let p = KindInfo::lookup("po").unwrap();
-        assert_eq!(collection_path(p, Some("shop")), "/api/v1/namespaces/shop/pods");
+        assert_eq!(
+            collection_path(p, Some("shop")),
+            "/api/v1/namespaces/shop/pods"
+        );
         let n = KindInfo::lookup("node").unwrap();
         assert_eq!(collection_path(n, Some("shop")), "/api/v1/nodes");
     }
@@ -327,6 +481,9 @@ mod tests {
     fn secret_values_are_never_kept() {
         let json = r#"{"items":[{"metadata":{"name":"db","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"password\":\"aHVudGVy\"}}"}},"type":"Opaque","data":{"password":"aHVudGVy","user":"YWRtaW4="}}]}"#;
         let l: KeysOnlyList = serde_json::from_str(json).unwrap();
-        assert_eq!(l.items[0].data.keys().collect::<Vec<_>>(), vec!["password", "user"]);
+        assert_eq!(
+            l.items[0].data.keys().collect::<Vec<_>>(),
+            vec!["password", "user"]
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use metakube_shared::{CollectionMeta, ContainerLog, Gap, KubeObject, ObjectRef, Snapshot, SnapshotSource, TargetRef};
+use metakube_shared::{
+    CollectionMeta, ContainerLog, Gap, KubeObject, ObjectRef, Snapshot, SnapshotSource, TargetRef,
+};
 use serde_json::Value;
 
 /// Everything read before selection.
@@ -66,10 +68,18 @@ pub const MAX_LOG_PODS: usize = 60;
 pub fn referenced_namespaces(pods: &[&KubeObject]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for p in pods {
-        let text = serde_json::to_string(p.pointer("/spec").unwrap_or(&Value::Null)).unwrap_or_default();
+        let text =
+            serde_json::to_string(p.pointer("/spec").unwrap_or(&Value::Null)).unwrap_or_default();
         for (i, _) in text.match_indices(".svc") {
             let before = &text[..i];
-            let ns: String = before.chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>().chars().rev().collect();
+            let ns: String = before
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect();
             // `name.ns.svc`: the label before `.svc` is the namespace only if a name precedes it.
             let rest = &before[..before.len() - ns.len()];
             if !ns.is_empty() && rest.ends_with('.') {
@@ -82,14 +92,23 @@ pub fn referenced_namespaces(pods: &[&KubeObject]) -> BTreeSet<String> {
 
 fn controller_of(o: &KubeObject) -> Option<(String, String)> {
     let owners = o.pointer("/metadata/ownerReferences")?.as_array()?;
-    let c = owners.iter().find(|x| x.get("controller").and_then(Value::as_bool) == Some(true)).or_else(|| owners.first())?;
-    Some((c.get("kind")?.as_str()?.to_string(), c.get("name")?.as_str()?.to_string()))
+    let c = owners
+        .iter()
+        .find(|x| x.get("controller").and_then(Value::as_bool) == Some(true))
+        .or_else(|| owners.first())?;
+    Some((
+        c.get("kind")?.as_str()?.to_string(),
+        c.get("name")?.as_str()?.to_string(),
+    ))
 }
 
 /// The pods that belong to the target (through ownership, selection or mounting).
 pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a KubeObject> {
     let ns = target.namespace.as_deref();
-    let pods: Vec<&KubeObject> = all.iter().filter(|o| o.kind() == "Pod" && o.namespace() == ns).collect();
+    let pods: Vec<&KubeObject> = all
+        .iter()
+        .filter(|o| o.kind() == "Pod" && o.namespace() == ns)
+        .collect();
     let owned_by = |o: &KubeObject, depth: usize| -> bool {
         let mut cur = controller_of(o);
         for _ in 0..depth {
@@ -107,7 +126,10 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
         false
     };
     match target.kind.as_str() {
-        "Pod" => pods.into_iter().filter(|p| p.name() == target.name).collect(),
+        "Pod" => pods
+            .into_iter()
+            .filter(|p| p.name() == target.name)
+            .collect(),
         "Service" => {
             let sel = all
                 .iter()
@@ -120,27 +142,43 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
                 return Vec::new();
             }
             pods.into_iter()
-                .filter(|p| sel.iter().all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v)))
+                .filter(|p| {
+                    sel.iter().all(|(k, v)| {
+                        p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v)
+                    })
+                })
                 .collect()
         }
         "PersistentVolumeClaim" => pods
             .into_iter()
             .filter(|p| {
-                p.pointer("/spec/volumes").and_then(Value::as_array).is_some_and(|vs| {
-                    vs.iter().any(|v| v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(&target.name))
-                })
+                p.pointer("/spec/volumes")
+                    .and_then(Value::as_array)
+                    .is_some_and(|vs| {
+                        vs.iter().any(|v| {
+                            v.pointer("/persistentVolumeClaim/claimName")
+                                .and_then(Value::as_str)
+                                == Some(&target.name)
+                        })
+                    })
             })
             .collect(),
         "Node" => all
             .iter()
-            .filter(|o| o.kind() == "Pod" && o.pointer("/spec/nodeName").and_then(Value::as_str) == Some(&target.name))
+            .filter(|o| {
+                o.kind() == "Pod"
+                    && o.pointer("/spec/nodeName").and_then(Value::as_str) == Some(&target.name)
+            })
             .collect(),
         _ => pods.into_iter().filter(|p| owned_by(p, 4)).collect(),
     }
 }
 
 fn pod_failing(p: &KubeObject) -> bool {
-    let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let phase = p
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if matches!(phase, "Pending" | "Failed" | "Unknown") {
         return true;
     }
@@ -156,10 +194,17 @@ fn pod_failing(p: &KubeObject) -> bool {
 }
 
 /// The pods whose logs matter, in order: the target's, then failing pods of the namespaces.
-pub fn log_pods(all: &[KubeObject], target: &ObjectRef, namespaces: &BTreeSet<String>) -> Vec<(String, String)> {
+pub fn log_pods(
+    all: &[KubeObject],
+    target: &ObjectRef,
+    namespaces: &BTreeSet<String>,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut push = |p: &KubeObject| {
-        let k = (p.namespace().unwrap_or("").to_string(), p.name().to_string());
+        let k = (
+            p.namespace().unwrap_or("").to_string(),
+            p.name().to_string(),
+        );
         if !out.contains(&k) {
             out.push(k);
         }
@@ -167,13 +212,19 @@ pub fn log_pods(all: &[KubeObject], target: &ObjectRef, namespaces: &BTreeSet<St
     for p in target_pods(all, target) {
         push(p);
     }
-    for p in all.iter().filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n))) {
+    for p in all
+        .iter()
+        .filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n)))
+    {
         if pod_failing(p) {
             push(p);
         }
     }
     // Then the rest of the namespace (callees may look healthy but log the real error).
-    for p in all.iter().filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n))) {
+    for p in all
+        .iter()
+        .filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n)))
+    {
         push(p);
     }
     out.truncate(MAX_LOG_PODS);
@@ -184,7 +235,12 @@ pub fn log_pods(all: &[KubeObject], target: &ObjectRef, namespaces: &BTreeSet<St
 /// namespace (and namespaces its pods call by FQDN), node events from `default`, every Node,
 /// PersistentVolume and StorageClass (scheduling and binding depend on them), and the logs of
 /// the pods that matter.
-pub fn select(mut c: Collected, target: &ObjectRef, source: SnapshotSource, now: Option<Timestamp>) -> Result<Snapshot, CollectError> {
+pub fn select(
+    mut c: Collected,
+    target: &ObjectRef,
+    source: SnapshotSource,
+    now: Option<Timestamp>,
+) -> Result<Snapshot, CollectError> {
     if !c.objects.iter().any(|o| o.object_ref() == *target) {
         let namespaces: BTreeSet<&str> = c.objects.iter().filter_map(|o| o.namespace()).collect();
         let same_name: Vec<String> = c
@@ -196,13 +252,29 @@ pub fn select(mut c: Collected, target: &ObjectRef, source: SnapshotSource, now:
         let hint = if !same_name.is_empty() {
             format!("; it exists in namespace {} (use -n)", same_name.join(", "))
         } else if !c.gaps.is_empty() {
-            format!("; {} file(s) or list(s) could not be read: {}", c.gaps.len(), c.gaps.iter().take(3).map(|g| format!("{} ({})", g.what, g.reason)).collect::<Vec<_>>().join("; "))
+            format!(
+                "; {} file(s) or list(s) could not be read: {}",
+                c.gaps.len(),
+                c.gaps
+                    .iter()
+                    .take(3)
+                    .map(|g| format!("{} ({})", g.what, g.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
         } else {
-            format!("; namespaces present: {}", namespaces.into_iter().collect::<Vec<_>>().join(", "))
+            format!(
+                "; namespaces present: {}",
+                namespaces.into_iter().collect::<Vec<_>>().join(", ")
+            )
         };
         return Err(CollectError::TargetNotFound {
             target: format!("{}/{}", target.kind.to_ascii_lowercase(), target.name),
-            where_: target.namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default(),
+            where_: target
+                .namespace
+                .as_ref()
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default(),
             hint,
         });
     }
@@ -221,8 +293,15 @@ pub fn select(mut c: Collected, target: &ObjectRef, source: SnapshotSource, now:
     let keep_pv: BTreeSet<String> = c
         .objects
         .iter()
-        .filter(|o| o.kind() == "PersistentVolumeClaim" && o.namespace().is_some_and(|n| namespaces.contains(n)))
-        .filter_map(|o| o.pointer("/spec/volumeName").and_then(Value::as_str).map(str::to_string))
+        .filter(|o| {
+            o.kind() == "PersistentVolumeClaim"
+                && o.namespace().is_some_and(|n| namespaces.contains(n))
+        })
+        .filter_map(|o| {
+            o.pointer("/spec/volumeName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect();
     let logs_for = log_pods(&c.objects, target, &namespaces);
     let objects: Vec<KubeObject> = c
@@ -230,7 +309,10 @@ pub fn select(mut c: Collected, target: &ObjectRef, source: SnapshotSource, now:
         .drain(..)
         .filter(|o| match o.namespace() {
             Some(n) if namespaces.contains(n) => true,
-            Some("default") => o.kind() == "Event" && o.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("Node"),
+            Some("default") => {
+                o.kind() == "Event"
+                    && o.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("Node")
+            }
             Some(_) => false,
             None => match o.kind() {
                 "PersistentVolume" => keep_pv.contains(o.name()) || keep_pv.is_empty(),
@@ -238,13 +320,24 @@ pub fn select(mut c: Collected, target: &ObjectRef, source: SnapshotSource, now:
             },
         })
         .collect();
-    let logs: Vec<ContainerLog> = c.logs.into_iter().filter(|l| logs_for.contains(&(l.namespace.clone(), l.pod.clone()))).collect();
-    let collected_at = now.unwrap_or_else(|| latest_timestamp(&objects).unwrap_or_else(Timestamp::now));
+    let logs: Vec<ContainerLog> = c
+        .logs
+        .into_iter()
+        .filter(|l| logs_for.contains(&(l.namespace.clone(), l.pod.clone())))
+        .collect();
+    let collected_at =
+        now.unwrap_or_else(|| latest_timestamp(&objects).unwrap_or_else(Timestamp::now));
     Ok(Snapshot {
         target: target.clone(),
         objects,
         logs,
-        meta: CollectionMeta { source, namespace: ns, collected_at, gaps: c.gaps, collector_version: env!("CARGO_PKG_VERSION").into() },
+        meta: CollectionMeta {
+            source,
+            namespace: ns,
+            collected_at,
+            gaps: c.gaps,
+            collector_version: env!("CARGO_PKG_VERSION").into(),
+        },
     })
 }
 
@@ -255,7 +348,18 @@ pub fn latest_timestamp(objects: &[KubeObject]) -> Option<Timestamp> {
             Value::Object(m) => {
                 for (k, x) in m {
                     if let (true, Some(s)) = (
-                        matches!(k.as_str(), "lastTimestamp" | "eventTime" | "lastObservedTime" | "finishedAt" | "startedAt" | "lastTransitionTime" | "creationTimestamp" | "lastHeartbeatTime" | "lastProbeTime"),
+                        matches!(
+                            k.as_str(),
+                            "lastTimestamp"
+                                | "eventTime"
+                                | "lastObservedTime"
+                                | "finishedAt"
+                                | "startedAt"
+                                | "lastTransitionTime"
+                                | "creationTimestamp"
+                                | "lastHeartbeatTime"
+                                | "lastProbeTime"
+                        ),
                         x.as_str(),
                     ) {
                         if let Ok(t) = s.parse::<Timestamp>() {
@@ -295,29 +399,52 @@ mod tests {
 
     #[test]
     fn fqdn_references_name_namespaces() {
-        let p = obj(json!({"kind": "Pod", "metadata": {"name": "a", "namespace": "x"}, "spec": {"containers": [{"env": [{"name": "U", "value": "http://redis.cache.svc.cluster.local:6379"}]}]}}));
-        assert_eq!(referenced_namespaces(&[&p]), BTreeSet::from(["cache".to_string()]));
+        let p = obj(
+            json!({"kind": "Pod", "metadata": {"name": "a", "namespace": "x"}, "spec": {"containers": [{"env": [{"name": "U", "value": "http://redis.cache.svc.cluster.local:6379"}]}]}}),
+        );
+        assert_eq!(
+            referenced_namespaces(&[&p]),
+            BTreeSet::from(["cache".to_string()])
+        );
     }
 
     #[test]
     fn target_pods_follow_owner_chain() {
         let all = vec![
             obj(json!({"kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}})),
-            obj(json!({"kind": "ReplicaSet", "metadata": {"name": "d-1", "namespace": "n", "ownerReferences": [{"kind": "Deployment", "name": "d", "controller": true}]}})),
-            obj(json!({"kind": "Pod", "metadata": {"name": "d-1-a", "namespace": "n", "ownerReferences": [{"kind": "ReplicaSet", "name": "d-1", "controller": true}]}})),
+            obj(
+                json!({"kind": "ReplicaSet", "metadata": {"name": "d-1", "namespace": "n", "ownerReferences": [{"kind": "Deployment", "name": "d", "controller": true}]}}),
+            ),
+            obj(
+                json!({"kind": "Pod", "metadata": {"name": "d-1-a", "namespace": "n", "ownerReferences": [{"kind": "ReplicaSet", "name": "d-1", "controller": true}]}}),
+            ),
             obj(json!({"kind": "Pod", "metadata": {"name": "other", "namespace": "n"}})),
         ];
         let pods = target_pods(&all, &ObjectRef::new("Deployment", "n", "d"));
-        assert_eq!(pods.iter().map(|p| p.name()).collect::<Vec<_>>(), vec!["d-1-a"]);
+        assert_eq!(
+            pods.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            vec!["d-1-a"]
+        );
     }
 
     #[test]
     fn missing_target_names_where_it_is() {
         let c = Collected {
-            objects: vec![obj(json!({"kind": "Deployment", "metadata": {"name": "d", "namespace": "shop"}}))],
+            objects: vec![obj(
+                json!({"kind": "Deployment", "metadata": {"name": "d", "namespace": "shop"}}),
+            )],
             ..Default::default()
         };
-        let e = select(c, &ObjectRef::new("Deployment", "default", "d"), SnapshotSource::Dump { path: ".".into() }, None).unwrap_err();
-        assert_eq!(e.to_string(), "deployment/d not found in namespace default; it exists in namespace shop (use -n)");
+        let e = select(
+            c,
+            &ObjectRef::new("Deployment", "default", "d"),
+            SnapshotSource::Dump { path: ".".into() },
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "deployment/d not found in namespace default; it exists in namespace shop (use -n)"
+        );
     }
 }

@@ -20,24 +20,38 @@ pub async fn run(g: &GlobalArgs, action: &DaemonAction) -> anyhow::Result<()> {
             g.no_start_daemon = false;
             let c = super::daemon(&g).await?;
             let h = c.health().await?;
-            println!("metakubed {} running (pid {}) on {}", h.version, h.pid, c.socket().display());
+            println!(
+                "metakubed {} running (pid {}) on {}",
+                h.version,
+                h.pid,
+                c.socket().display()
+            );
             Ok(())
         }
     }
 }
 
 fn install() -> anyhow::Result<()> {
-    let bin = find_daemon().context("no metakubed binary beside kubectl-metakube or on PATH; install it first")?;
-    let dir = match std::env::var("XDG_CONFIG_HOME").ok().filter(|s| !s.is_empty()) {
+    let bin = find_daemon()
+        .context("no metakubed binary beside kubectl-metakube or on PATH; install it first")?;
+    let dir = match std::env::var("XDG_CONFIG_HOME")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         Some(d) => std::path::PathBuf::from(d),
-        None => std::path::PathBuf::from(std::env::var("HOME").context("HOME is not set")?).join(".config"),
+        None => std::path::PathBuf::from(std::env::var("HOME").context("HOME is not set")?)
+            .join(".config"),
     }
     .join("systemd/user");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let service = SERVICE.replace("@METAKUBED@", &bin.display().to_string());
     std::fs::write(dir.join("metakubed.service"), service)?;
     std::fs::write(dir.join("metakubed.socket"), SOCKET)?;
-    println!("installed {} and {}", dir.join("metakubed.service").display(), dir.join("metakubed.socket").display());
+    println!(
+        "installed {} and {}",
+        dir.join("metakubed.service").display(),
+        dir.join("metakubed.socket").display()
+    );
     println!("enable with:\n  systemctl --user daemon-reload && systemctl --user enable --now metakubed.socket");
     Ok(())
 }
@@ -47,13 +61,23 @@ async fn status(g: &GlobalArgs) -> anyhow::Result<()> {
     let h = match c.health().await {
         Ok(h) => h,
         Err(ClientError::NoDaemon { socket, .. }) => {
-            println!("metakubed is not running (no answer on {})", socket.display());
+            println!(
+                "metakubed is not running (no answer on {})",
+                socket.display()
+            );
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
     let s: Stats = c.get("/v1/stats").await?;
-    println!("metakubed {} (protocol {}), pid {}, up {:.0}s, socket {}", h.version, h.protocol, h.pid, h.uptime_s, c.socket().display());
+    println!(
+        "metakubed {} (protocol {}), pid {}, up {:.0}s, socket {}",
+        h.version,
+        h.protocol,
+        h.pid,
+        h.uptime_s,
+        c.socket().display()
+    );
     for comp in &h.components {
         println!("  {:<14} {:?} {}", comp.name, comp.state, comp.detail);
     }
@@ -75,8 +99,10 @@ async fn stop(g: &GlobalArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let pid = rustix::process::Pid::from_raw(h.pid as i32).context("invalid pid from the daemon")?;
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).with_context(|| format!("sending SIGTERM to pid {}", h.pid))?;
+    let pid =
+        rustix::process::Pid::from_raw(h.pid as i32).context("invalid pid from the daemon")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+        .with_context(|| format!("sending SIGTERM to pid {}", h.pid))?;
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         if c.health().await.is_err() {

@@ -5,7 +5,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use metakube_shared::{DiagnoseOptions, DiagnoseRequest, Diagnosis, Snapshot, SnapshotSource, TargetRef};
+use metakube_shared::{
+    DiagnoseOptions, DiagnoseRequest, Diagnosis, Snapshot, SnapshotSource, TargetRef,
+};
 use serde_json::json;
 
 use super::Progress;
@@ -14,19 +16,37 @@ use crate::collect::{self, live};
 use crate::render;
 
 /// Builds the snapshot for a target from a dump folder.
-pub fn snapshot_from_dump(dir: &Path, target: &TargetRef, namespace: &str) -> anyhow::Result<Snapshot> {
+pub fn snapshot_from_dump(
+    dir: &Path,
+    target: &TargetRef,
+    namespace: &str,
+) -> anyhow::Result<Snapshot> {
     let c = collect::dump::read_dump(dir)?;
     for g in &c.gaps {
         eprintln!("metakube: warning: skipped {}: {}", g.what, g.reason);
     }
-    let snap = collect::select(c, &target.in_namespace(namespace), SnapshotSource::Dump { path: dir.display().to_string() }, None)?;
+    let snap = collect::select(
+        c,
+        &target.in_namespace(namespace),
+        SnapshotSource::Dump {
+            path: dir.display().to_string(),
+        },
+        None,
+    )?;
     Ok(snap)
 }
 
 /// Collects the snapshot a diagnosis needs.
-pub async fn collect_snapshot(g: &GlobalArgs, target: &TargetRef, from_dump: Option<&Path>) -> anyhow::Result<(Snapshot, Option<live::Connection>)> {
+pub async fn collect_snapshot(
+    g: &GlobalArgs,
+    target: &TargetRef,
+    from_dump: Option<&Path>,
+) -> anyhow::Result<(Snapshot, Option<live::Connection>)> {
     match from_dump {
-        Some(dir) => Ok((snapshot_from_dump(dir, target, g.namespace.as_deref().unwrap_or("default"))?, None)),
+        Some(dir) => Ok((
+            snapshot_from_dump(dir, target, g.namespace.as_deref().unwrap_or("default"))?,
+            None,
+        )),
         None => {
             let opts = live::LiveOptions {
                 kubeconfig: g.kubeconfig.clone(),
@@ -45,11 +65,21 @@ pub async fn collect_snapshot(g: &GlobalArgs, target: &TargetRef, from_dump: Opt
 }
 
 /// Runs the command; returns the diagnosis for the caller's exit code.
-pub async fn run(g: &GlobalArgs, a: &DiagnoseArgs, out: &mut dyn Write) -> anyhow::Result<Diagnosis> {
+pub async fn run(
+    g: &GlobalArgs,
+    a: &DiagnoseArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<Diagnosis> {
     let target = TargetRef::parse(&a.target, a.name.as_deref())?;
     let (snapshot, conn) = collect_snapshot(g, &target, a.from_dump.as_deref()).await?;
     let client = super::daemon(g).await?;
-    let req = DiagnoseRequest { snapshot, options: DiagnoseOptions { no_llm: a.no_llm, no_memory: a.no_memory } };
+    let req = DiagnoseRequest {
+        snapshot,
+        options: DiagnoseOptions {
+            no_llm: a.no_llm,
+            no_memory: a.no_memory,
+        },
+    };
     let d: Diagnosis = client.post("/v1/diagnose", &req).await?;
     render::diagnosis(out, &d, a.output)?;
     out.flush()?;
@@ -61,11 +91,18 @@ pub async fn run(g: &GlobalArgs, a: &DiagnoseArgs, out: &mut dyn Write) -> anyho
 }
 
 async fn fix(conn: &live::Connection, d: &Diagnosis, yes: bool) -> anyhow::Result<()> {
-    let Some(rem) = d.remediation.iter().find(|r| r.patch.as_ref().is_some_and(|p| p.validated)) else {
+    let Some(rem) = d
+        .remediation
+        .iter()
+        .find(|r| r.patch.as_ref().is_some_and(|p| p.validated))
+    else {
         bail!("no validated patch to apply for this diagnosis; apply the manual fix shown above");
     };
     let patch = rem.patch.clone().context("patch")?;
-    eprintln!("metakube: server-side dry run of: {}", rem.command.clone().unwrap_or_default());
+    eprintln!(
+        "metakube: server-side dry run of: {}",
+        rem.command.clone().unwrap_or_default()
+    );
     live::apply_patch(&conn.client, &patch, true).await?;
     eprintln!("metakube: dry run accepted by the API server");
     if !yes {
@@ -81,15 +118,26 @@ async fn fix(conn: &live::Connection, d: &Diagnosis, yes: bool) -> anyhow::Resul
         }
     }
     let result = live::apply_patch(&conn.client, &patch, false).await;
-    audit(d, &patch, conn, result.as_ref().err().map(|e| e.to_string()))?;
+    audit(
+        d,
+        &patch,
+        conn,
+        result.as_ref().err().map(|e| e.to_string()),
+    )?;
     result?;
     eprintln!("metakube: applied; tell metakube whether it worked: kubectl metakube feedback {} --fixed | --not-fixed", d.id);
     Ok(())
 }
 
 /// Appends one JSON line per applied (or failed) fix to `$XDG_DATA_HOME/metakube/audit.log`.
-fn audit(d: &Diagnosis, p: &metakube_shared::Patch, conn: &live::Connection, error: Option<String>) -> anyhow::Result<()> {
-    let path = metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("audit.log");
+fn audit(
+    d: &Diagnosis,
+    p: &metakube_shared::Patch,
+    conn: &live::Connection,
+    error: Option<String>,
+) -> anyhow::Result<()> {
+    let path =
+        metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("audit.log");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -106,7 +154,11 @@ fn audit(d: &Diagnosis, p: &metakube_shared::Patch, conn: &live::Connection, err
         "result": if error.is_none() { "applied" } else { "failed" },
         "error": error,
     });
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("audit log {}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("audit log {}", path.display()))?;
     writeln!(f, "{line}")?;
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use metakube_shared::{Category, DiagnoseOptions, DiagnoseRequest, Diagnosis, ObjectRef, TargetRef};
+use metakube_shared::{
+    Category, DiagnoseOptions, DiagnoseRequest, Diagnosis, ObjectRef, TargetRef,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{EvalArgs, GlobalArgs};
@@ -32,7 +34,14 @@ pub struct Truth {
 
 impl Truth {
     fn accepts(&self, r: &ObjectRef) -> bool {
-        self.root_cause_any_of.iter().chain(self.root_cause.iter()).any(|t| t.kind == r.kind && t.name == r.name && (t.namespace.is_none() || t.namespace == r.namespace))
+        self.root_cause_any_of
+            .iter()
+            .chain(self.root_cause.iter())
+            .any(|t| {
+                t.kind == r.kind
+                    && t.name == r.name
+                    && (t.namespace.is_none() || t.namespace == r.namespace)
+            })
     }
 }
 
@@ -102,20 +111,31 @@ fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
         return serde_json::from_str(&t).with_context(|| format!("{}", json.display()));
     }
     let yaml = dir.join("expected.yaml");
-    let t = std::fs::read_to_string(&yaml).with_context(|| format!("{} has neither truth.json nor expected.yaml", dir.display()))?;
+    let t = std::fs::read_to_string(&yaml)
+        .with_context(|| format!("{} has neither truth.json nor expected.yaml", dir.display()))?;
     serde_yaml::from_str(&t).with_context(|| format!("{}", yaml.display()))
 }
 
 fn score(cases: &[&CaseResult]) -> Score {
     let n = cases.len();
-    let frac = |f: &dyn Fn(&CaseResult) -> bool| if n == 0 { 0.0 } else { cases.iter().filter(|c| f(c)).count() as f64 / n as f64 };
+    let frac = |f: &dyn Fn(&CaseResult) -> bool| {
+        if n == 0 {
+            0.0
+        } else {
+            cases.iter().filter(|c| f(c)).count() as f64 / n as f64
+        }
+    };
     let patches: Vec<bool> = cases.iter().filter_map(|c| c.patch_valid).collect();
     Score {
         n,
         top1: frac(&|c| c.top1),
         top3: frac(&|c| c.top3),
         category: frac(&|c| c.category_ok),
-        valid_patches: if patches.is_empty() { 0.0 } else { patches.iter().filter(|b| **b).count() as f64 / patches.len() as f64 },
+        valid_patches: if patches.is_empty() {
+            0.0
+        } else {
+            patches.iter().filter(|b| **b).count() as f64 / patches.len() as f64
+        },
         patches: patches.len(),
     }
 }
@@ -140,14 +160,28 @@ pub fn scenario_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Runs the evaluation.
-pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn std::io::Write) -> anyhow::Result<Report> {
+pub async fn run(
+    g: &GlobalArgs,
+    a: &EvalArgs,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Report> {
     let client = super::daemon(g).await?;
     let mut cases = Vec::new();
     for dir in scenario_dirs(&a.dir)? {
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let truth = read_truth(&dir)?;
-        let target = TargetRef { kind: truth.target.kind.clone(), name: truth.target.name.clone() };
-        let ns = truth.target.namespace.clone().unwrap_or_else(|| "default".into());
+        let target = TargetRef {
+            kind: truth.target.kind.clone(),
+            name: truth.target.name.clone(),
+        };
+        let ns = truth
+            .target
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let mut r = CaseResult {
             name: name.clone(),
             category: truth.category,
@@ -170,7 +204,18 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn std::io::Write) -> 
             }
         };
         let t = Instant::now();
-        let res: Result<Diagnosis, _> = client.post("/v1/diagnose", &DiagnoseRequest { snapshot: snap, options: DiagnoseOptions { no_llm: true, no_memory: true } }).await;
+        let res: Result<Diagnosis, _> = client
+            .post(
+                "/v1/diagnose",
+                &DiagnoseRequest {
+                    snapshot: snap,
+                    options: DiagnoseOptions {
+                        no_llm: true,
+                        no_memory: true,
+                    },
+                },
+            )
+            .await;
         r.latency_ms = t.elapsed().as_secs_f64() * 1000.0;
         match res {
             Ok(d) => {
@@ -178,9 +223,17 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn std::io::Write) -> 
                 r.got_root = d.root_cause.as_ref().map(|c| c.object.clone());
                 r.got_reason = d.root_cause.as_ref().map(|c| c.reason.clone());
                 r.top1 = r.got_root.as_ref().is_some_and(|o| truth.accepts(o));
-                r.top3 = r.top1 || d.hypotheses.iter().take(3).any(|h| truth.accepts(&h.object));
+                r.top3 = r.top1
+                    || d.hypotheses
+                        .iter()
+                        .take(3)
+                        .any(|h| truth.accepts(&h.object));
                 r.category_ok = d.category == Some(truth.category);
-                r.patch_valid = d.remediation.iter().find_map(|m| m.patch.as_ref()).map(|p| p.validated);
+                r.patch_valid = d
+                    .remediation
+                    .iter()
+                    .find_map(|m| m.patch.as_ref())
+                    .map(|p| p.validated);
             }
             Err(e) => r.error = Some(e.to_string()),
         }
@@ -189,10 +242,27 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn std::io::Write) -> 
                 out,
                 "{:<48} {} {} {:<13} {}",
                 r.name,
-                if r.top1 { "top1" } else if r.top3 { "top3" } else { "MISS" },
+                if r.top1 {
+                    "top1"
+                } else if r.top3 {
+                    "top3"
+                } else {
+                    "MISS"
+                },
                 if r.category_ok { "cat" } else { "CAT" },
-                r.got_category.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-                r.got_root.as_ref().map(|o| format!("{}/{} {}", o.kind, o.name, r.got_reason.clone().unwrap_or_default())).or(r.error.clone()).unwrap_or_default()
+                r.got_category
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.got_root
+                    .as_ref()
+                    .map(|o| format!(
+                        "{}/{} {}",
+                        o.kind,
+                        o.name,
+                        r.got_reason.clone().unwrap_or_default()
+                    ))
+                    .or(r.error.clone())
+                    .unwrap_or_default()
             )?;
         }
         cases.push(r);
@@ -204,7 +274,11 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn std::io::Write) -> 
             per_category.insert(c.to_string(), score(&v));
         }
     }
-    let mut lat: Vec<f64> = cases.iter().filter(|c| c.error.is_none()).map(|c| c.latency_ms).collect();
+    let mut lat: Vec<f64> = cases
+        .iter()
+        .filter(|c| c.error.is_none())
+        .map(|c| c.latency_ms)
+        .collect();
     let report = Report {
         overall: score(&cases.iter().collect::<Vec<_>>()),
         per_category,
@@ -218,11 +292,33 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn std::io::Write) -> 
             writeln!(out)?;
         }
         _ => {
-            writeln!(out, "{:<14} {:>4} {:>6} {:>6} {:>9} {:>8}", "category", "n", "top1", "top3", "category", "patches")?;
-            for (k, s) in report.per_category.iter().chain([("overall".to_string(), report.overall.clone())].iter().map(|(k, s)| (k, s))) {
-                writeln!(out, "{:<14} {:>4} {:>5.0}% {:>5.0}% {:>8.0}% {:>4.0}% of {}", k, s.n, s.top1 * 100.0, s.top3 * 100.0, s.category * 100.0, s.valid_patches * 100.0, s.patches)?;
+            writeln!(
+                out,
+                "{:<14} {:>4} {:>6} {:>6} {:>9} {:>8}",
+                "category", "n", "top1", "top3", "category", "patches"
+            )?;
+            for (k, s) in report.per_category.iter().chain(
+                [("overall".to_string(), report.overall.clone())]
+                    .iter()
+                    .map(|(k, s)| (k, s)),
+            ) {
+                writeln!(
+                    out,
+                    "{:<14} {:>4} {:>5.0}% {:>5.0}% {:>8.0}% {:>4.0}% of {}",
+                    k,
+                    s.n,
+                    s.top1 * 100.0,
+                    s.top3 * 100.0,
+                    s.category * 100.0,
+                    s.valid_patches * 100.0,
+                    s.patches
+                )?;
             }
-            writeln!(out, "latency (round trip, warm daemon, --no-llm): p50 {:.1} ms, p99 {:.1} ms", report.latency_p50_ms, report.latency_p99_ms)?;
+            writeln!(
+                out,
+                "latency (round trip, warm daemon, --no-llm): p50 {:.1} ms, p99 {:.1} ms",
+                report.latency_p50_ms, report.latency_p99_ms
+            )?;
         }
     }
     Ok(report)

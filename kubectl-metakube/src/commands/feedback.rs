@@ -16,7 +16,11 @@ pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
     };
     let req = FeedbackRequest {
         diagnosis_id: a.id.clone(),
-        outcome: if a.fixed { FeedbackOutcome::Fixed } else { FeedbackOutcome::NotFixed },
+        outcome: if a.fixed {
+            FeedbackOutcome::Fixed
+        } else {
+            FeedbackOutcome::NotFixed
+        },
         cause,
         reason: a.reason.clone(),
         note: a.note.clone(),

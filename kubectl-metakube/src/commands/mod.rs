@@ -17,7 +17,9 @@ use crate::client::{ensure_daemon, ClientError, DaemonClient};
 
 /// The socket the daemon listens on.
 pub fn socket(g: &GlobalArgs) -> PathBuf {
-    g.socket.clone().unwrap_or_else(|| paths::socket_path(paths::process_env, rustix::process::getuid().as_raw()))
+    g.socket.clone().unwrap_or_else(|| {
+        paths::socket_path(paths::process_env, rustix::process::getuid().as_raw())
+    })
 }
 
 /// The daemon's log file when the plugin starts it.
@@ -27,8 +29,14 @@ pub fn daemon_log() -> PathBuf {
 
 /// A client for a running daemon, starting one if needed and allowed.
 pub async fn daemon(g: &GlobalArgs) -> Result<DaemonClient, ClientError> {
-    let client = DaemonClient::new(&socket(g), g.request_timeout.max(std::time::Duration::from_secs(5)));
-    ensure_daemon(&client, !g.no_start_daemon, &daemon_log(), &|m| eprintln!("metakube: {m}")).await?;
+    let client = DaemonClient::new(
+        &socket(g),
+        g.request_timeout.max(std::time::Duration::from_secs(5)),
+    );
+    ensure_daemon(&client, !g.no_start_daemon, &daemon_log(), &|m| {
+        eprintln!("metakube: {m}")
+    })
+    .await?;
     Ok(client)
 }
 

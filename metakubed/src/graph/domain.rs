@@ -85,15 +85,20 @@ pub const WEIGHT_BOUNDS: (f64, f64) = (0.05, 1.0);
 impl DomainGraph {
     /// Parses domain knowledge.
     pub fn from_yaml(yaml: &str) -> Result<DomainGraph, KnowledgeError> {
-        let f: DomainFile =
-            serde_yaml::from_str(yaml).map_err(|source| KnowledgeError::Yaml { file: "domain.yaml", source })?;
+        let f: DomainFile = serde_yaml::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
+            file: "domain.yaml",
+            source,
+        })?;
         let mut weights = BTreeMap::new();
         for c in &f.causes {
             for (s, w) in &c.symptoms {
                 weights.insert((s.clone(), c.reason.clone()), *w);
             }
         }
-        Ok(DomainGraph { causes: f.causes, weights })
+        Ok(DomainGraph {
+            causes: f.causes,
+            weights,
+        })
     }
 
     /// The shipped knowledge.
@@ -103,7 +108,10 @@ impl DomainGraph {
     }
 
     /// Candidate causes of a symptom, with the edge weight.
-    pub fn causes_for<'a>(&'a self, symptom: &'a str) -> impl Iterator<Item = (&'a Cause, f64)> + 'a {
+    pub fn causes_for<'a>(
+        &'a self,
+        symptom: &'a str,
+    ) -> impl Iterator<Item = (&'a Cause, f64)> + 'a {
         self.causes.iter().filter_map(move |c| {
             self.weights
                 .get(&(symptom.to_string(), c.reason.clone()))
@@ -137,7 +145,9 @@ impl DomainGraph {
 
     /// Moves an edge weight by `delta` within [`WEIGHT_BOUNDS`]; returns the new weight.
     pub fn adjust(&mut self, symptom: &str, reason: &str, delta: f64) -> Option<f64> {
-        let w = self.weights.get_mut(&(symptom.to_string(), reason.to_string()))?;
+        let w = self
+            .weights
+            .get_mut(&(symptom.to_string(), reason.to_string()))?;
         *w = (*w + delta).clamp(WEIGHT_BOUNDS.0, WEIGHT_BOUNDS.1);
         Some(*w)
     }
@@ -152,20 +162,36 @@ mod tests {
         let d = DomainGraph::builtin();
         assert!(d.causes().len() >= 40);
         for cat in Category::ALL {
-            assert!(d.causes().iter().filter(|c| c.category == cat).count() >= 3, "{cat}");
+            assert!(
+                d.causes().iter().filter(|c| c.category == cat).count() >= 3,
+                "{cat}"
+            );
         }
         for c in d.causes() {
-            assert!(!c.behaviour.is_empty() && !c.symptoms.is_empty(), "{}", c.reason);
+            assert!(
+                !c.behaviour.is_empty() && !c.symptoms.is_empty(),
+                "{}",
+                c.reason
+            );
         }
-        let oom: Vec<_> = d.causes_for("oom_killed_at_start").map(|(c, _)| c.reason.as_str()).collect();
+        let oom: Vec<_> = d
+            .causes_for("oom_killed_at_start")
+            .map(|(c, _)| c.reason.as_str())
+            .collect();
         assert_eq!(oom, vec!["MemoryLimitTooLow"]);
     }
 
     #[test]
     fn weights_move_within_bounds() {
         let mut d = DomainGraph::builtin();
-        assert_eq!(d.adjust("oom_killed_at_start", "MemoryLimitTooLow", 1.0), Some(1.0));
-        assert_eq!(d.adjust("oom_killed_at_start", "MemoryLimitTooLow", -5.0), Some(WEIGHT_BOUNDS.0));
+        assert_eq!(
+            d.adjust("oom_killed_at_start", "MemoryLimitTooLow", 1.0),
+            Some(1.0)
+        );
+        assert_eq!(
+            d.adjust("oom_killed_at_start", "MemoryLimitTooLow", -5.0),
+            Some(WEIGHT_BOUNDS.0)
+        );
         assert_eq!(d.adjust("nope", "MemoryLimitTooLow", 0.1), None);
     }
 }

@@ -100,7 +100,10 @@ impl KubeGraph {
             }
             return i;
         }
-        let i = self.g.add_node(GraphNode { r: r.clone(), exists });
+        let i = self.g.add_node(GraphNode {
+            r: r.clone(),
+            exists,
+        });
         self.idx.insert(r.clone(), i);
         i
     }
@@ -117,9 +120,34 @@ impl KubeGraph {
         macro_rules! all {
             ($($v:ident),*) => { $( for o in &c.$v { self.node(&o.r, true); } )* };
         }
-        all!(pods, nodes, services, endpoints, deployments, replicasets, statefulsets, daemonsets, jobs, cronjobs,
-             configmaps, secrets, serviceaccounts, pvcs, pvs, storageclasses, netpols, ingresses, quotas, limitranges, hpas);
-        let mut namespaces: Vec<String> = c.pods.iter().filter_map(|p| p.r.namespace.clone()).collect();
+        all!(
+            pods,
+            nodes,
+            services,
+            endpoints,
+            deployments,
+            replicasets,
+            statefulsets,
+            daemonsets,
+            jobs,
+            cronjobs,
+            configmaps,
+            secrets,
+            serviceaccounts,
+            pvcs,
+            pvs,
+            storageclasses,
+            netpols,
+            ingresses,
+            quotas,
+            limitranges,
+            hpas
+        );
+        let mut namespaces: Vec<String> = c
+            .pods
+            .iter()
+            .filter_map(|p| p.r.namespace.clone())
+            .collect();
         namespaces.sort();
         namespaces.dedup();
         for ns in namespaces {
@@ -150,7 +178,9 @@ impl KubeGraph {
     fn add_pod_relations(&mut self, c: &Cluster) {
         for p in &c.pods {
             let ns = p.r.namespace.clone().unwrap_or_default();
-            let Some(spec) = p.o.spec.as_ref() else { continue };
+            let Some(spec) = p.o.spec.as_ref() else {
+                continue;
+            };
             if let Some(n) = &spec.node_name {
                 let nr = ObjectRef::cluster("Node", n);
                 let exists = c.node(n).is_some();
@@ -161,11 +191,20 @@ impl KubeGraph {
                 let exists = c.exists(&r);
                 self.edge(&p.r, &r, edge, exists);
             }
-            for ctr in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+            for ctr in spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+            {
                 let cr = ObjectRef::new("Container", &ns, format!("{}/{}", p.r.name, ctr.name));
                 self.edge(&p.r, &cr, Edge::Owns, true);
             }
-            self.edge(&ObjectRef::cluster("Namespace", &ns), &p.r, Edge::Owns, true);
+            self.edge(
+                &ObjectRef::cluster("Namespace", &ns),
+                &p.r,
+                Edge::Owns,
+                true,
+            );
         }
     }
 
@@ -176,7 +215,10 @@ impl KubeGraph {
                 let matched: Vec<ObjectRef> = c
                     .pods
                     .iter()
-                    .filter(|p| p.r.namespace.as_deref() == ns && selector_matches(sel, p.o.metadata.labels.as_ref()))
+                    .filter(|p| {
+                        p.r.namespace.as_deref() == ns
+                            && selector_matches(sel, p.o.metadata.labels.as_ref())
+                    })
                     .map(|p| p.r.clone())
                     .collect();
                 for p in matched {
@@ -196,8 +238,16 @@ impl KubeGraph {
                 .into_iter()
                 .flatten()
                 .filter_map(|r| r.http.as_ref())
-                .flat_map(|h| h.paths.iter().filter_map(|p| p.backend.service.as_ref().map(|s| s.name.clone())))
-                .chain(spec.and_then(|s| s.default_backend.as_ref()).and_then(|b| b.service.as_ref()).map(|s| s.name.clone()))
+                .flat_map(|h| {
+                    h.paths
+                        .iter()
+                        .filter_map(|p| p.backend.service.as_ref().map(|s| s.name.clone()))
+                })
+                .chain(
+                    spec.and_then(|s| s.default_backend.as_ref())
+                        .and_then(|b| b.service.as_ref())
+                        .map(|s| s.name.clone()),
+                )
                 .collect();
             for n in names {
                 let r = ObjectRef::new("Service", &ns, &n);
@@ -215,7 +265,10 @@ impl KubeGraph {
                 let exists = c.exists(&r);
                 self.edge(&pvc.r, &r, Edge::Binds, exists);
             }
-            if let Some(sc) = spec.and_then(|s| s.storage_class_name.as_ref()).filter(|s| !s.is_empty()) {
+            if let Some(sc) = spec
+                .and_then(|s| s.storage_class_name.as_ref())
+                .filter(|s| !s.is_empty())
+            {
                 let r = ObjectRef::cluster("StorageClass", sc);
                 let exists = c.exists(&r);
                 self.edge(&pvc.r, &r, Edge::UsesClass, exists);
@@ -226,21 +279,38 @@ impl KubeGraph {
     fn add_policy_relations(&mut self, c: &Cluster) {
         for np in &c.netpols {
             let ns = np.r.namespace.as_deref();
-            let Some(spec) = np.o.spec.as_ref() else { continue };
+            let Some(spec) = np.o.spec.as_ref() else {
+                continue;
+            };
             let matched: Vec<ObjectRef> = c
                 .pods
                 .iter()
-                .filter(|p| p.r.namespace.as_deref() == ns && spec.pod_selector.as_ref().is_none_or(|sel| label_selector_matches(sel, p.o.metadata.labels.as_ref())))
+                .filter(|p| {
+                    p.r.namespace.as_deref() == ns
+                        && spec.pod_selector.as_ref().is_none_or(|sel| {
+                            label_selector_matches(sel, p.o.metadata.labels.as_ref())
+                        })
+                })
                 .map(|p| p.r.clone())
                 .collect();
             for p in matched {
                 self.edge(&np.r, &p, Edge::Selects, true);
             }
         }
-        for q in c.quotas.iter().map(|q| &q.r).chain(c.limitranges.iter().map(|l| &l.r)) {
+        for q in c
+            .quotas
+            .iter()
+            .map(|q| &q.r)
+            .chain(c.limitranges.iter().map(|l| &l.r))
+        {
             if let Some(ns) = &q.namespace {
                 let r = q.clone();
-                self.edge(&r, &ObjectRef::cluster("Namespace", ns), Edge::Constrains, true);
+                self.edge(
+                    &r,
+                    &ObjectRef::cluster("Namespace", ns),
+                    Edge::Constrains,
+                    true,
+                );
             }
         }
         for h in &c.hpas {
@@ -258,7 +328,11 @@ impl KubeGraph {
         let deps: Vec<(ObjectRef, ObjectRef)> = c
             .pods
             .iter()
-            .flat_map(|p| dependencies_of(c, p).into_iter().map(move |s| (p.r.clone(), s)))
+            .flat_map(|p| {
+                dependencies_of(c, p)
+                    .into_iter()
+                    .map(move |s| (p.r.clone(), s))
+            })
             .collect();
         for (p, s) in deps {
             self.edge(&p, &s, Edge::DependsOn, true);
@@ -267,12 +341,18 @@ impl KubeGraph {
 
     /// Neighbours along edges of one type, outgoing or incoming.
     pub fn neighbors(&self, r: &ObjectRef, e: Edge, dir: Direction) -> Vec<&ObjectRef> {
-        let Some(&i) = self.idx.get(r) else { return Vec::new() };
+        let Some(&i) = self.idx.get(r) else {
+            return Vec::new();
+        };
         self.g
             .edges_directed(i, dir)
             .filter(|x| *x.weight() == e)
             .map(|x| {
-                let other = if dir == Direction::Outgoing { x.target() } else { x.source() };
+                let other = if dir == Direction::Outgoing {
+                    x.target()
+                } else {
+                    x.source()
+                };
                 &self.g[other].r
             })
             .collect()
@@ -352,7 +432,11 @@ pub fn pod_spec_refs(spec: &PodSpec) -> Vec<(&'static str, String, Edge)> {
     }
     for ctr in all_containers(spec) {
         for e in ctr.env_from.iter().flatten() {
-            if let Some(cm) = e.config_map_ref.as_ref().filter(|r| r.optional != Some(true)) {
+            if let Some(cm) = e
+                .config_map_ref
+                .as_ref()
+                .filter(|r| r.optional != Some(true))
+            {
                 out.push(("ConfigMap", cm.name.clone(), Edge::References));
             }
             if let Some(s) = e.secret_ref.as_ref().filter(|r| r.optional != Some(true)) {
@@ -361,15 +445,27 @@ pub fn pod_spec_refs(spec: &PodSpec) -> Vec<(&'static str, String, Edge)> {
         }
         for e in ctr.env.iter().flatten() {
             let Some(vf) = &e.value_from else { continue };
-            if let Some(k) = vf.config_map_key_ref.as_ref().filter(|r| r.optional != Some(true)) {
+            if let Some(k) = vf
+                .config_map_key_ref
+                .as_ref()
+                .filter(|r| r.optional != Some(true))
+            {
                 out.push(("ConfigMap", k.name.clone(), Edge::References));
             }
-            if let Some(k) = vf.secret_key_ref.as_ref().filter(|r| r.optional != Some(true)) {
+            if let Some(k) = vf
+                .secret_key_ref
+                .as_ref()
+                .filter(|r| r.optional != Some(true))
+            {
                 out.push(("Secret", k.name.clone(), Edge::References));
             }
         }
     }
-    if let Some(sa) = spec.service_account_name.as_ref().filter(|s| !s.is_empty() && s.as_str() != "default") {
+    if let Some(sa) = spec
+        .service_account_name
+        .as_ref()
+        .filter(|s| !s.is_empty() && s.as_str() != "default")
+    {
         out.push(("ServiceAccount", sa.clone(), Edge::References));
     }
     out.sort();
@@ -379,15 +475,23 @@ pub fn pod_spec_refs(spec: &PodSpec) -> Vec<(&'static str, String, Edge)> {
 
 /// Init and regular containers of a pod spec.
 pub fn all_containers(spec: &PodSpec) -> impl Iterator<Item = &Container> {
-    spec.init_containers.iter().flatten().chain(spec.containers.iter())
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
 }
 
 /// The texts a pod's configuration holds: env values, command, args and the data of the
 /// ConfigMaps it reads.
-fn config_texts(c: &Cluster, p: &crate::snapshot::Obj<k8s_openapi::api::core::v1::Pod>) -> Vec<String> {
+fn config_texts(
+    c: &Cluster,
+    p: &crate::snapshot::Obj<k8s_openapi::api::core::v1::Pod>,
+) -> Vec<String> {
     let mut texts = Vec::new();
     let ns = p.r.namespace.as_deref().unwrap_or("");
-    let Some(spec) = p.o.spec.as_ref() else { return texts };
+    let Some(spec) = p.o.spec.as_ref() else {
+        return texts;
+    };
     for ctr in all_containers(spec) {
         texts.extend(ctr.command.iter().flatten().cloned());
         texts.extend(ctr.args.iter().flatten().cloned());
@@ -409,7 +513,10 @@ pub fn resolve_service(c: &Cluster, host: &str, from_ns: &str) -> Option<ObjectR
 }
 
 /// Services a pod calls, from its configuration and its log lines naming peers.
-pub fn dependencies_of(c: &Cluster, p: &crate::snapshot::Obj<k8s_openapi::api::core::v1::Pod>) -> Vec<ObjectRef> {
+pub fn dependencies_of(
+    c: &Cluster,
+    p: &crate::snapshot::Obj<k8s_openapi::api::core::v1::Pod>,
+) -> Vec<ObjectRef> {
     static HOST: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         Regex::new(r"[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*").expect("valid regex")
     });

@@ -60,10 +60,28 @@ struct Verified {
 
 impl Verified {
     fn new(object: ObjectRef, strength: f64, summary: String) -> Verified {
-        Verified { object, strength, summary, evidence: Vec::new(), params: BTreeMap::new(), via: Vec::new() }
+        Verified {
+            object,
+            strength,
+            summary,
+            evidence: Vec::new(),
+            params: BTreeMap::new(),
+            via: Vec::new(),
+        }
     }
-    fn ev(mut self, source: EvidenceSource, object: &ObjectRef, detail: String, pointer: &str) -> Verified {
-        self.evidence.push(Evidence { source, object: object.clone(), detail, pointer: Some(pointer.to_string()) });
+    fn ev(
+        mut self,
+        source: EvidenceSource,
+        object: &ObjectRef,
+        detail: String,
+        pointer: &str,
+    ) -> Verified {
+        self.evidence.push(Evidence {
+            source,
+            object: object.clone(),
+            detail,
+            pointer: Some(pointer.to_string()),
+        });
         self
     }
     fn param(mut self, k: &str, v: Value) -> Verified {
@@ -87,15 +105,31 @@ pub fn scope_of(c: &Cluster, g: &KubeGraph, target: &ObjectRef) -> Vec<ObjectRef
     out.extend(c.owner_chain(target));
     let mut frontier = vec![target.clone()];
     match target.kind.as_str() {
-        "Service" => frontier.extend(g.neighbors(target, Edge::Selects, Direction::Outgoing).into_iter().cloned()),
+        "Service" => frontier.extend(
+            g.neighbors(target, Edge::Selects, Direction::Outgoing)
+                .into_iter()
+                .cloned(),
+        ),
         "Ingress" => {
             for s in g.neighbors(target, Edge::RoutesTo, Direction::Outgoing) {
                 out.push(s.clone());
-                frontier.extend(g.neighbors(s, Edge::Selects, Direction::Outgoing).into_iter().cloned());
+                frontier.extend(
+                    g.neighbors(s, Edge::Selects, Direction::Outgoing)
+                        .into_iter()
+                        .cloned(),
+                );
             }
         }
-        "PersistentVolumeClaim" => frontier.extend(g.neighbors(target, Edge::Mounts, Direction::Incoming).into_iter().cloned()),
-        "Node" => frontier.extend(g.neighbors(target, Edge::RunsOn, Direction::Incoming).into_iter().cloned()),
+        "PersistentVolumeClaim" => frontier.extend(
+            g.neighbors(target, Edge::Mounts, Direction::Incoming)
+                .into_iter()
+                .cloned(),
+        ),
+        "Node" => frontier.extend(
+            g.neighbors(target, Edge::RunsOn, Direction::Incoming)
+                .into_iter()
+                .cloned(),
+        ),
         _ => {}
     }
     for _ in 0..3 {
@@ -131,7 +165,12 @@ pub fn scope_of(c: &Cluster, g: &KubeGraph, target: &ObjectRef) -> Vec<ObjectRef
 
 impl<'a> Search<'a> {
     /// A search over one snapshot.
-    pub fn new(c: &'a Cluster, g: &'a KubeGraph, d: &'a DomainGraph, signals: &'a [Signal]) -> Search<'a> {
+    pub fn new(
+        c: &'a Cluster,
+        g: &'a KubeGraph,
+        d: &'a DomainGraph,
+        signals: &'a [Signal],
+    ) -> Search<'a> {
         Search { c, g, d, signals }
     }
 
@@ -144,14 +183,22 @@ impl<'a> Search<'a> {
         raw.sort_by(|a, b| b.score.total_cmp(&a.score));
         let mut merged = merge(raw);
         self.demote_explained(&mut merged);
-        merged.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.reason.cmp(&b.reason)));
+        merged.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.reason.cmp(&b.reason))
+        });
         annotate(&mut merged);
         merged
     }
 
     fn analyze(&self, scope: &[ObjectRef], path: Vec<ObjectRef>, depth: usize) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut scoped: Vec<&Signal> = self.signals.iter().filter(|s| scope.contains(&s.object)).collect();
+        let mut scoped: Vec<&Signal> = self
+            .signals
+            .iter()
+            .filter(|s| scope.contains(&s.object))
+            .collect();
         // Hop to the nodes the scope's pods run on.
         let nodes: BTreeSet<&ObjectRef> = scope
             .iter()
@@ -171,7 +218,16 @@ impl<'a> Search<'a> {
             for (cause, w) in self.d.causes_for(&sig.code) {
                 for mut v in self.verify(cause, sig, scope, &path, depth) {
                     // A finding from a recursive search keeps its own cause.
-                    let own = v.params.remove("_reason").and_then(|r| r.as_str().and_then(|r| self.d.cause(r)));
+                    let own = v
+                        .params
+                        .remove("_reason")
+                        .and_then(|r| r.as_str().and_then(|r| self.d.cause(r)));
+                    // A cause verified further down the path already carries its own score;
+                    // the link to it (a verified Service → backend hop) costs little.
+                    let score = match own {
+                        Some(_) => v.strength * (0.85 + 0.15 * w),
+                        None => w * v.strength * sig.strength.max(0.5),
+                    };
                     let cause = own.unwrap_or(cause);
                     let mut p = path.clone();
                     p.extend(v.via.iter().cloned());
@@ -184,7 +240,7 @@ impl<'a> Search<'a> {
                         reason: cause.reason.clone(),
                         category: cause.category,
                         object: v.object,
-                        score: (w * v.strength * sig.strength.max(0.5)).clamp(0.0, 0.99),
+                        score: score.clamp(0.0, 0.99),
                         summary: v.summary,
                         evidence,
                         symptoms: vec![sig.code.clone()],
@@ -205,12 +261,21 @@ impl<'a> Search<'a> {
 
     /// Failing pods whose logs name no peer may still fail because a Service they depend on
     /// (from env, args, ConfigMaps) has no ready backend.
-    fn follow_dependencies(&self, scope: &[ObjectRef], path: &[ObjectRef], depth: usize) -> Vec<Finding> {
+    fn follow_dependencies(
+        &self,
+        scope: &[ObjectRef],
+        path: &[ObjectRef],
+        depth: usize,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
         let failing: Vec<&ObjectRef> = scope
             .iter()
             .filter(|r| r.kind == "Pod")
-            .filter(|r| self.signals.iter().any(|s| &s.object == *r && is_failure(&s.code)))
+            .filter(|r| {
+                self.signals
+                    .iter()
+                    .any(|s| &s.object == *r && is_failure(&s.code))
+            })
             .collect();
         let mut seen = BTreeSet::new();
         for pod in failing {
@@ -218,23 +283,32 @@ impl<'a> Search<'a> {
                 if !seen.insert(svc.clone()) || path.contains(svc) {
                     continue;
                 }
-                let named_in_logs = self
-                    .signals
-                    .iter()
-                    .any(|s| &s.object == pod && s.peer.as_deref().is_some_and(|p| resolve_service(self.c, p, ns_of(pod)).as_ref() == Some(svc)));
+                let named_in_logs = self.signals.iter().any(|s| {
+                    &s.object == pod
+                        && s.peer.as_deref().is_some_and(|p| {
+                            resolve_service(self.c, p, ns_of(pod)).as_ref() == Some(svc)
+                        })
+                });
                 if named_in_logs {
                     continue; // handled through the log symptom
                 }
-                if let Some(sig) = self.signals.iter().find(|s| &s.object == svc && s.code.starts_with("service_no")) {
+                if let Some(sig) = self
+                    .signals
+                    .iter()
+                    .find(|s| &s.object == svc && s.code.starts_with("service_no"))
+                {
                     let mut p = path.to_vec();
                     p.push(svc.clone());
                     for (cause, w) in self.d.causes_for(&sig.code) {
-                        for v in self.verify(cause, sig, &[svc.clone()], &p, depth + 1) {
+                        for v in self.verify(cause, sig, std::slice::from_ref(svc), &p, depth + 1) {
                             let mut evidence = vec![sig.evidence.clone()];
                             evidence.push(Evidence {
                                 source: EvidenceSource::Graph,
                                 object: pod.clone(),
-                                detail: format!("pod {} depends on Service {} (named in its configuration)", pod.name, svc.name),
+                                detail: format!(
+                                    "pod {} depends on Service {} (named in its configuration)",
+                                    pod.name, svc.name
+                                ),
                                 pointer: Some("depends_on".into()),
                             });
                             evidence.extend(v.evidence);
@@ -269,15 +343,33 @@ impl<'a> Search<'a> {
     fn demote_explained(&self, findings: &mut [Finding]) {
         let deeper: Vec<(usize, BTreeSet<String>, String)> = findings
             .iter()
-            .filter(|f| f.path.len() > 2 || matches!(f.object.kind.as_str(), "Service" | "NetworkPolicy" | "Node" | "ConfigMap"))
-            .map(|f| (f.path.len(), f.symptoms.iter().cloned().collect(), format!("{} at {}", f.reason, f.object)))
+            .filter(|f| {
+                f.path.len() > 2
+                    || matches!(
+                        f.object.kind.as_str(),
+                        "Service" | "NetworkPolicy" | "Node" | "ConfigMap"
+                    )
+            })
+            .map(|f| {
+                (
+                    f.path.len(),
+                    f.symptoms.iter().cloned().collect(),
+                    format!("{} at {}", f.reason, f.object),
+                )
+            })
             .collect();
         for f in findings.iter_mut() {
-            if !matches!(f.reason.as_str(), "ApplicationCrash" | "DependencyUnreachable" | "BackendNotReady") {
+            if !matches!(
+                f.reason.as_str(),
+                "ApplicationCrash" | "DependencyUnreachable" | "BackendNotReady"
+            ) {
                 continue;
             }
             let explained = deeper.iter().find(|(len, syms, _)| {
-                *len > f.path.len() || syms.iter().any(|s| f.symptoms.contains(s) && s.starts_with("log_"))
+                *len > f.path.len()
+                    || syms
+                        .iter()
+                        .any(|s| f.symptoms.contains(s) && s.starts_with("log_"))
             });
             if let Some((_, _, by)) = explained {
                 f.score *= 0.5;
@@ -286,7 +378,14 @@ impl<'a> Search<'a> {
         }
     }
 
-    fn verify(&self, cause: &Cause, sig: &Signal, scope: &[ObjectRef], path: &[ObjectRef], depth: usize) -> Vec<Verified> {
+    fn verify(
+        &self,
+        cause: &Cause,
+        sig: &Signal,
+        scope: &[ObjectRef],
+        path: &[ObjectRef],
+        depth: usize,
+    ) -> Vec<Verified> {
         let one = |v: Option<Verified>| v.into_iter().collect::<Vec<_>>();
         match cause.reason.as_str() {
             "MemoryLimitTooLow" => one(self.memory_limit(sig, true)),
@@ -357,11 +456,62 @@ impl<'a> Search<'a> {
         let find = |r: &ObjectRef| -> Option<(&PodSpec, &'static str)> {
             let c = self.c;
             match r.kind.as_str() {
-                "Deployment" => c.deployments.iter().find(|o| o.r == *r)?.o.spec.as_ref()?.template.spec.as_ref().map(|s| (s, "/spec/template/spec")),
-                "StatefulSet" => c.statefulsets.iter().find(|o| o.r == *r)?.o.spec.as_ref()?.template.spec.as_ref().map(|s| (s, "/spec/template/spec")),
-                "DaemonSet" => c.daemonsets.iter().find(|o| o.r == *r)?.o.spec.as_ref()?.template.spec.as_ref().map(|s| (s, "/spec/template/spec")),
-                "ReplicaSet" => c.replicasets.iter().find(|o| o.r == *r)?.o.spec.as_ref()?.template.as_ref()?.spec.as_ref().map(|s| (s, "/spec/template/spec")),
-                "Job" => c.jobs.iter().find(|o| o.r == *r)?.o.spec.as_ref()?.template.spec.as_ref().map(|s| (s, "/spec/template/spec")),
+                "Deployment" => c
+                    .deployments
+                    .iter()
+                    .find(|o| o.r == *r)?
+                    .o
+                    .spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .as_ref()
+                    .map(|s| (s, "/spec/template/spec")),
+                "StatefulSet" => c
+                    .statefulsets
+                    .iter()
+                    .find(|o| o.r == *r)?
+                    .o
+                    .spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .as_ref()
+                    .map(|s| (s, "/spec/template/spec")),
+                "DaemonSet" => c
+                    .daemonsets
+                    .iter()
+                    .find(|o| o.r == *r)?
+                    .o
+                    .spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .as_ref()
+                    .map(|s| (s, "/spec/template/spec")),
+                "ReplicaSet" => c
+                    .replicasets
+                    .iter()
+                    .find(|o| o.r == *r)?
+                    .o
+                    .spec
+                    .as_ref()?
+                    .template
+                    .as_ref()?
+                    .spec
+                    .as_ref()
+                    .map(|s| (s, "/spec/template/spec")),
+                "Job" => c
+                    .jobs
+                    .iter()
+                    .find(|o| o.r == *r)?
+                    .o
+                    .spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .as_ref()
+                    .map(|s| (s, "/spec/template/spec")),
                 "CronJob" => c
                     .cronjobs
                     .iter()
@@ -376,7 +526,12 @@ impl<'a> Search<'a> {
                     .spec
                     .as_ref()
                     .map(|s| (s, "/spec/jobTemplate/spec/template/spec")),
-                "Pod" => c.pod(r.namespace.as_deref()?, &r.name)?.o.spec.as_ref().map(|s| (s, "/spec")),
+                "Pod" => c
+                    .pod(r.namespace.as_deref()?, &r.name)?
+                    .o
+                    .spec
+                    .as_ref()
+                    .map(|s| (s, "/spec")),
                 _ => None,
             }
         };
@@ -390,12 +545,21 @@ impl<'a> Search<'a> {
 
     fn at_workload(&self, sig: &Signal, strength: f64, why: &str) -> Option<Verified> {
         let w = self.signal_workload(sig);
-        Some(Verified::new(w.clone(), strength, format!("{}: {why}", w.kind_name())))
+        Some(Verified::new(
+            w.clone(),
+            strength,
+            format!("{}: {why}", w.kind_name()),
+        ))
     }
 
     /// A container of a template by name, with its index among `containers`/`initContainers`.
     fn container<'s>(&self, spec: &'s PodSpec, name: &str) -> Option<(&'s Container, String)> {
-        if let Some((i, c)) = spec.containers.iter().enumerate().find(|(_, c)| c.name == name) {
+        if let Some((i, c)) = spec
+            .containers
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == name)
+        {
             return Some((c, format!("containers/{i}")));
         }
         spec.init_containers
@@ -427,6 +591,9 @@ impl<'a> Search<'a> {
     // ----------------------------------------------------------------- resource
 
     fn memory_limit(&self, sig: &Signal, at_start: bool) -> Option<Verified> {
+        if !sig.code.starts_with("oom_killed") {
+            return None;
+        }
         let pod = self.pod(&sig.object)?;
         let cname = sig.container.as_deref()?;
         let w = self.workload(&sig.object);
@@ -480,11 +647,29 @@ impl<'a> Search<'a> {
         };
         v = v
             .param("container", json!(cname))
-            .param("pointer", json!(format!("{prefix}/{cpath}/resources/limits/memory")))
-            .param("has_limits", json!(tctr.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some()))
-            .param("limits_pointer", json!(format!("{prefix}/{cpath}/resources/limits")));
+            .param(
+                "pointer",
+                json!(format!("{prefix}/{cpath}/resources/limits/memory")),
+            )
+            .param(
+                "has_limits",
+                json!(tctr
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.limits.as_ref())
+                    .is_some()),
+            )
+            .param(
+                "limits_pointer",
+                json!(format!("{prefix}/{cpath}/resources/limits")),
+            );
         if let Some(l) = &limit_txt {
-            v = v.ev(EvidenceSource::Spec, &w, format!("container {cname} limits.memory = {l}"), &format!("{}.resources.limits.memory", ptr_to_field(prefix, &cpath)));
+            v = v.ev(
+                EvidenceSource::Spec,
+                &w,
+                format!("container {cname} limits.memory = {l}"),
+                &format!("{}.resources.limits.memory", ptr_to_field(prefix, &cpath)),
+            );
         }
         Some(v)
     }
@@ -492,9 +677,15 @@ impl<'a> Search<'a> {
     fn quota(&self, sig: &Signal) -> Option<Verified> {
         let ns = ns_of(&sig.object);
         let qname = sig.peer.clone()?;
-        let q = self.c.quotas.iter().find(|q| q.r.name == qname && q.r.namespace.as_deref() == Some(ns));
+        let q = self
+            .c
+            .quotas
+            .iter()
+            .find(|q| q.r.name == qname && q.r.namespace.as_deref() == Some(ns));
         let w = self.workload(&sig.object);
-        let qref = q.map(|q| q.r.clone()).unwrap_or_else(|| ObjectRef::new("ResourceQuota", ns, &qname));
+        let qref = q
+            .map(|q| q.r.clone())
+            .unwrap_or_else(|| ObjectRef::new("ResourceQuota", ns, &qname));
         // "must specify limits.cpu": the workload omits a resource the quota constrains.
         if let Some(res) = sig.detail.split("must specify ").nth(1) {
             let res: Vec<String> = res
@@ -510,7 +701,11 @@ impl<'a> Search<'a> {
                 .containers
                 .iter()
                 .enumerate()
-                .flat_map(|(i, ctr)| res.iter().filter(move |r| !has_resource(ctr, r)).map(move |r| (i, ctr.name.clone(), r.clone())))
+                .flat_map(|(i, ctr)| {
+                    res.iter()
+                        .filter(move |r| !has_resource(ctr, r))
+                        .map(move |r| (i, ctr.name.clone(), r.clone()))
+                })
                 .collect();
             if missing.is_empty() {
                 return None; // the template now specifies them
@@ -524,21 +719,58 @@ impl<'a> Search<'a> {
                 .param("workload", serde_json::to_value(&w).ok()?)
                 .param("prefix", json!(prefix))
                 .param("missing", json!(missing))
-                .param("quota_hard", json!(q.and_then(|q| q.o.spec.as_ref()).and_then(|s| s.hard.as_ref()).map(|h| h.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect::<BTreeMap<_, _>>())));
+                .param(
+                    "quota_hard",
+                    json!(q
+                        .and_then(|q| q.o.spec.as_ref())
+                        .and_then(|s| s.hard.as_ref())
+                        .map(|h| h
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.0.clone()))
+                            .collect::<BTreeMap<_, _>>())),
+                );
             for (i, _, r) in &missing {
-                v = v.ev(EvidenceSource::Spec, &w, format!("container {} sets no {r}", spec.containers[*i].name), &format!("spec.template.spec.containers[{i}].resources"));
+                v = v.ev(
+                    EvidenceSource::Spec,
+                    &w,
+                    format!("container {} sets no {r}", spec.containers[*i].name),
+                    &format!("spec.template.spec.containers[{i}].resources"),
+                );
             }
             return Some(v);
         }
-        Some(Verified::new(qref, 0.9, format!("ResourceQuota {qname} is exhausted, so admission rejects new pods of {}", w.kind_name())).param("workload", serde_json::to_value(&w).ok()?))
+        Some(
+            Verified::new(
+                qref,
+                0.9,
+                format!(
+                    "ResourceQuota {qname} is exhausted, so admission rejects new pods of {}",
+                    w.kind_name()
+                ),
+            )
+            .param("workload", serde_json::to_value(&w).ok()?),
+        )
     }
 
     fn limitrange(&self, sig: &Signal) -> Option<Verified> {
         // "maximum cpu usage per Container is 700m, but limit is 900m"
         let msg = &sig.detail;
-        let bound = if msg.contains("maximum") { "max" } else { "min" };
-        let res = ["cpu", "memory", "ephemeral-storage"].into_iter().find(|r| msg.contains(&format!(" {r} usage")))?;
-        let allowed = msg.split(" per Container is ").nth(1).or_else(|| msg.split(" per Pod is ").nth(1))?.split(',').next()?.trim().to_string();
+        let bound = if msg.contains("maximum") {
+            "max"
+        } else {
+            "min"
+        };
+        let res = ["cpu", "memory", "ephemeral-storage"]
+            .into_iter()
+            .find(|r| msg.contains(&format!(" {r} usage")))?;
+        let allowed = msg
+            .split(" per Container is ")
+            .nth(1)
+            .or_else(|| msg.split(" per Pod is ").nth(1))?
+            .split(',')
+            .next()?
+            .trim()
+            .to_string();
         let w = self.workload(&sig.object);
         let (spec, prefix) = self.template(&w)?;
         let allowed_q = parse_quantity(&allowed)?;
@@ -559,7 +791,12 @@ impl<'a> Search<'a> {
         if bad.is_empty() {
             return None;
         }
-        let lr = self.c.limitranges.iter().find(|l| l.r.namespace == w.namespace).map(|l| l.r.clone());
+        let lr = self
+            .c
+            .limitranges
+            .iter()
+            .find(|l| l.r.namespace == w.namespace)
+            .map(|l| l.r.clone());
         let mut v = Verified::new(
             w.clone(),
             1.0,
@@ -574,7 +811,15 @@ impl<'a> Search<'a> {
         .param("prefix", json!(prefix))
         .param("containers", json!(bad));
         if let Some(lr) = lr {
-            v = v.ev(EvidenceSource::Spec, &lr, format!("LimitRange {} allows {bound} {res} {allowed} per container", lr.name), &format!("spec.limits[type=Container].{bound}.{res}"));
+            v = v.ev(
+                EvidenceSource::Spec,
+                &lr,
+                format!(
+                    "LimitRange {} allows {bound} {res} {allowed} per container",
+                    lr.name
+                ),
+                &format!("spec.limits[type=Container].{bound}.{res}"),
+            );
         }
         Some(v)
     }
@@ -582,46 +827,134 @@ impl<'a> Search<'a> {
     fn hpa(&self, sig: &Signal) -> Option<Verified> {
         let h = self.c.hpas.iter().find(|h| h.r == sig.object)?;
         let max = h.o.spec.as_ref()?.max_replicas;
-        Some(Verified::new(h.r.clone(), 0.8, format!("HPA {} is pinned at maxReplicas {max} and cannot add capacity", h.r.name)).param("max", json!(max)))
+        Some(
+            Verified::new(
+                h.r.clone(),
+                0.8,
+                format!(
+                    "HPA {} is pinned at maxReplicas {max} and cannot add capacity",
+                    h.r.name
+                ),
+            )
+            .param("max", json!(max)),
+        )
     }
 
     fn cpu_throttled(&self, sig: &Signal) -> Option<Verified> {
         let pod = self.pod(&sig.object)?;
         let spec = pod.o.spec.as_ref()?;
-        let low = spec.containers.iter().filter_map(|c| limit_of(c, "cpu")).fold(f64::MAX, f64::min);
+        let low = spec
+            .containers
+            .iter()
+            .filter_map(|c| limit_of(c, "cpu"))
+            .fold(f64::MAX, f64::min);
         if low > 0.25 {
             return None;
         }
-        self.at_workload(sig, 0.6, &format!("a CPU limit of {:.0}m throttles the container so its probes time out", low * 1000.0))
+        self.at_workload(
+            sig,
+            0.6,
+            &format!(
+                "a CPU limit of {:.0}m throttles the container so its probes time out",
+                low * 1000.0
+            ),
+        )
     }
 
     // ----------------------------------------------------------------- network
 
     fn selector_mismatch(&self, svc: &ObjectRef) -> Option<Verified> {
         let s = self.c.services.iter().find(|s| s.r == *svc)?;
-        let sel = s.o.spec.as_ref()?.selector.clone().filter(|m| !m.is_empty())?;
+        let sel =
+            s.o.spec
+                .as_ref()?
+                .selector
+                .clone()
+                .filter(|m| !m.is_empty())?;
         let ns = ns_of(svc);
-        let pods: Vec<&Obj<Pod>> = self.c.pods.iter().filter(|p| p.r.namespace.as_deref() == Some(ns)).collect();
-        if pods.iter().any(|p| selector_matches(&sel, p.o.metadata.labels.as_ref())) {
+        let pods: Vec<&Obj<Pod>> = self
+            .c
+            .pods
+            .iter()
+            .filter(|p| p.r.namespace.as_deref() == Some(ns))
+            .collect();
+        if pods
+            .iter()
+            .any(|p| selector_matches(&sel, p.o.metadata.labels.as_ref()))
+        {
             return None;
         }
-        // The pods the selector was meant for: those sharing the most selector pairs.
+        // The pods the selector was meant for. A Service rarely selects its own callers, and
+        // its pods serve its targetPort: score each pod by shared selector pairs, label values
+        // close to the selector's (redis vs redis-cache), the port, and whether another Service
+        // already selects it. No candidate with real support means no selector patch.
+        let target_ports: Vec<IntOrString> =
+            s.o.spec
+                .as_ref()
+                .and_then(|sp| sp.ports.as_ref())
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| p.target_port.clone().unwrap_or(IntOrString::Int(p.port)))
+                        .collect()
+                })
+                .unwrap_or_default();
+        let callers: Vec<&ObjectRef> = self.g.neighbors(svc, Edge::DependsOn, Direction::Incoming);
         let best = pods
             .iter()
+            .filter(|p| !callers.contains(&&p.r))
             .filter_map(|p| {
                 let labels = p.o.metadata.labels.as_ref()?;
-                let shared = sel.iter().filter(|(k, v)| labels.get(*k) == Some(*v)).count();
-                let keys = sel.keys().filter(|k| labels.contains_key(*k)).count();
-                (shared > 0 || keys == sel.len()).then_some((shared, keys, *p))
+                let shared = sel
+                    .iter()
+                    .filter(|(k, v)| labels.get(*k) == Some(*v))
+                    .count() as f64;
+                let similar: f64 = sel
+                    .iter()
+                    .filter_map(|(k, v)| labels.get(k).map(|pv| label_similarity(v, pv)))
+                    .sum::<f64>();
+                let serves = p.o.spec.as_ref().is_some_and(|spec| {
+                    spec.containers
+                        .iter()
+                        .flat_map(|c| c.ports.iter().flatten())
+                        .any(|cp| {
+                            target_ports.iter().any(|tp| match tp {
+                                IntOrString::Int(n) => *n == cp.container_port,
+                                IntOrString::String(name) => {
+                                    cp.name.as_deref() == Some(name.as_str())
+                                }
+                            })
+                        })
+                });
+                let selected_elsewhere = self
+                    .g
+                    .neighbors(&p.r, Edge::Selects, Direction::Incoming)
+                    .iter()
+                    .any(|o| o.kind == "Service" && *o != svc);
+                let score = 2.0 * shared + 2.0 * similar + if serves { 2.0 } else { 0.0 }
+                    - if selected_elsewhere { 1.0 } else { 0.0 };
+                (serves || similar >= 0.5 || shared > 0.0).then_some((score, *p))
             })
-            .max_by_key(|(shared, keys, p)| (*shared, *keys, std::cmp::Reverse(p.r.name.clone())));
+            .filter(|(score, _)| *score > 1.0)
+            .max_by(|a, b| {
+                a.0.total_cmp(&b.0)
+                    .then_with(|| b.1.r.name.cmp(&a.1.r.name))
+            })
+            .map(|(score, p)| (score, 0, p));
         let sel_txt = fmt_labels(&sel);
         let mut v = Verified::new(
             svc.clone(),
             1.0,
-            format!("Service {} selects {sel_txt}, which matches no pod, so it has no endpoints", svc.name),
+            format!(
+                "Service {} selects {sel_txt}, which matches no pod, so it has no endpoints",
+                svc.name
+            ),
         )
-        .ev(EvidenceSource::Spec, svc, format!("spec.selector = {sel_txt}"), "spec.selector");
+        .ev(
+            EvidenceSource::Spec,
+            svc,
+            format!("spec.selector = {sel_txt}"),
+            "spec.selector",
+        );
         if let Some((_, _, p)) = best {
             let labels = p.o.metadata.labels.clone().unwrap_or_default();
             let mut new_sel = serde_json::Map::new();
@@ -631,7 +964,12 @@ impl<'a> Search<'a> {
             let differing: Vec<String> = sel
                 .iter()
                 .filter(|(k, v)| labels.get(*k) != Some(*v))
-                .map(|(k, v)| format!("{k}: selector wants {v:?}, pod has {:?}", labels.get(k).map(String::as_str).unwrap_or("(absent)")))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: selector wants {v:?}, pod has {:?}",
+                        labels.get(k).map(String::as_str).unwrap_or("(absent)")
+                    )
+                })
                 .collect();
             let wl = self.workload(&p.r);
             v.summary = format!(
@@ -642,7 +980,12 @@ impl<'a> Search<'a> {
                 differing.join("; ")
             );
             v = v
-                .ev(EvidenceSource::Graph, &p.r, format!("closest pods {} carry {}", p.r.name, fmt_labels(&labels)), "metadata.labels")
+                .ev(
+                    EvidenceSource::Graph,
+                    &p.r,
+                    format!("closest pods {} carry {}", p.r.name, fmt_labels(&labels)),
+                    "metadata.labels",
+                )
                 .param("selector", Value::Object(new_sel));
         }
         Some(v)
@@ -661,13 +1004,17 @@ impl<'a> Search<'a> {
             let mut serving: Vec<i32> = Vec::new();
             let mut resolved = false;
             for p in &pods {
-                let Some(spec) = p.o.spec.as_ref() else { continue };
+                let Some(spec) = p.o.spec.as_ref() else {
+                    continue;
+                };
                 for ctr in &spec.containers {
                     for cp in ctr.ports.iter().flatten() {
                         serving.push(cp.container_port);
                         match &tp {
                             IntOrString::Int(n) if *n == cp.container_port => resolved = true,
-                            IntOrString::String(name) if cp.name.as_deref() == Some(name) => resolved = true,
+                            IntOrString::String(name) if cp.name.as_deref() == Some(name) => {
+                                resolved = true
+                            }
                             _ => {}
                         }
                     }
@@ -729,7 +1076,12 @@ impl<'a> Search<'a> {
         out
     }
 
-    fn netpol_blocks(&self, svc: &ObjectRef, caller: &ObjectRef, timed_out: bool) -> Option<Verified> {
+    fn netpol_blocks(
+        &self,
+        svc: &ObjectRef,
+        caller: &ObjectRef,
+        timed_out: bool,
+    ) -> Option<Verified> {
         let backends = self.selected_pods(svc);
         let caller_pod = self.pod(caller)?;
         let caller_labels = caller_pod.o.metadata.labels.clone().unwrap_or_default();
@@ -737,30 +1089,56 @@ impl<'a> Search<'a> {
             if np.r.namespace != svc.namespace {
                 continue;
             }
-            let Some(spec) = np.o.spec.as_ref() else { continue };
-            let ingress_policy = spec.policy_types.as_ref().map_or(true, |t| t.iter().any(|t| t == "Ingress"));
-            if !ingress_policy || !backends.iter().any(|p| spec.pod_selector.as_ref().is_none_or(|sel| label_selector_matches(sel, p.o.metadata.labels.as_ref()))) {
+            let Some(spec) = np.o.spec.as_ref() else {
+                continue;
+            };
+            let ingress_policy = spec
+                .policy_types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| t == "Ingress"));
+            if !ingress_policy
+                || !backends.iter().any(|p| {
+                    spec.pod_selector
+                        .as_ref()
+                        .is_none_or(|sel| label_selector_matches(sel, p.o.metadata.labels.as_ref()))
+                })
+            {
                 continue;
             }
             // Allowed if any policy selecting the backends admits the caller.
-            let allowed = self.c.netpols.iter().filter(|o| o.r.namespace == svc.namespace).any(|o| {
-                let Some(s) = o.o.spec.as_ref() else { return false };
-                backends.iter().any(|p| s.pod_selector.as_ref().is_none_or(|sel| label_selector_matches(sel, p.o.metadata.labels.as_ref())))
-                    && s.ingress.iter().flatten().any(|rule| {
+            let allowed = self
+                .c
+                .netpols
+                .iter()
+                .filter(|o| o.r.namespace == svc.namespace)
+                .any(|o| {
+                    let Some(s) = o.o.spec.as_ref() else {
+                        return false;
+                    };
+                    backends.iter().any(|p| {
+                        s.pod_selector.as_ref().is_none_or(|sel| {
+                            label_selector_matches(sel, p.o.metadata.labels.as_ref())
+                        })
+                    }) && s.ingress.iter().flatten().any(|rule| {
                         rule.from.as_ref().is_none_or(|from| {
                             from.is_empty()
                                 || from.iter().any(|peer| {
                                     let same_ns = caller.namespace == o.r.namespace;
                                     match (&peer.pod_selector, &peer.namespace_selector) {
-                                        (Some(ps), None) => same_ns && label_selector_matches(ps, Some(&caller_labels)),
-                                        (Some(ps), Some(_)) => label_selector_matches(ps, Some(&caller_labels)),
+                                        (Some(ps), None) => {
+                                            same_ns
+                                                && label_selector_matches(ps, Some(&caller_labels))
+                                        }
+                                        (Some(ps), Some(_)) => {
+                                            label_selector_matches(ps, Some(&caller_labels))
+                                        }
                                         (None, Some(_)) => true,
                                         (None, None) => peer.ip_block.is_none(),
                                     }
                                 })
                         })
                     })
-            });
+                });
             if allowed {
                 return None;
             }
@@ -769,12 +1147,21 @@ impl<'a> Search<'a> {
                 .iter()
                 .flatten()
                 .flat_map(|r| r.from.iter().flatten())
-                .filter_map(|p| p.pod_selector.as_ref().and_then(|s| s.match_labels.as_ref()).map(fmt_labels))
+                .filter_map(|p| {
+                    p.pod_selector
+                        .as_ref()
+                        .and_then(|s| s.match_labels.as_ref())
+                        .map(fmt_labels)
+                })
                 .collect::<Vec<_>>()
                 .join(" or ");
             let keep: BTreeMap<String, String> = caller_labels
                 .iter()
-                .filter(|(k, _)| !k.contains("pod-template-hash") && !k.contains("controller-uid") && !k.starts_with("batch.kubernetes.io"))
+                .filter(|(k, _)| {
+                    !k.contains("pod-template-hash")
+                        && !k.contains("controller-uid")
+                        && !k.starts_with("batch.kubernetes.io")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             return Some(
@@ -802,7 +1189,9 @@ impl<'a> Search<'a> {
     }
 
     fn backend_not_ready(&self, sig: &Signal, path: &[ObjectRef], depth: usize) -> Vec<Verified> {
-        let Some(svc) = self.peer_service(sig, path) else { return Vec::new() };
+        let Some(svc) = self.peer_service(sig, path) else {
+            return Vec::new();
+        };
         let pods = self.selected_pods(&svc);
         if pods.is_empty() || pods.iter().any(|p| pod_ready(&p.o)) {
             return Vec::new();
@@ -817,13 +1206,24 @@ impl<'a> Search<'a> {
             let mut p = path.to_vec();
             p.push(svc.clone());
             let scope = scope_of(self.c, self.g, &backend);
-            let deeper = self.analyze(&scope, {
-                let mut pp = p.clone();
-                pp.push(backend.clone());
-                pp
-            }, depth + 2);
-            for f in deeper.into_iter().filter(|f| !matches!(f.reason.as_str(), "BackendNotReady")) {
-                let mut v = Verified::new(f.object.clone(), f.score, format!("{} (behind Service {})", f.summary, svc.name));
+            let deeper = self.analyze(
+                &scope,
+                {
+                    let mut pp = p.clone();
+                    pp.push(backend.clone());
+                    pp
+                },
+                depth + 2,
+            );
+            for f in deeper
+                .into_iter()
+                .filter(|f| !matches!(f.reason.as_str(), "BackendNotReady"))
+            {
+                let mut v = Verified::new(
+                    f.object.clone(),
+                    f.score,
+                    format!("{} (behind Service {})", f.summary, svc.name),
+                );
                 v.evidence = f.evidence;
                 v.params = f.params;
                 v.via = f.path[path.len()..].to_vec();
@@ -835,9 +1235,21 @@ impl<'a> Search<'a> {
             Verified::new(
                 backend.clone(),
                 0.5,
-                format!("no pod behind Service {} is ready, so callers cannot connect", svc.name),
+                format!(
+                    "no pod behind Service {} is ready, so callers cannot connect",
+                    svc.name
+                ),
             )
-            .ev(EvidenceSource::Graph, &svc, format!("Service {} selects {} pods, none ready", svc.name, pods.len()), "endpoints"),
+            .ev(
+                EvidenceSource::Graph,
+                &svc,
+                format!(
+                    "Service {} selects {} pods, none ready",
+                    svc.name,
+                    pods.len()
+                ),
+                "endpoints",
+            ),
         );
         out.iter_mut().for_each(|v| {
             if v.via.is_empty() {
@@ -849,8 +1261,14 @@ impl<'a> Search<'a> {
 
     fn service_not_found(&self, sig: &Signal) -> Option<Verified> {
         let peer = sig.peer.as_deref()?;
-        let in_cluster = !peer.contains('.') || peer.ends_with(".svc") || peer.contains(".svc.") || peer.split('.').count() == 2 && !peer.ends_with(".com");
-        if !in_cluster || resolve_service(self.c, peer, ns_of(&sig.object)).is_some() || peer.parse::<std::net::IpAddr>().is_ok() {
+        let in_cluster = !peer.contains('.')
+            || peer.ends_with(".svc")
+            || peer.contains(".svc.")
+            || peer.split('.').count() == 2 && !peer.ends_with(".com");
+        if !in_cluster
+            || resolve_service(self.c, peer, ns_of(&sig.object)).is_some()
+            || peer.parse::<std::net::IpAddr>().is_ok()
+        {
             return None;
         }
         let w = self.workload(&sig.object);
@@ -868,16 +1286,37 @@ impl<'a> Search<'a> {
         match cause.reason.as_str() {
             "UntoleratedTaint" => {
                 let (key, value, effect) = parse_taint(&part, &self.c.nodes);
-                if key.starts_with("node-role.kubernetes.io/") || key.starts_with("node.kubernetes.io/") {
+                if key.starts_with("node-role.kubernetes.io/")
+                    || key.starts_with("node.kubernetes.io/")
+                {
                     return None; // control-plane and condition taints are working as intended
                 }
-                if spec.tolerations.iter().flatten().any(|t| t.key.as_deref() == Some(key.as_str())) {
+                if spec
+                    .tolerations
+                    .iter()
+                    .flatten()
+                    .any(|t| t.key.as_deref() == Some(key.as_str()))
+                {
                     return None;
                 }
                 v.summary = format!("{} does not tolerate taint {key}={value}:{effect} carried by the nodes, so its pods stay Pending", w.kind_name());
-                v = v.param("key", json!(key)).param("value", json!(value)).param("effect", json!(effect)).param("has_tolerations", json!(spec.tolerations.is_some()));
-                if let Some(n) = self.c.nodes.iter().find(|n| n.o.spec.as_ref().and_then(|s| s.taints.as_ref()).is_some_and(|t| t.iter().any(|t| t.key == key))) {
-                    v = v.ev(EvidenceSource::Spec, &n.r, format!("node {} carries taint {key}={value}:{effect}", n.r.name), "spec.taints");
+                v = v
+                    .param("key", json!(key))
+                    .param("value", json!(value))
+                    .param("effect", json!(effect))
+                    .param("has_tolerations", json!(spec.tolerations.is_some()));
+                if let Some(n) = self.c.nodes.iter().find(|n| {
+                    n.o.spec
+                        .as_ref()
+                        .and_then(|s| s.taints.as_ref())
+                        .is_some_and(|t| t.iter().any(|t| t.key == key))
+                }) {
+                    v = v.ev(
+                        EvidenceSource::Spec,
+                        &n.r,
+                        format!("node {} carries taint {key}={value}:{effect}", n.r.name),
+                        "spec.taints",
+                    );
                 }
             }
             "NodeSelectorMismatch" => {
@@ -885,7 +1324,9 @@ impl<'a> Search<'a> {
                 let unsatisfiable: Vec<String> = sel
                     .iter()
                     .filter(|(k, val)| {
-                        !self.c.nodes.iter().any(|n| n.o.metadata.labels.as_ref().and_then(|l| l.get(*k)) == Some(*val))
+                        !self.c.nodes.iter().any(|n| {
+                            n.o.metadata.labels.as_ref().and_then(|l| l.get(*k)) == Some(*val)
+                        })
                     })
                     .map(|(k, _)| k.clone())
                     .collect();
@@ -893,7 +1334,10 @@ impl<'a> Search<'a> {
                     .affinity
                     .as_ref()
                     .and_then(|a| a.node_affinity.as_ref())
-                    .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+                    .and_then(|n| {
+                        n.required_during_scheduling_ignored_during_execution
+                            .as_ref()
+                    });
                 if unsatisfiable.is_empty() && affinity.is_none() {
                     if sel.is_empty() {
                         return None;
@@ -903,32 +1347,60 @@ impl<'a> Search<'a> {
                     v.strength = 0.3;
                 }
                 let what = if !unsatisfiable.is_empty() {
-                    format!("nodeSelector {} that no node carries", unsatisfiable.iter().map(|k| format!("{k}={}", sel[k])).collect::<Vec<_>>().join(","))
+                    format!(
+                        "nodeSelector {} that no node carries",
+                        unsatisfiable
+                            .iter()
+                            .map(|k| format!("{k}={}", sel[k]))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
                 } else if affinity.is_some() {
                     "a required node affinity that no node satisfies".to_string()
                 } else {
                     format!("nodeSelector {}", fmt_labels(&sel))
                 };
-                v.summary = format!("{} requires {what}, so its pods stay Pending", w.kind_name());
-                v = v.param("remove_keys", json!(unsatisfiable)).param("has_affinity", json!(affinity.is_some()));
-                v = v.ev(EvidenceSource::Spec, &w, format!("{what}"), &format!("{field}.nodeSelector / affinity.nodeAffinity"));
+                v.summary = format!(
+                    "{} requires {what}, so its pods stay Pending",
+                    w.kind_name()
+                );
+                v = v
+                    .param("remove_keys", json!(unsatisfiable))
+                    .param("has_affinity", json!(affinity.is_some()));
+                v = v.ev(
+                    EvidenceSource::Spec,
+                    &w,
+                    what.to_string(),
+                    &format!("{field}.nodeSelector / affinity.nodeAffinity"),
+                );
             }
             "PodAffinityUnsatisfied" => {
-                if spec.affinity.as_ref().and_then(|a| a.pod_affinity.as_ref()).is_none() {
-                    return None;
-                }
+                spec.affinity
+                    .as_ref()
+                    .and_then(|a| a.pod_affinity.as_ref())?;
                 v.summary = format!("{} requires pod affinity to pods that do not exist in the topology domain, so its pods stay Pending", w.kind_name());
-                v = v.ev(EvidenceSource::Spec, &w, "required podAffinity term matches no running pod".into(), &format!("{field}.affinity.podAffinity"));
+                v = v.ev(
+                    EvidenceSource::Spec,
+                    &w,
+                    "required podAffinity term matches no running pod".into(),
+                    &format!("{field}.affinity.podAffinity"),
+                );
             }
             "PodAntiAffinityConflict" => {
-                if spec.affinity.as_ref().and_then(|a| a.pod_anti_affinity.as_ref()).is_none() {
-                    return None;
-                }
+                spec.affinity
+                    .as_ref()
+                    .and_then(|a| a.pod_anti_affinity.as_ref())?;
                 v.strength = 0.7;
-                v.summary = format!("{}'s required pod anti-affinity leaves no eligible node for another replica", w.kind_name());
+                v.summary = format!(
+                    "{}'s required pod anti-affinity leaves no eligible node for another replica",
+                    w.kind_name()
+                );
             }
             _ => {
-                v.summary = format!("no node has enough free resources for {}'s requests ({part})", w.kind_name());
+                v.summary = format!(
+                    "no node has enough free resources for {}'s requests ({part})",
+                    w.kind_name()
+                );
                 v.strength = 0.9;
             }
         }
@@ -941,7 +1413,12 @@ impl<'a> Search<'a> {
         let w = self.workload(&sig.object);
         let cname = sig.container.as_deref()?;
         let pod = self.pod(&sig.object)?;
-        let failing_image = pod.o.spec.as_ref().and_then(|s| self.container(s, cname)).and_then(|(c, _)| c.image.clone())?;
+        let failing_image = pod
+            .o
+            .spec
+            .as_ref()
+            .and_then(|s| self.container(s, cname))
+            .and_then(|(c, _)| c.image.clone())?;
         let (spec, prefix) = self.template(&w)?;
         let (ctr, cpath) = self.container(spec, cname)?;
         if ctr.image.as_deref() != Some(failing_image.as_str()) {
@@ -954,14 +1431,21 @@ impl<'a> Search<'a> {
         };
         let previous = self.previous_image(&w, cname, &failing_image);
         let mut v = Verified::new(w.clone(), 1.0, format!("{}: {summary}", w.kind_name()))
-            .ev(EvidenceSource::Spec, &w, format!("container {cname} image = {failing_image}"), &format!("{}.image", ptr_to_field(prefix, &cpath)))
+            .ev(
+                EvidenceSource::Spec,
+                &w,
+                format!("container {cname} image = {failing_image}"),
+                &format!("{}.image", ptr_to_field(prefix, &cpath)),
+            )
             .param("container", json!(cname))
             .param("image", json!(failing_image))
             .param("pointer", json!(format!("{prefix}/{cpath}/image")))
             .param("prefix", json!(prefix))
             .param("has_pull_secrets", json!(spec.image_pull_secrets.is_some()));
         if let Some((rev, img)) = previous {
-            v = v.param("previous_revision", json!(rev)).param("previous_image", json!(img));
+            v = v
+                .param("previous_revision", json!(rev))
+                .param("previous_image", json!(img));
         }
         Some(v)
     }
@@ -976,8 +1460,24 @@ impl<'a> Search<'a> {
             .iter()
             .filter(|rs| self.c.owner_of(&rs.o.metadata).as_ref() == Some(w))
             .filter_map(|rs| {
-                let rev = rs.o.metadata.annotations.as_ref()?.get("deployment.kubernetes.io/revision")?.clone();
-                let img = rs.o.spec.as_ref()?.template.as_ref()?.spec.as_ref()?.containers.iter().find(|c| c.name == cname)?.image.clone()?;
+                let rev =
+                    rs.o.metadata
+                        .annotations
+                        .as_ref()?
+                        .get("deployment.kubernetes.io/revision")?
+                        .clone();
+                let img =
+                    rs.o.spec
+                        .as_ref()?
+                        .template
+                        .as_ref()?
+                        .spec
+                        .as_ref()?
+                        .containers
+                        .iter()
+                        .find(|c| c.name == cname)?
+                        .image
+                        .clone()?;
                 (img != bad).then_some((rev, img))
             })
             .max_by_key(|(rev, _)| rev.parse::<u64>().unwrap_or(0))
@@ -993,8 +1493,17 @@ impl<'a> Search<'a> {
         if self.c.exists(&r) {
             return None;
         }
-        let msg_kind = if kind == "ConfigMap" { "configmap" } else { "secret" };
-        if !sig.detail.to_ascii_lowercase().contains(&format!("{msg_kind} \"{name}\" not found")) && !collected {
+        let msg_kind = if kind == "ConfigMap" {
+            "configmap"
+        } else {
+            "secret"
+        };
+        if !sig
+            .detail
+            .to_ascii_lowercase()
+            .contains(&format!("{msg_kind} \"{name}\" not found"))
+            && !collected
+        {
             return None;
         }
         // Still referenced by the template?
@@ -1011,7 +1520,10 @@ impl<'a> Search<'a> {
             format!(
                 "{} references {kind} {name}, which does not exist in namespace {ns}{}",
                 w.kind_name(),
-                similar.as_ref().map(|s| format!(" (there is {kind} {s})")).unwrap_or_default()
+                similar
+                    .as_ref()
+                    .map(|s| format!(" (there is {kind} {s})"))
+                    .unwrap_or_default()
             ),
         )
         .param("workload", serde_json::to_value(&w).ok()?)
@@ -1019,7 +1531,10 @@ impl<'a> Search<'a> {
         .param("name", json!(name));
         if let Some(s) = similar {
             let vol = spec.volumes.iter().flatten().position(|v| {
-                v.config_map.as_ref().is_some_and(|c| c.name == name) || v.secret.as_ref().is_some_and(|s| s.secret_name.as_deref() == Some(name.as_str()))
+                v.config_map.as_ref().is_some_and(|c| c.name == name)
+                    || v.secret
+                        .as_ref()
+                        .is_some_and(|s| s.secret_name.as_deref() == Some(name.as_str()))
             });
             v = v.param("similar", json!(s));
             if let Some(i) = vol {
@@ -1031,8 +1546,20 @@ impl<'a> Search<'a> {
 
     fn similar_name(&self, kind: &str, ns: &str, name: &str) -> Option<String> {
         let names: Vec<&str> = match kind {
-            "ConfigMap" => self.c.configmaps.iter().filter(|o| o.r.namespace.as_deref() == Some(ns)).map(|o| o.r.name.as_str()).collect(),
-            _ => self.c.secrets.iter().filter(|o| o.r.namespace.as_deref() == Some(ns)).map(|o| o.r.name.as_str()).collect(),
+            "ConfigMap" => self
+                .c
+                .configmaps
+                .iter()
+                .filter(|o| o.r.namespace.as_deref() == Some(ns))
+                .map(|o| o.r.name.as_str())
+                .collect(),
+            _ => self
+                .c
+                .secrets
+                .iter()
+                .filter(|o| o.r.namespace.as_deref() == Some(ns))
+                .map(|o| o.r.name.as_str())
+                .collect(),
         };
         names
             .into_iter()
@@ -1047,7 +1574,11 @@ impl<'a> Search<'a> {
             return None;
         }
         let w = self.workload(&sig.object);
-        Some(Verified::new(w.clone(), 1.0, format!("{}: {}", w.kind_name(), trim(&sig.detail))))
+        Some(Verified::new(
+            w.clone(),
+            1.0,
+            format!("{}: {}", w.kind_name(), trim(&sig.detail)),
+        ))
     }
 
     fn bad_command(&self, sig: &Signal) -> Option<Verified> {
@@ -1055,11 +1586,26 @@ impl<'a> Search<'a> {
         let cname = sig.container.as_deref()?;
         let (spec, prefix) = self.template(&w)?;
         let (ctr, cpath) = self.container(spec, cname)?;
-        let cmd: Vec<String> = ctr.command.iter().flatten().chain(ctr.args.iter().flatten()).cloned().collect();
+        let cmd: Vec<String> = ctr
+            .command
+            .iter()
+            .flatten()
+            .chain(ctr.args.iter().flatten())
+            .cloned()
+            .collect();
         // The executable the runtime could not find, if the message names it.
-        let missing = sig.detail.split("exec: \"").nth(1).and_then(|s| s.split('"').next()).map(str::to_string);
+        let missing = sig
+            .detail
+            .split("exec: \"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .map(str::to_string);
         if let Some(m) = &missing {
-            if !cmd.iter().any(|c| c == m || c.starts_with(&format!("{m} "))) && ctr.command.is_some() {
+            if !cmd
+                .iter()
+                .any(|c| c == m || c.starts_with(&format!("{m} ")))
+                && ctr.command.is_some()
+            {
                 return None; // the template no longer runs it
             }
         }
@@ -1070,11 +1616,23 @@ impl<'a> Search<'a> {
                 format!(
                     "container {cname} of {} runs {}, which the image cannot execute{}",
                     w.kind_name(),
-                    if cmd.is_empty() { "its entrypoint".to_string() } else { format!("{:?}", cmd.join(" ")) },
-                    missing.as_ref().map(|m| format!(" ({m:?} is not in $PATH)")).unwrap_or_default()
+                    if cmd.is_empty() {
+                        "its entrypoint".to_string()
+                    } else {
+                        format!("{:?}", cmd.join(" "))
+                    },
+                    missing
+                        .as_ref()
+                        .map(|m| format!(" ({m:?} is not in $PATH)"))
+                        .unwrap_or_default()
                 ),
             )
-            .ev(EvidenceSource::Spec, &w, format!("command/args = {cmd:?}"), &format!("{}.command", ptr_to_field(prefix, &cpath)))
+            .ev(
+                EvidenceSource::Spec,
+                &w,
+                format!("command/args = {cmd:?}"),
+                &format!("{}.command", ptr_to_field(prefix, &cpath)),
+            )
             .param("container", json!(cname))
             .param("command", json!(cmd)),
         )
@@ -1098,7 +1656,12 @@ impl<'a> Search<'a> {
         };
         let num = match &port {
             IntOrString::Int(n) => Some(*n),
-            IntOrString::String(name) => ctr.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name)).map(|p| p.container_port),
+            IntOrString::String(name) => ctr
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name))
+                .map(|p| p.container_port),
         };
         let txt = match port {
             IntOrString::Int(n) => n.to_string(),
@@ -1110,15 +1673,25 @@ impl<'a> Search<'a> {
     fn probe_port(&self, sig: &Signal, which: &str) -> Option<Verified> {
         let pod = self.pod(&sig.object)?;
         let lower = sig.detail.to_ascii_lowercase();
-        if lower.contains("statuscode: 404") || lower.contains("timeout") || lower.contains("deadline exceeded") {
+        if lower.contains("statuscode: 404")
+            || lower.contains("timeout")
+            || lower.contains("deadline exceeded")
+        {
             return None;
         }
         let w = self.workload(&sig.object);
         let (spec, prefix) = self.template(&w)?;
         let pspec = pod.o.spec.as_ref()?;
         for (i, ctr) in spec.containers.iter().enumerate() {
-            let Some((txt, num, kind)) = self.probe_target(ctr, which) else { continue };
-            let mut serving: Vec<i32> = ctr.ports.iter().flatten().map(|p| p.container_port).collect();
+            let Some((txt, num, kind)) = self.probe_target(ctr, which) else {
+                continue;
+            };
+            let mut serving: Vec<i32> = ctr
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| p.container_port)
+                .collect();
             if pspec.containers.len() == 1 {
                 serving.extend(self.listening_ports(&pod.r));
             }
@@ -1158,23 +1731,43 @@ impl<'a> Search<'a> {
             return None;
         }
         let w = self.workload(&sig.object);
-        Some(Verified::new(w.clone(), 1.0, format!("{}: the HTTP probe path is not served (404)", w.kind_name())))
+        Some(Verified::new(
+            w.clone(),
+            1.0,
+            format!("{}: the HTTP probe path is not served (404)", w.kind_name()),
+        ))
     }
 
     fn main_thread_blocked(&self, sig: &Signal) -> Option<Verified> {
-        if !(sig.code == "probe_timeout" || sig.detail.to_ascii_lowercase().contains("timeout") || sig.detail.contains("deadline exceeded")) {
+        if !(sig.code == "probe_timeout"
+            || sig.detail.to_ascii_lowercase().contains("timeout")
+            || sig.detail.contains("deadline exceeded"))
+        {
             // A refused probe on the right port is also possible, but weaker evidence.
             if self.probe_port(sig, "liveness").is_some() {
                 return None;
             }
             let w = self.workload(&sig.object);
-            return Some(Verified::new(w.clone(), 0.5, format!("{} stops answering its liveness probe on the port it serves", w.kind_name())));
+            return Some(Verified::new(
+                w.clone(),
+                0.5,
+                format!(
+                    "{} stops answering its liveness probe on the port it serves",
+                    w.kind_name()
+                ),
+            ));
         }
         let pod = self.pod(&sig.object)?;
         let spec = pod.o.spec.as_ref()?;
         let right_port = spec.containers.iter().any(|ctr| {
             self.probe_target(ctr, "liveness").is_some_and(|(_, n, _)| {
-                let serving: Vec<i32> = ctr.ports.iter().flatten().map(|p| p.container_port).chain(self.listening_ports(&pod.r)).collect();
+                let serving: Vec<i32> = ctr
+                    .ports
+                    .iter()
+                    .flatten()
+                    .map(|p| p.container_port)
+                    .chain(self.listening_ports(&pod.r))
+                    .collect();
                 n.is_some_and(|n| serving.is_empty() || serving.contains(&n))
             })
         });
@@ -1193,17 +1786,41 @@ impl<'a> Search<'a> {
     }
 
     fn config_rejected(&self, sig: &Signal, _scope: &[ObjectRef]) -> Option<Verified> {
-        let failing = self.signals.iter().any(|s| s.object == sig.object && is_failure(&s.code));
+        let failing = self
+            .signals
+            .iter()
+            .any(|s| s.object == sig.object && is_failure(&s.code));
         if sig.code.starts_with("log_") && !failing {
             return None;
         }
         let w = self.workload(&sig.object);
         let cname = sig.container.as_deref().unwrap_or("");
-        let mut v = Verified::new(w.clone(), 1.0, format!("container {cname} of {} exits at start because its configuration is refused: {}", w.kind_name(), trim(&sig.detail)));
+        let mut v = Verified::new(
+            w.clone(),
+            1.0,
+            format!(
+                "container {cname} of {} exits at start because its configuration is refused: {}",
+                w.kind_name(),
+                trim(&sig.detail)
+            ),
+        );
         if let Some((spec, prefix)) = self.template(&w) {
             if let Some((ctr, cpath)) = self.container(spec, cname) {
                 if let Some(cmd) = &ctr.command {
-                    v = v.ev(EvidenceSource::Spec, &w, format!("container {cname} overrides the image entrypoint with command {cmd:?}"), &format!("{}.command", ptr_to_field(prefix, &cpath)));
+                    v = v
+                        .param(
+                            "command_pointer",
+                            json!(format!("{prefix}/{cpath}/command")),
+                        )
+                        .param("container", json!(cname));
+                    v = v.ev(
+                        EvidenceSource::Spec,
+                        &w,
+                        format!(
+                            "container {cname} overrides the image entrypoint with command {cmd:?}"
+                        ),
+                        &format!("{}.command", ptr_to_field(prefix, &cpath)),
+                    );
                 }
             }
         }
@@ -1212,8 +1829,24 @@ impl<'a> Search<'a> {
 
     fn rbac(&self, sig: &Signal) -> Option<Verified> {
         let pod = self.pod(&sig.object)?;
-        let sa = pod.o.spec.as_ref()?.service_account_name.clone().unwrap_or_else(|| "default".into());
-        Some(Verified::new(ObjectRef::new("ServiceAccount", ns_of(&sig.object), &sa), 1.0, format!("ServiceAccount {sa} lacks the RBAC permission the application needs: {}", trim(&sig.detail))).param("sa", json!(sa)))
+        let sa = pod
+            .o
+            .spec
+            .as_ref()?
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        Some(
+            Verified::new(
+                ObjectRef::new("ServiceAccount", ns_of(&sig.object), &sa),
+                1.0,
+                format!(
+                    "ServiceAccount {sa} lacks the RBAC permission the application needs: {}",
+                    trim(&sig.detail)
+                ),
+            )
+            .param("sa", json!(sa)),
+        )
     }
 
     fn missing_sa(&self, sig: &Signal) -> Option<Verified> {
@@ -1243,19 +1876,39 @@ impl<'a> Search<'a> {
 
     fn storage_class_missing(&self, sig: &Signal) -> Option<Verified> {
         for pvc in self.claims(sig) {
-            let phase = pvc.o.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+            let phase = pvc
+                .o
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("");
             if phase == "Bound" {
                 continue;
             }
-            let sc = pvc.o.spec.as_ref().and_then(|s| s.storage_class_name.clone());
-            let Some(sc) = sc.filter(|s| !s.is_empty()) else { continue };
+            let sc = pvc
+                .o
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone());
+            let Some(sc) = sc.filter(|s| !s.is_empty()) else {
+                continue;
+            };
             let exists = self.c.storageclasses.iter().any(|s| s.r.name == sc);
-            let said = self.c.events_for(&pvc.r).any(|e| e.o.message.as_deref().is_some_and(|m| m.contains(&format!("storageclass.storage.k8s.io \"{sc}\" not found"))));
+            let said = self.c.events_for(&pvc.r).any(|e| {
+                e.o.message.as_deref().is_some_and(|m| {
+                    m.contains(&format!("storageclass.storage.k8s.io \"{sc}\" not found"))
+                })
+            });
             if exists || !(said || self.c.has_kind("StorageClass")) {
                 continue;
             }
             let default = self.c.storageclasses.iter().find(|s| {
-                s.o.metadata.annotations.as_ref().and_then(|a| a.get("storageclass.kubernetes.io/is-default-class")).map(String::as_str) == Some("true")
+                s.o.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                    .map(String::as_str)
+                    == Some("true")
             });
             let mut v = Verified::new(pvc.r.clone(), 1.0, format!("PersistentVolumeClaim {} asks for StorageClass {sc:?}, which does not exist, so it is never provisioned and stays Pending", pvc.r.name))
                 .ev(EvidenceSource::Spec, &pvc.r, format!("spec.storageClassName = {sc}"), "spec.storageClassName")
@@ -1270,12 +1923,25 @@ impl<'a> Search<'a> {
 
     fn no_matching_pv(&self, sig: &Signal) -> Option<Verified> {
         for pvc in self.claims(sig) {
-            let phase = pvc.o.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+            let phase = pvc
+                .o
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("");
             if phase != "Pending" {
                 continue;
             }
-            let sc = pvc.o.spec.as_ref().and_then(|s| s.storage_class_name.clone()).unwrap_or_default();
-            if !sc.is_empty() && !self.c.storageclasses.iter().any(|s| s.r.name == sc) && self.c.has_kind("StorageClass") {
+            let sc = pvc
+                .o
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone())
+                .unwrap_or_default();
+            if !sc.is_empty()
+                && !self.c.storageclasses.iter().any(|s| s.r.name == sc)
+                && self.c.has_kind("StorageClass")
+            {
                 continue; // StorageClassMissing explains it
             }
             return Some(Verified::new(pvc.r.clone(), 0.7, format!("PersistentVolumeClaim {} is Pending: no PersistentVolume matches it and nothing provisions one", pvc.r.name)));
@@ -1286,9 +1952,20 @@ impl<'a> Search<'a> {
     fn volume_node_conflict(&self, sig: &Signal) -> Option<Verified> {
         let w = self.workload(&sig.object);
         let pvc = self.claims(sig).into_iter().next();
-        let rwo = pvc.is_some_and(|p| p.o.spec.as_ref().and_then(|s| s.access_modes.as_ref()).is_some_and(|m| m.iter().any(|m| m == "ReadWriteOnce")));
+        let rwo = pvc.is_some_and(|p| {
+            p.o.spec
+                .as_ref()
+                .and_then(|s| s.access_modes.as_ref())
+                .is_some_and(|m| m.iter().any(|m| m == "ReadWriteOnce"))
+        });
         let obj = pvc.map(|p| p.r.clone()).unwrap_or_else(|| w.clone());
-        let replicas = self.c.deployments.iter().find(|d| d.r == w).and_then(|d| d.o.spec.as_ref()?.replicas).unwrap_or(1);
+        let replicas = self
+            .c
+            .deployments
+            .iter()
+            .find(|d| d.r == w)
+            .and_then(|d| d.o.spec.as_ref()?.replicas)
+            .unwrap_or(1);
         Some(
             Verified::new(
                 obj.clone(),
@@ -1306,7 +1983,14 @@ impl<'a> Search<'a> {
     fn volume_full(&self, sig: &Signal) -> Option<Verified> {
         let w = self.workload(&sig.object);
         if let Some(pvc) = self.claims(sig).into_iter().next() {
-            let size = pvc.o.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).map(|q| q.0.clone());
+            let size = pvc
+                .o
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .map(|q| q.0.clone());
             let expandable = pvc
                 .o
                 .spec
@@ -1322,32 +2006,75 @@ impl<'a> Search<'a> {
             }
             return Some(v);
         }
-        Some(Verified::new(w.clone(), 0.7, format!("{}: a filesystem it writes to is full (No space left on device)", w.kind_name())))
+        Some(Verified::new(
+            w.clone(),
+            0.7,
+            format!(
+                "{}: a filesystem it writes to is full (No space left on device)",
+                w.kind_name()
+            ),
+        ))
     }
 
     fn mount_failed(&self, sig: &Signal) -> Option<Verified> {
         if let Some(pvc) = self.claims(sig).into_iter().next() {
-            return Some(Verified::new(pvc.r.clone(), 0.8, format!("volume of claim {} cannot be attached or mounted: {}", pvc.r.name, trim(&sig.detail))));
+            return Some(Verified::new(
+                pvc.r.clone(),
+                0.8,
+                format!(
+                    "volume of claim {} cannot be attached or mounted: {}",
+                    pvc.r.name,
+                    trim(&sig.detail)
+                ),
+            ));
         }
         let w = self.workload(&sig.object);
-        Some(Verified::new(w.clone(), 0.6, format!("{}: a volume cannot be mounted: {}", w.kind_name(), trim(&sig.detail))))
+        Some(Verified::new(
+            w.clone(),
+            0.6,
+            format!(
+                "{}: a volume cannot be mounted: {}",
+                w.kind_name(),
+                trim(&sig.detail)
+            ),
+        ))
     }
 
     // ----------------------------------------------------------------- system
 
     fn node_condition(&self, sig: &Signal, cond: &str, scope: &[ObjectRef]) -> Option<Verified> {
         // The node: the signal's object (a node signal) or the evicted/rejected pod's node.
-        let node_name = if sig.object.kind == "Node" { sig.object.name.clone() } else { sig.peer.clone()? };
+        let node_name = if sig.object.kind == "Node" {
+            sig.object.name.clone()
+        } else {
+            sig.peer.clone()?
+        };
         let node = self.c.node(&node_name);
         let has_cond = node.is_some_and(|n| {
-            n.o.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten().any(|c| {
-                c.type_ == cond && if cond == "Ready" { c.status != "True" } else { c.status == "True" }
-            })
+            n.o.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c.type_ == cond
+                        && if cond == "Ready" {
+                            c.status != "True"
+                        } else {
+                            c.status == "True"
+                        }
+                })
         });
         let node_ref = ObjectRef::cluster("Node", &node_name);
-        let reclaim = self.c.events_for(&node_ref).any(|e| e.o.reason.as_deref() == Some("EvictionThresholdMet"));
+        let reclaim = self
+            .c
+            .events_for(&node_ref)
+            .any(|e| e.o.reason.as_deref() == Some("EvictionThresholdMet"));
         let named = sig.detail.contains(&format!("[{cond}]"))
-            || (cond == "DiskPressure" && (sig.code == "evicted_disk" || sig.detail.contains("ephemeral-storage") || sig.detail.contains("nodefs")))
+            || (cond == "DiskPressure"
+                && (sig.code == "evicted_disk"
+                    || sig.detail.contains("ephemeral-storage")
+                    || sig.detail.contains("nodefs")))
             || (cond == "MemoryPressure" && sig.code == "evicted_memory");
         if !(has_cond || named) {
             return None;
@@ -1355,8 +2082,14 @@ impl<'a> Search<'a> {
         // A node condition alone is a red herring unless the target's pods suffer from it.
         if sig.object.kind == "Node" {
             let suffering = scope.iter().filter(|r| r.kind == "Pod").any(|p| {
-                self.g.neighbors(p, Edge::RunsOn, Direction::Outgoing).iter().any(|n| n.name == node_name)
-                    && self.signals.iter().any(|s| &s.object == p && is_failure(&s.code))
+                self.g
+                    .neighbors(p, Edge::RunsOn, Direction::Outgoing)
+                    .iter()
+                    .any(|n| n.name == node_name)
+                    && self
+                        .signals
+                        .iter()
+                        .any(|s| &s.object == p && is_failure(&s.code))
             });
             if !suffering {
                 return None;
@@ -1368,38 +2101,77 @@ impl<'a> Search<'a> {
             strength,
             format!(
                 "node {node_name} {}, so the kubelet {}",
-                if cond == "Ready" { "is NotReady".to_string() } else { format!("is under {cond}") },
-                if cond == "Ready" { "no longer runs the pods" } else { "evicts pods and rejects new ones" }
+                if cond == "Ready" {
+                    "is NotReady".to_string()
+                } else {
+                    format!("is under {cond}")
+                },
+                if cond == "Ready" {
+                    "no longer runs the pods"
+                } else {
+                    "evicts pods and rejects new ones"
+                }
             ),
         );
         if reclaim {
-            v = v.ev(EvidenceSource::Event, &node_ref, format!("node {node_name}: EvictionThresholdMet (Attempting to reclaim resources)"), "event reason=EvictionThresholdMet");
+            v = v.ev(
+                EvidenceSource::Event,
+                &node_ref,
+                format!("node {node_name}: EvictionThresholdMet (Attempting to reclaim resources)"),
+                "event reason=EvictionThresholdMet",
+            );
         }
         // Workloads pinned to the node keep landing there.
         let pinned: Vec<ObjectRef> = scope
             .iter()
             .filter(|r| matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "Job"))
-            .filter(|w| self.template(w).is_some_and(|(s, _)| s.node_name.as_deref() == Some(node_name.as_str())))
+            .filter(|w| {
+                self.template(w)
+                    .is_some_and(|(s, _)| s.node_name.as_deref() == Some(node_name.as_str()))
+            })
             .cloned()
             .collect();
         if let Some(w) = pinned.first() {
             v.summary.push_str(&format!("; {} is pinned to the node with spec.nodeName, so every replacement is rejected too", w.kind_name()));
             v = v.param("pinned", serde_json::to_value(w).ok()?);
         }
-        Some(v.param("node", json!(node_name)).param("condition", json!(cond)))
+        Some(
+            v.param("node", json!(node_name))
+                .param("condition", json!(cond)),
+        )
     }
 
     fn node_pod_capacity(&self, sig: &Signal) -> Option<Verified> {
         let w = self.workload(&sig.object);
         let (spec, _) = self.template(&w)?;
         // The node the pod is pinned to (nodeName, or a hostname selector), if any.
-        let pinned = spec.node_name.clone().or_else(|| spec.node_selector.as_ref().and_then(|s| s.get("kubernetes.io/hostname").cloned()));
+        let pinned = spec.node_name.clone().or_else(|| {
+            spec.node_selector
+                .as_ref()
+                .and_then(|s| s.get("kubernetes.io/hostname").cloned())
+        });
         let full = self.c.nodes.iter().find(|n| {
-            let cap = n.o.status.as_ref().and_then(|s| s.allocatable.as_ref()).and_then(|a| a.get("pods")).and_then(|q| parse_quantity(&q.0));
-            let running = self.c.pods.iter().filter(|p| p.o.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(n.r.name.as_str()) && !pod_terminal(&p.o)).count() as f64;
+            let cap =
+                n.o.status
+                    .as_ref()
+                    .and_then(|s| s.allocatable.as_ref())
+                    .and_then(|a| a.get("pods"))
+                    .and_then(|q| parse_quantity(&q.0));
+            let running = self
+                .c
+                .pods
+                .iter()
+                .filter(|p| {
+                    p.o.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                        == Some(n.r.name.as_str())
+                        && !pod_terminal(&p.o)
+                })
+                .count() as f64;
             pinned.as_deref().is_none_or(|p| p == n.r.name) && cap.is_some_and(|c| running >= c)
         });
-        let node = full.map(|n| n.r.clone()).or_else(|| pinned.clone().map(|p| ObjectRef::cluster("Node", p)))?;
+        let node = full
+            .map(|n| n.r.clone())
+            .or_else(|| pinned.clone().map(|p| ObjectRef::cluster("Node", p)))?;
         let mut v = Verified::new(
             node.clone(),
             if full.is_some() { 1.0 } else { 0.7 },
@@ -1411,8 +2183,19 @@ impl<'a> Search<'a> {
         )
         .param("workload", serde_json::to_value(&w).ok()?);
         if let Some(n) = full {
-            let cap = n.o.status.as_ref().and_then(|s| s.allocatable.as_ref()).and_then(|a| a.get("pods")).map(|q| q.0.clone()).unwrap_or_default();
-            v = v.ev(EvidenceSource::Status, &node, format!("status.allocatable.pods = {cap}"), "status.allocatable.pods");
+            let cap =
+                n.o.status
+                    .as_ref()
+                    .and_then(|s| s.allocatable.as_ref())
+                    .and_then(|a| a.get("pods"))
+                    .map(|q| q.0.clone())
+                    .unwrap_or_default();
+            v = v.ev(
+                EvidenceSource::Status,
+                &node,
+                format!("status.allocatable.pods = {cap}"),
+                "status.allocatable.pods",
+            );
         }
         if pinned.is_some() {
             v = v.param("pinned", json!(true));
@@ -1429,7 +2212,9 @@ impl<'a> Search<'a> {
             self.g
                 .neighbors(&sig.object, Edge::DependsOn, Direction::Outgoing)
                 .into_iter()
-                .find(|s| !path.contains(s) && self.selected_pods(s).iter().any(|p| pod_ready(&p.o)))
+                .find(|s| {
+                    !path.contains(s) && self.selected_pods(s).iter().any(|p| pod_ready(&p.o))
+                })
                 .cloned()
         })?;
         let pods = self.selected_pods(&svc);
@@ -1461,15 +2246,32 @@ impl<'a> Search<'a> {
         // An infrastructure symptom in the same pod makes a plain crash a consequence.
         let infra = self.signals.iter().any(|s| {
             s.object == sig.object
-                && matches!(s.hint, Some(Category::Resource | Category::Image | Category::Configuration | Category::Storage | Category::System))
+                && matches!(
+                    s.hint,
+                    Some(
+                        Category::Resource
+                            | Category::Image
+                            | Category::Configuration
+                            | Category::Storage
+                            | Category::System
+                    )
+                )
         });
         let line = self
             .signals
             .iter()
-            .filter(|s| s.object == sig.object && s.code.starts_with("log_") && s.code != "log_error_line")
+            .filter(|s| {
+                s.object == sig.object && s.code.starts_with("log_") && s.code != "log_error_line"
+            })
             .map(|s| trim(&s.detail))
             .next()
-            .or_else(|| self.signals.iter().filter(|s| s.object == sig.object && s.code == "log_error_line").map(|s| trim(&s.detail)).next());
+            .or_else(|| {
+                self.signals
+                    .iter()
+                    .filter(|s| s.object == sig.object && s.code == "log_error_line")
+                    .map(|s| trim(&s.detail))
+                    .next()
+            });
         Some(Verified::new(
             w.clone(),
             if infra { 0.3 } else { 0.8 },
@@ -1477,7 +2279,8 @@ impl<'a> Search<'a> {
                 "{} fails on its own ({}){}",
                 w.kind_name(),
                 trim(&sig.detail),
-                line.map(|l| format!("; its log says: {l}")).unwrap_or_default()
+                line.map(|l| format!("; its log says: {l}"))
+                    .unwrap_or_default()
             ),
         ))
     }
@@ -1508,7 +2311,11 @@ fn ns_of(r: &ObjectRef) -> &str {
 
 /// Whether a symptom code means something is failing (as opposed to a hint).
 pub fn is_failure(code: &str) -> bool {
-    !matches!(code, "log_error_line" | "log_slow_call" | "readiness_failed") && !code.starts_with("node_") && code != "service_no_endpoints"
+    !matches!(
+        code,
+        "log_error_line" | "log_slow_call" | "readiness_failed"
+    ) && !code.starts_with("node_")
+        && code != "service_no_endpoints"
 }
 
 fn trim(s: &str) -> String {
@@ -1524,16 +2331,39 @@ fn trim(s: &str) -> String {
     }
 }
 
+/// How alike two label values are, 0–1: one a prefix of the other (`redis`, `redis-cache`)
+/// or a small edit distance relative to their length.
+fn label_similarity(a: &str, b: &str) -> f64 {
+    if a == b {
+        return 1.0;
+    }
+    if a.starts_with(b) || b.starts_with(a) {
+        return 0.8;
+    }
+    let d = edit_distance(a, b) as f64;
+    let n = a.len().max(b.len()).max(1) as f64;
+    (1.0 - d / n).max(0.0) * 0.8
+}
+
 fn limit_of(c: &Container, res: &str) -> Option<f64> {
-    c.resources.as_ref()?.limits.as_ref()?.get(res).and_then(|q| parse_quantity(&q.0))
+    c.resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get(res)
+        .and_then(|q| parse_quantity(&q.0))
 }
 
 fn has_resource(c: &Container, res: &str) -> bool {
     let (section, name) = res.split_once('.').unwrap_or(("requests", res));
     let r = c.resources.as_ref();
     match section {
-        "limits" => r.and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key(name)),
-        _ => r.and_then(|r| r.requests.as_ref()).is_some_and(|l| l.contains_key(name)),
+        "limits" => r
+            .and_then(|r| r.limits.as_ref())
+            .is_some_and(|l| l.contains_key(name)),
+        _ => r
+            .and_then(|r| r.requests.as_ref())
+            .is_some_and(|l| l.contains_key(name)),
     }
 }
 
@@ -1547,17 +2377,27 @@ fn pod_ready(p: &Pod) -> bool {
 }
 
 fn pod_terminal(p: &Pod) -> bool {
-    matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 fn fmt_labels(m: &BTreeMap<String, String>) -> String {
-    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `/spec/template/spec` + `containers/0` → `spec.template.spec.containers[0]`.
 fn ptr_to_field(prefix: &str, rest: &str) -> String {
     let mut out = String::new();
-    for seg in prefix.split('/').chain(rest.split('/')).filter(|s| !s.is_empty()) {
+    for seg in prefix
+        .split('/')
+        .chain(rest.split('/'))
+        .filter(|s| !s.is_empty())
+    {
         if seg.chars().all(|c| c.is_ascii_digit()) {
             out.push_str(&format!("[{seg}]"));
         } else {
@@ -1571,12 +2411,27 @@ fn ptr_to_field(prefix: &str, rest: &str) -> String {
 }
 
 /// `had untolerated taint {key1: value1}` → (key1, value1, effect from the node).
-fn parse_taint(part: &str, nodes: &[Obj<k8s_openapi::api::core::v1::Node>]) -> (String, String, String) {
-    let inner = part.split('{').nth(1).and_then(|s| s.split('}').next()).unwrap_or("");
-    let (k, v) = inner.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).unwrap_or((inner.trim().to_string(), String::new()));
+fn parse_taint(
+    part: &str,
+    nodes: &[Obj<k8s_openapi::api::core::v1::Node>],
+) -> (String, String, String) {
+    let inner = part
+        .split('{')
+        .nth(1)
+        .and_then(|s| s.split('}').next())
+        .unwrap_or("");
+    let (k, v) = inner
+        .split_once(':')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .unwrap_or((inner.trim().to_string(), String::new()));
     let effect = nodes
         .iter()
-        .flat_map(|n| n.o.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default())
+        .flat_map(|n| {
+            n.o.spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default()
+        })
         .find(|t| t.key == k)
         .map(|t| t.effect)
         .unwrap_or_else(|| "NoSchedule".into());
@@ -1589,7 +2444,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -1601,7 +2460,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn merge(raw: Vec<Finding>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
     for f in raw {
-        if let Some(m) = out.iter_mut().find(|m| m.reason == f.reason && m.object == f.object) {
+        if let Some(m) = out
+            .iter_mut()
+            .find(|m| m.reason == f.reason && m.object == f.object)
+        {
             m.score = (1.0 - (1.0 - m.score) * (1.0 - f.score * 0.5)).min(0.99);
             for e in f.evidence {
                 if !m.evidence.iter().any(|x| x.detail == e.detail) {
@@ -1624,15 +2486,26 @@ fn merge(raw: Vec<Finding>) -> Vec<Finding> {
 }
 
 fn annotate(findings: &mut [Finding]) {
-    let Some(top) = findings.first().cloned() else { return };
+    let Some(top) = findings.first().cloned() else {
+        return;
+    };
     for f in findings.iter_mut().skip(1) {
         if f.note.is_empty() {
             f.note = if f.object == top.object {
-                format!("same object as the top cause; weaker evidence ({:.2} vs {:.2})", f.score, top.score)
+                format!(
+                    "same object as the top cause; weaker evidence ({:.2} vs {:.2})",
+                    f.score, top.score
+                )
             } else if top.path.len() > f.path.len() && top.path.contains(&f.object) {
-                format!("{} is on the path to {}, which explains its symptoms", f.object.name, top.object.name)
+                format!(
+                    "{} is on the path to {}, which explains its symptoms",
+                    f.object.name, top.object.name
+                )
             } else {
-                format!("less evidence: {:.2} vs {:.2} for {} at {}", f.score, top.score, top.reason, top.object.name)
+                format!(
+                    "less evidence: {:.2} vs {:.2} for {} at {}",
+                    f.score, top.score, top.reason, top.object.name
+                )
             };
         }
     }

@@ -35,7 +35,11 @@ impl Metrics {
 
     /// The q-quantile (0–1) of recent latencies, ms.
     pub fn quantile(&self, q: f64) -> f64 {
-        let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut l = self
+            .latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if l.is_empty() {
             return 0.0;
         }
@@ -50,14 +54,43 @@ impl Metrics {
         let counter = |s: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        counter(&mut s, "metakube_diagnoses_total", "Diagnoses answered.", self.diagnoses.load(Ordering::Relaxed));
-        counter(&mut s, "metakube_diagnoses_intuitive_total", "Diagnoses answered from episodic memory.", self.intuitive.load(Ordering::Relaxed));
-        counter(&mut s, "metakube_requests_rejected_total", "Requests refused (bad input, protocol, size).", self.rejected.load(Ordering::Relaxed));
-        counter(&mut s, "metakube_feedback_total", "Feedback records accepted.", self.feedback.load(Ordering::Relaxed));
-        counter(&mut s, "metakube_handler_panics_total", "Request handlers that panicked (answered 500).", self.panics.load(Ordering::Relaxed));
+        counter(
+            &mut s,
+            "metakube_diagnoses_total",
+            "Diagnoses answered.",
+            self.diagnoses.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "metakube_diagnoses_intuitive_total",
+            "Diagnoses answered from episodic memory.",
+            self.intuitive.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "metakube_requests_rejected_total",
+            "Requests refused (bad input, protocol, size).",
+            self.rejected.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "metakube_feedback_total",
+            "Feedback records accepted.",
+            self.feedback.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "metakube_handler_panics_total",
+            "Request handlers that panicked (answered 500).",
+            self.panics.load(Ordering::Relaxed),
+        );
         let _ = writeln!(s, "# HELP metakube_diagnose_latency_ms Diagnose latency over the last {WINDOW} requests.\n# TYPE metakube_diagnose_latency_ms summary");
         for q in [0.5, 0.9, 0.99] {
-            let _ = writeln!(s, "metakube_diagnose_latency_ms{{quantile=\"{q}\"}} {:.3}", self.quantile(q));
+            let _ = writeln!(
+                s,
+                "metakube_diagnose_latency_ms{{quantile=\"{q}\"}} {:.3}",
+                self.quantile(q)
+            );
         }
         let _ = writeln!(s, "# HELP metakube_uptime_seconds Seconds since the daemon started.\n# TYPE metakube_uptime_seconds gauge\nmetakube_uptime_seconds {uptime_s:.3}");
         s

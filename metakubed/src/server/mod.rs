@@ -76,7 +76,11 @@ impl State {
                 x.state = state;
                 x.detail = detail;
             }
-            None => c.push(ComponentStatus { name: name.into(), state, detail }),
+            None => c.push(ComponentStatus {
+                name: name.into(),
+                state,
+                detail,
+            }),
         }
     }
 }
@@ -87,13 +91,24 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
         let t = Instant::now();
         let mut knowledge = Knowledge::builtin();
         let store: Arc<dyn Store> = if state.config.ephemeral {
-            state.set_component("store", ComponentState::Disabled, "ephemeral: nothing is persisted".into());
+            state.set_component(
+                "store",
+                ComponentState::Disabled,
+                "ephemeral: nothing is persisted".into(),
+            );
             Arc::new(MemStore::default())
         } else {
             match RocksStore::open(&state.config.data_dir.join("db")) {
                 Ok(s) => {
                     let (d, f) = s.counts().unwrap_or((0, 0));
-                    state.set_component("store", ComponentState::Ready, format!("RocksDB at {}: {d} diagnoses, {f} feedback records", state.config.data_dir.join("db").display()));
+                    state.set_component(
+                        "store",
+                        ComponentState::Ready,
+                        format!(
+                            "RocksDB at {}: {d} diagnoses, {f} feedback records",
+                            state.config.data_dir.join("db").display()
+                        ),
+                    );
                     Arc::new(s)
                 }
                 Err(e) => {
@@ -105,29 +120,47 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
         };
         match store.weights() {
             Ok(w) => knowledge.domain.set_weights(w),
-            Err(e) => warn!(error = %e, "cannot read domain-graph weights; using the seeded priors"),
+            Err(e) => {
+                warn!(error = %e, "cannot read domain-graph weights; using the seeded priors")
+            }
         }
         let edges = knowledge.domain.weights().len();
         state.set_component(
             "domain_graph",
             ComponentState::Ready,
-            format!("{} causes, {edges} symptom→cause edges, {} log templates", knowledge.domain.causes().len(), count_templates()),
+            format!(
+                "{} causes, {edges} symptom→cause edges, {} log templates",
+                knowledge.domain.causes().len(),
+                count_templates()
+            ),
         );
         info!(ms = t.elapsed().as_millis() as u64, "warm state loaded");
-        let _ = tx.send(Some(Arc::new(Warm { knowledge: RwLock::new(knowledge), store })));
+        let _ = tx.send(Some(Arc::new(Warm {
+            knowledge: RwLock::new(knowledge),
+            store,
+        })));
     });
 }
 
 fn count_templates() -> usize {
-    crate::signals::LOG_PATTERNS_YAML.matches("- class:").count()
+    crate::signals::LOG_PATTERNS_YAML
+        .matches("- class:")
+        .count()
 }
 
 /// Prepares the socket: a 0700 directory, a stale socket removed, 0600 on the new one.
 pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
-    let err = |source| ServerError::Listen { path: path.to_path_buf(), source };
+    let err = |source| ServerError::Listen {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         if !dir.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(err)?;
         }
     }
     if path.exists() {
@@ -182,15 +215,27 @@ async fn shutdown_signal() {
 }
 
 /// Serves on a listener until `shutdown` completes, then drains connections and flushes.
-pub async fn serve(listener: UnixListener, config: Config, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: UnixListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let (tx, rx) = watch::channel(None);
     let state = Arc::new(State {
         config,
         started: Instant::now(),
         warm: rx,
         components: RwLock::new(vec![
-            ComponentStatus { name: "store".into(), state: ComponentState::Loading, detail: String::new() },
-            ComponentStatus { name: "domain_graph".into(), state: ComponentState::Loading, detail: String::new() },
+            ComponentStatus {
+                name: "store".into(),
+                state: ComponentState::Loading,
+                detail: String::new(),
+            },
+            ComponentStatus {
+                name: "domain_graph".into(),
+                state: ComponentState::Loading,
+                detail: String::new(),
+            },
         ]),
         metrics: Metrics::default(),
     });

@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use metakube_shared::{
-    DiagnoseRequest, ErrorBody, ErrorCode, FeedbackOutcome, FeedbackRequest, FeedbackResponse, Health, ProtocolVersion,
-    Stats, PROTOCOL, PROTOCOL_HEADER,
+    DiagnoseRequest, ErrorBody, ErrorCode, FeedbackOutcome, FeedbackRequest, FeedbackResponse,
+    Health, ProtocolVersion, Stats, PROTOCOL, PROTOCOL_HEADER,
 };
 use serde::Serialize;
 use tracing::{error, info};
@@ -43,14 +43,22 @@ fn error(state: &State, status: StatusCode, code: ErrorCode, message: impl Into<
 }
 
 /// Entry point for every request; a panic inside a handler becomes a 500, never a crash.
-pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Resp, std::convert::Infallible> {
     let st = state.clone();
     match AssertUnwindSafe(route(state, req)).catch_unwind().await {
         Ok(r) => Ok(r),
         Err(_) => {
             st.metrics.panics.fetch_add(1, Ordering::Relaxed);
             error!("request handler panicked");
-            Ok(error(&st, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the daemon hit an internal error on this request; it is still running"))
+            Ok(error(
+                &st,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "the daemon hit an internal error on this request; it is still running",
+            ))
         }
     }
 }
@@ -75,7 +83,11 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
 }
 
 fn health(state: &State) -> Resp {
-    let components = state.components.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let components = state
+        .components
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     json(
         StatusCode::OK,
         &Health {
@@ -91,7 +103,9 @@ fn health(state: &State) -> Resp {
 async fn stats(state: &State) -> Resp {
     let warm = state.warm.borrow().clone();
     let (stored, fb) = match warm {
-        Some(w) => tokio::task::spawn_blocking(move || w.store.counts().unwrap_or((0, 0))).await.unwrap_or((0, 0)),
+        Some(w) => tokio::task::spawn_blocking(move || w.store.counts().unwrap_or((0, 0)))
+            .await
+            .unwrap_or((0, 0)),
         None => (0, 0),
     };
     let m = &state.metrics;
@@ -110,12 +124,32 @@ async fn stats(state: &State) -> Resp {
 }
 
 /// Checks the protocol header and reads a JSON body within the size limit.
-async fn read_body<T: serde::de::DeserializeOwned>(state: &State, req: Request<Incoming>, what: &str) -> Result<T, Resp> {
-    let client = match req.headers().get(PROTOCOL_HEADER).map(|v| v.to_str().unwrap_or("")) {
+async fn read_body<T: serde::de::DeserializeOwned>(
+    state: &State,
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T, Resp> {
+    let client = match req
+        .headers()
+        .get(PROTOCOL_HEADER)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
         None => {
-            return Err(error(state, StatusCode::BAD_REQUEST, ErrorCode::ProtocolMismatch, format!("missing {PROTOCOL_HEADER} header; this daemon speaks protocol {PROTOCOL}")));
+            return Err(error(
+                state,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ProtocolMismatch,
+                format!("missing {PROTOCOL_HEADER} header; this daemon speaks protocol {PROTOCOL}"),
+            ));
         }
-        Some(v) => v.parse::<ProtocolVersion>().map_err(|e| error(state, StatusCode::BAD_REQUEST, ErrorCode::ProtocolMismatch, e))?,
+        Some(v) => v.parse::<ProtocolVersion>().map_err(|e| {
+            error(
+                state,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ProtocolMismatch,
+                e,
+            )
+        })?,
     };
     if !PROTOCOL.compatible_with(client) {
         return Err(error(
@@ -126,18 +160,44 @@ async fn read_body<T: serde::de::DeserializeOwned>(state: &State, req: Request<I
         ));
     }
     let limit = state.config.max_body_bytes;
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(error(state, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, format!("{what} body of {} bytes exceeds the daemon's limit of {limit} bytes (max_body_bytes)", declared.unwrap_or(0))));
     }
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(error(state, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, format!("{what} body exceeds the daemon's limit of {limit} bytes (max_body_bytes)")));
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(error(
+                state,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::TooLarge,
+                format!("{what} body exceeds the daemon's limit of {limit} bytes (max_body_bytes)"),
+            ));
         }
-        Err(e) => return Err(error(state, StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("could not read the {what} body: {e}"))),
+        Err(e) => {
+            return Err(error(
+                state,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("could not read the {what} body: {e}"),
+            ))
+        }
     };
-    serde_json::from_slice(&body).map_err(|e| error(state, StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("{what} body is not a valid request: {e}")))
+    serde_json::from_slice(&body).map_err(|e| {
+        error(
+            state,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            format!("{what} body is not a valid request: {e}"),
+        )
+    })
 }
 
 async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
@@ -147,7 +207,12 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
         Err(resp) => return resp,
     };
     let Some(warm) = state.warm().await else {
-        return error(&state, StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the daemon is shutting down");
+        return error(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the daemon is shutting down",
+        );
     };
     let id = uuid::Uuid::new_v4().to_string();
     let w = warm.clone();
@@ -171,13 +236,23 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             info!(id = %d.diagnosis.id, target = %d.diagnosis.target, ms, "diagnosed");
             json(StatusCode::OK, &d.diagnosis)
         }
-        Ok(Err(e)) => error(&state, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidSnapshot, e.to_string()),
+        Ok(Err(e)) => error(
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidSnapshot,
+            e.to_string(),
+        ),
         Err(e) if e.is_panic() => {
             state.metrics.panics.fetch_add(1, Ordering::Relaxed);
             error!("diagnosis panicked");
             error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the diagnosis failed with an internal error; the daemon is still running (please report it with the snapshot)")
         }
-        Err(e) => error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string()),
+        Err(e) => error(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        ),
     }
 }
 
@@ -192,39 +267,76 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
         Err(resp) => return resp,
     };
     let Some(warm) = state.warm().await else {
-        return error(&state, StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the daemon is shutting down");
+        return error(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the daemon is shutting down",
+        );
     };
     let w = warm.clone();
-    let res = tokio::task::spawn_blocking(move || -> Result<Result<FeedbackResponse, String>, crate::store::StoreError> {
-        let Some(stored) = w.store.get_diagnosis(&request.diagnosis_id)? else {
-            return Ok(Err(format!("no diagnosis with id {} is stored here", request.diagnosis_id)));
-        };
-        let delta = match request.outcome {
-            FeedbackOutcome::Fixed => FIXED_DELTA,
-            FeedbackOutcome::NotFixed => NOT_FIXED_DELTA,
-        };
-        // Hold the write lock across the durable write so weights and store stay in step; the
-        // in-memory weights change only once the record is on disk.
-        let mut k = w.knowledge.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = k.domain.clone();
-        let changed: Vec<((String, String), f64)> = stored
-            .edges
-            .iter()
-            .filter_map(|(s, r)| next.adjust(s, r, delta).map(|nw| ((s.clone(), r.clone()), nw)))
-            .collect();
-        let id = request.diagnosis_id.clone();
-        w.store.put_feedback(&FeedbackRecord { request, at: Timestamp::now() }, &changed)?;
-        k.domain = next;
-        Ok(Ok(FeedbackResponse { diagnosis_id: id, recorded: true }))
-    })
+    let res = tokio::task::spawn_blocking(
+        move || -> Result<Result<FeedbackResponse, String>, crate::store::StoreError> {
+            let Some(stored) = w.store.get_diagnosis(&request.diagnosis_id)? else {
+                return Ok(Err(format!(
+                    "no diagnosis with id {} is stored here",
+                    request.diagnosis_id
+                )));
+            };
+            let delta = match request.outcome {
+                FeedbackOutcome::Fixed => FIXED_DELTA,
+                FeedbackOutcome::NotFixed => NOT_FIXED_DELTA,
+            };
+            // Hold the write lock across the durable write so weights and store stay in step; the
+            // in-memory weights change only once the record is on disk.
+            let mut k = w.knowledge.write().unwrap_or_else(|p| p.into_inner());
+            let mut next = k.domain.clone();
+            let changed: Vec<((String, String), f64)> = stored
+                .edges
+                .iter()
+                .filter_map(|(s, r)| {
+                    next.adjust(s, r, delta)
+                        .map(|nw| ((s.clone(), r.clone()), nw))
+                })
+                .collect();
+            let id = request.diagnosis_id.clone();
+            w.store.put_feedback(
+                &FeedbackRecord {
+                    request,
+                    at: Timestamp::now(),
+                },
+                &changed,
+            )?;
+            k.domain = next;
+            Ok(Ok(FeedbackResponse {
+                diagnosis_id: id,
+                recorded: true,
+            }))
+        },
+    )
     .await;
     match res {
         Ok(Ok(Ok(r))) => {
             state.metrics.feedback.fetch_add(1, Ordering::Relaxed);
             json(StatusCode::OK, &r)
         }
-        Ok(Ok(Err(msg))) => error(&state, StatusCode::NOT_FOUND, ErrorCode::UnknownDiagnosis, msg),
-        Ok(Err(e)) => error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, format!("feedback was not stored: {e}")),
-        Err(_) => error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "feedback handler failed; nothing was stored"),
+        Ok(Ok(Err(msg))) => error(
+            &state,
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownDiagnosis,
+            msg,
+        ),
+        Ok(Err(e)) => error(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            format!("feedback was not stored: {e}"),
+        ),
+        Err(_) => error(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "feedback handler failed; nothing was stored",
+        ),
     }
 }
