@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use metakube_tests::{copy_dir, corpus, expected_target, http, ok_stdout, plugin, proto, Daemon};
+use metakube_tests::{copy_dir, expected_target, http, ok_stdout, plugin, proto, scenario, Daemon};
 use serde_json::Value;
 
-const SCENARIO: &str = "011-network-selector-mismatch-cascade-0";
+const SCENARIO: &str = "selector-mismatch-cascade-0";
 
 fn target_args(dir: &std::path::Path) -> (String, String) {
     let (kind, ns, name) = expected_target(dir);
@@ -15,7 +15,7 @@ fn target_args(dir: &std::path::Path) -> (String, String) {
 #[test]
 fn truncated_and_unknown_lists_are_skipped_with_a_named_warning() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = corpus().join(SCENARIO);
+    let src = scenario(SCENARIO);
     let dump = tmp.path().join("dump");
     copy_dir(&src.join("dump"), &dump);
     let (target, ns) = target_args(&src);
@@ -96,7 +96,7 @@ fn a_missing_or_wrong_folder_is_a_clear_error() {
 #[test]
 fn a_100_mb_log_is_read_as_a_bounded_tail() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = corpus().join(SCENARIO);
+    let src = scenario(SCENARIO);
     let dump = tmp.path().join("dump");
     copy_dir(&src.join("dump"), &dump);
     let (target, ns) = target_args(&src);

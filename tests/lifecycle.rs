@@ -2,13 +2,13 @@
 //! still there; kill -9 after an acknowledged feedback loses nothing; the plugin starts a daemon.
 
 use metakube_tests::{
-    bin, corpus, expected_target, http, ok_stdout, plugin, plugin_env, proto, Daemon,
+    bin, expected_target, http, ok_stdout, plugin, plugin_env, proto, scenario, Daemon,
 };
 use rustix::process::Signal;
 use serde_json::Value;
 
-fn diagnose_json(socket: &std::path::Path, scenario: &str) -> Value {
-    let dir = corpus().join(scenario);
+fn diagnose_json(socket: &std::path::Path, name: &str) -> Value {
+    let dir = scenario(name);
     let (kind, ns, name) = expected_target(&dir);
     let out = ok_stdout(&plugin(
         socket,
@@ -40,7 +40,7 @@ fn restart_keeps_diagnoses_and_feedback() {
     assert_eq!(code, 200);
     let h: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(h["protocol"], "1.0");
-    let v = diagnose_json(&d.socket, "001-resource-oom-at-startup-0");
+    let v = diagnose_json(&d.socket, "oom-at-startup-0");
     assert_eq!(v["root_cause"]["reason"], "MemoryLimitTooLow");
     let id = v["id"].as_str().unwrap().to_string();
     ok_stdout(&plugin(&d.socket, &["feedback", &id, "--fixed"]));
@@ -66,7 +66,7 @@ fn restart_keeps_diagnoses_and_feedback() {
 fn kill_9_after_acknowledged_feedback_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let mut d = Daemon::start(tmp.path(), &[]);
-    let v = diagnose_json(&d.socket, "026-image-image-not-found-0");
+    let v = diagnose_json(&d.socket, "image-not-found-0");
     let id = v["id"].as_str().unwrap();
     let (p, vers) = proto();
     let body = format!(r#"{{"diagnosis_id":"{id}","outcome":"fixed"}}"#);
@@ -97,7 +97,7 @@ fn feedback_on_an_unknown_diagnosis_is_refused() {
 fn the_plugin_starts_a_daemon_when_none_runs_and_stops_it() {
     let tmp = tempfile::tempdir().unwrap();
     let socket = tmp.path().join("auto/metakubed.sock");
-    let dir = corpus().join("019-scheduling-untolerated-taint-0");
+    let dir = scenario("untolerated-taint-0");
     let (kind, ns, name) = expected_target(&dir);
     let daemon_dir = bin("metakubed").parent().unwrap().to_path_buf();
     let env = [
@@ -144,7 +144,7 @@ fn the_plugin_starts_a_daemon_when_none_runs_and_stops_it() {
 #[test]
 fn no_daemon_and_no_autostart_says_how_to_start_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = corpus().join("019-scheduling-untolerated-taint-0");
+    let dir = scenario("untolerated-taint-0");
     let o = plugin(
         &tmp.path().join("none.sock"),
         &[
@@ -177,7 +177,7 @@ fn no_daemon_and_no_autostart_says_how_to_start_it() {
 fn broken_pipe_is_not_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    let dir = corpus().join("001-resource-oom-at-startup-0");
+    let dir = scenario("oom-at-startup-0");
     let (kind, ns, name) = expected_target(&dir);
     let mut child = std::process::Command::new(bin("kubectl-metakube"))
         .args([

@@ -2,11 +2,13 @@
 //! dump, a temporary kubeconfig points at it, the real plugin collects and asks a real daemon.
 
 use metakube_tests::apiserver::ApiServer;
-use metakube_tests::{corpus, expected_target, ok_stdout, plugin, plugin_env, Daemon};
+use metakube_tests::{
+    expected_target, ok_stdout, plugin, plugin_env, scenario as corpus_scenario, Daemon,
+};
 use serde_json::Value;
 
 fn scenario() -> std::path::PathBuf {
-    corpus().join("011-network-selector-mismatch-cascade-0")
+    corpus_scenario("selector-mismatch-cascade-0")
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn report(name: &str, s: &Score) {
 fn own_corpus_accuracy() {
     let s = run(&metakube_tests::corpus());
     report("tests/scenarios", &s);
-    assert!(s.n >= 60, "the corpus has {} scenarios", s.n);
+    assert!(s.n >= 80, "the corpus has {} scenarios", s.n);
     assert!(
         s.top1 * 100 >= s.n * 95,
         "top-1 {}/{} fell below 95%",

@@ -150,7 +150,7 @@ def selector_mismatch(v):
     return c, expected(target[0], ns, target[1], "network", "Service", backend, "SelectorMatchesNoPods", also=[{"kind": "Endpoints", "name": backend}])
 
 
-@scenario("network", "target-port-mismatch", 2)
+@scenario("network", "target-port-mismatch", 3)
 def target_port(v):
     c = base(v, family="targetport")
     ns = pick(NAMESPACES, v, 5)
@@ -164,7 +164,7 @@ def target_port(v):
     return c, expected("Deployment", ns, client, "network", "Service", f"{web}-svc", "TargetPortMismatch", also=[{"kind": "Endpoints", "name": f"{web}-svc"}])
 
 
-@scenario("network", "networkpolicy-blocks", 2)
+@scenario("network", "networkpolicy-blocks", 3)
 def netpol(v):
     c = base(v, family="netpol")
     ns = pick(NAMESPACES, v, 6)
@@ -180,7 +180,7 @@ def netpol(v):
 
 
 # ============================================================================ scheduling
-@scenario("scheduling", "untolerated-taint", 2)
+@scenario("scheduling", "untolerated-taint", 3)
 def taint(v):
     c = base(v, nodes=("worker-1",), family="taint")
     c.nodes[0]["spec"]["taints"] = [{"effect": "NoSchedule", "key": ["dedicated", "gpu"][v % 2], "value": ["batch", "true"][v % 2]}]
@@ -192,7 +192,7 @@ def taint(v):
     return c, expected("Deployment", ns, app, "scheduling", "Deployment", app, "UntoleratedTaint", also=[{"kind": "Node", "name": "worker-1"}])
 
 
-@scenario("scheduling", "node-selector-mismatch", 2)
+@scenario("scheduling", "node-selector-mismatch", 3)
 def nodesel(v):
     c = base(v, nodes=("node-a", "node-b"), family="nodesel")
     ns, app = pick(NAMESPACES, v, 8), pick(APPS, v, 10)
@@ -215,7 +215,7 @@ def insufficient(v):
     return c, expected("Deployment", ns, app, "scheduling", "Deployment", app, "InsufficientResources")
 
 
-@scenario("scheduling", "pod-affinity", 1)
+@scenario("scheduling", "pod-affinity", 2)
 def podaff(v):
     c = base(v, family="podaff")
     ns, app = pick(NAMESPACES, v, 1), pick(APPS, v, 12)
@@ -227,7 +227,7 @@ def podaff(v):
 
 
 # ============================================================================ image
-@scenario("image", "image-not-found", 3)
+@scenario("image", "image-not-found", 4)
 def image_nf(v):
     c = base(v, family="imagenf")
     ns, app = pick(NAMESPACES, v, 2), pick(APPS, v, 13)
@@ -333,7 +333,7 @@ def config_rejected(v):
 
 
 # ============================================================================ storage
-@scenario("storage", "storageclass-missing", 2)
+@scenario("storage", "storageclass-missing", 3)
 def sc_missing(v):
     c = base(v, family="scmissing")
     c.storageclass("standard")
@@ -349,7 +349,7 @@ def sc_missing(v):
     return c, expected("Deployment", ns, app, "storage", "PersistentVolumeClaim", f"{app}-data", "StorageClassMissing", also=[{"kind": "StorageClass", "name": sc}])
 
 
-@scenario("storage", "volume-full", 2)
+@scenario("storage", "volume-full", 3)
 def volume_full(v):
     c = base(v, family="volfull")
     c.storageclass("standard", expand=v == 0)
@@ -364,7 +364,7 @@ def volume_full(v):
     return c, expected("Deployment", ns, app, "storage", "PersistentVolumeClaim", f"{app}-data", "VolumeFull")
 
 
-@scenario("storage", "shared-rwo-claim", 1)
+@scenario("storage", "shared-rwo-claim", 2)
 def rwo(v):
     c = base(v, nodes=("kind-worker", "kind-worker2"), family="rwo")
     c.storageclass("standard")
@@ -379,7 +379,7 @@ def rwo(v):
 
 
 # ============================================================================ system
-@scenario("system", "node-disk-pressure", 2)
+@scenario("system", "node-disk-pressure", 3)
 def disk_pressure(v):
     c = base(v, nodes=("worker-1", "worker-2"), family="diskpressure")
     c.nodes[0] = None
@@ -398,7 +398,7 @@ def disk_pressure(v):
     return c, expected("Deployment", ns, app, "system", "Node", "worker-1", "NodeDiskPressure", rc_ns=None)
 
 
-@scenario("system", "node-not-ready", 2)
+@scenario("system", "node-not-ready", 3)
 def not_ready(v):
     c = base(v, nodes=(), family="notready")
     c.add_node("ip-10-0-1-17.ec2.internal", ready=False)
@@ -417,7 +417,7 @@ def not_ready(v):
     return c, expected("Deployment", ns, app, "system", "Node", node, "NodeNotReady", rc_ns=None)
 
 
-@scenario("system", "node-pod-capacity", 1)
+@scenario("system", "node-pod-capacity", 2)
 def pod_capacity(v):
     c = base(v, nodes=(), family="podcap")
     c.add_node("small-node", pods_cap="4")
@@ -430,7 +430,7 @@ def pod_capacity(v):
 
 
 # ============================================================================ application
-@scenario("application", "malformed-json-upstream", 2)
+@scenario("application", "malformed-json-upstream", 3)
 def malformed(v):
     c = base(v, family="malformed")
     ns = pick(NAMESPACES, v, 7)
@@ -444,6 +444,14 @@ def malformed(v):
     c.deployment(ns, mid, [container("worker", pick(IMAGES, v, 1).format(a=mid), ports=[9000], env=[{"name": "RATES_URL", "value": f"http://{up}/v1/rates"}])],
                  state={"kind": "crashloop", "exit": 1, "restarts": 6, "uptime": 3, "log": tb})
     c.service(ns, mid, {"app": mid}, [(80, 9000)])
+    if v == 2:
+        # Two hops: the front's calls to the crashing consumer are refused.
+        front = pick(APPS, v, 10)
+        ip = next(x for x in c.lists[(ns, "services")] if x["metadata"]["name"] == mid)["spec"]["clusterIP"]
+        flog = "\n".join([f'{{"level":"warn","msg":"upstream call failed","upstream":"http://{mid}/v1/quote","error":"dial tcp {ip}:80: connect: connection refused"}}'] * 5)
+        c.deployment(ns, front, [container("web", pick(IMAGES, v, 4).format(a=front), ports=[3000], env=[{"name": "QUOTE_URL", "value": f"http://{mid}/v1/quote"}])],
+                     state={"kind": "running", "log": flog})
+        return c, expected("Deployment", ns, front, "application", "Deployment", up, "UpstreamMalformedData")
     return c, expected("Deployment", ns, mid, "application", "Deployment", up, "UpstreamMalformedData")
 
 
@@ -485,6 +493,48 @@ def external(v):
           [{"kind": "job-failed", "exit": 6 if v % 2 == 0 else 2, "log": log}, {"kind": "job-failed", "exit": 6 if v % 2 == 0 else 2, "log": log}])
     noise(c, ns, v, exclude=[app])
     return c, expected("Job", ns, f"{app}-sync", "application", "Job", f"{app}-sync", "DependencyUnreachable")
+
+
+@scenario("storage", "no-matching-pv", 2)
+def no_pv(v):
+    c = base(v, family="nopv")
+    ns, app = pick(NAMESPACES, v, 5), pick(APPS, v, 13)
+    c.pvc(ns, f"{app}-archive", storage="50Gi", sc="", phase="Pending", modes=("ReadWriteMany",))
+    c.event(ns, "PersistentVolumeClaim", f"{app}-archive", "FailedBinding", "no persistent volumes available for this claim and no storage class is set", typ="Normal",
+            component="persistentvolume-controller", count=40, first=c.now - timedelta(minutes=30), last=c.now - timedelta(seconds=15))
+    vol = [{"name": "archive", "persistentVolumeClaim": {"claimName": f"{app}-archive"}}]
+    c.deployment(ns, app, [container("archiver", pick(IMAGES, v, 2).format(a=app), mounts=[{"mountPath": "/archive", "name": "archive"}])], volumes=vol,
+                 state={"kind": "pending", "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."})
+    noise(c, ns, v, exclude=[app])
+    return c, expected("Deployment", ns, app, "storage", "PersistentVolumeClaim", f"{app}-archive", "NoMatchingPersistentVolume")
+
+
+@scenario("system", "node-memory-pressure", 2)
+def memory_pressure(v):
+    c = base(v, nodes=(), family="mempressure")
+    c.add_node("worker-a", pressure="MemoryPressure")
+    c.add_node("worker-b")
+    ns, app = pick(NAMESPACES, v, 6), pick(APPS, v, 14)
+    c.event(None, "Node", "worker-a", "EvictionThresholdMet", "Attempting to reclaim memory", typ="Warning", count=6, component="kubelet", host="worker-a",
+            first=c.now - timedelta(minutes=15), last=c.now - timedelta(minutes=2))
+    c.deployment(ns, app, [container(app, pick(IMAGES, v, 3).format(a=app), ports=[8080])], replicas=2, node="worker-a",
+                 states=[{"kind": "rejected", "message": "Pod was rejected: The node had condition: [MemoryPressure]. "}] * 2,
+                 extra_spec={"nodeSelector": {"kubernetes.io/hostname": "worker-a"}})
+    noise(c, ns, v, exclude=[app])
+    return c, expected("Deployment", ns, app, "system", "Node", "worker-a", "NodeMemoryPressure", rc_ns=None)
+
+
+@scenario("application", "slow-dependency", 2)
+def slow(v):
+    c = base(v, family="slow")
+    ns, app = pick(NAMESPACES, v, 7), pick(APPS, v, 15)
+    secs = [6.4, 11.2][v % 2]
+    log = "\n".join([f"INFO:app:Received request for /{app}", "INFO:app:Querying reporting database (stored procedure sp_MonthlyRollup)",
+                      f"INFO:app:Database call completed in {secs} seconds.", f"INFO:     10.244.0.9:4410{i} - \"GET /{app} HTTP/1.1\" 200 OK" if False else "INFO:     10.244.0.9:44102 - \"GET / HTTP/1.1\" 200 OK"] * 4)
+    c.deployment(ns, app, [container("api", pick(IMAGES, v, 1).format(a=app), ports=[8000], readiness=probe_http(8000, "/healthz"))], state={"kind": "running", "log": log})
+    c.service(ns, app, {"app": app}, [(80, 8000)])
+    noise(c, ns, v, exclude=[app])
+    return c, expected("Deployment", ns, app, "application", "Deployment", app, "SlowDependency")
 
 
 def main():

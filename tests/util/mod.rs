@@ -41,6 +41,24 @@ pub fn corpus() -> PathBuf {
     repo_root().join("tests/scenarios")
 }
 
+/// The corpus scenario whose folder name ends with `family_variant` (`image-not-found-0`);
+/// numbers shift when the generator adds variants, family names do not.
+pub fn scenario(family_variant: &str) -> PathBuf {
+    let root = corpus();
+    let mut hits: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/scenarios")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("-{family_variant}")))
+        })
+        .collect();
+    hits.sort();
+    hits.into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no scenario *-{family_variant} in {}", root.display()))
+}
+
 /// The shared scenarios converted from other people's cases, beside the checkout.
 pub fn shared_scenarios() -> PathBuf {
     repo_root().join("../shared/scenarios")
