@@ -71,29 +71,39 @@ pub fn analyze(
     k: &Knowledge,
     snap: &Snapshot,
     timings: &mut BTreeMap<String, f64>,
-) -> Result<Analysis, EngineError> {
+) -> Result<(Cluster, Analysis), EngineError> {
     let t = Instant::now();
     let cluster = Cluster::from_snapshot(snap);
     if !cluster_has(&cluster, &snap.target) {
         return Err(EngineError::TargetNotFound(snap.target.to_string()));
     }
     lap(timings, "snapshot", t);
+    let a = analyze_cluster(k, &cluster, timings);
+    Ok((cluster, a))
+}
+
+/// Runs signals → graph → search on an already typed snapshot.
+pub fn analyze_cluster(
+    k: &Knowledge,
+    cluster: &Cluster,
+    timings: &mut BTreeMap<String, f64>,
+) -> Analysis {
     let t = Instant::now();
-    let signals = signals::extract(&cluster, &k.patterns);
+    let signals = signals::extract(cluster, &k.patterns);
     lap(timings, "signals", t);
     let t = Instant::now();
-    let graph = KubeGraph::build(&cluster);
+    let graph = KubeGraph::build(cluster, &signals);
     lap(timings, "graph", t);
     let t = Instant::now();
-    let findings = Search::new(&cluster, &graph, &k.domain, &signals).run(&snap.target);
-    let scope = scope_of(&cluster, &graph, &snap.target);
+    let findings = Search::new(cluster, &graph, &k.domain, &signals).run(&cluster.target);
+    let scope = scope_of(cluster, &graph, &cluster.target);
     lap(timings, "search", t);
-    Ok(Analysis {
+    Analysis {
         signals,
         findings,
         scope,
         graph_size: (graph.node_count(), graph.edge_count()),
-    })
+    }
 }
 
 fn cluster_has(c: &Cluster, r: &metakube_shared::ObjectRef) -> bool {
@@ -118,7 +128,7 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
     let start = Instant::now();
     snap.validate()?;
     let mut stages = BTreeMap::new();
-    let analysis = analyze(k, snap, &mut stages)?;
+    let (cluster, analysis) = analyze(k, snap, &mut stages)?;
     let t = Instant::now();
     let top = analysis
         .findings
@@ -126,7 +136,7 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
         .filter(|f| f.score >= MIN_ROOT_SCORE)
         .cloned();
     let remediation = match &top {
-        Some(f) => validated_plan(k, snap, f),
+        Some(f) => validated_plan(k, snap, &cluster, f),
         None => Vec::new(),
     };
     lap(&mut stages, "remediation", t);
@@ -284,12 +294,13 @@ fn explain(f: &Finding, fixes: &[metakube_shared::Remediation]) -> String {
 pub fn validated_plan(
     k: &Knowledge,
     snap: &Snapshot,
+    cluster: &Cluster,
     f: &Finding,
 ) -> Vec<metakube_shared::Remediation> {
     let mut plan = remediation::plan(f);
     for r in plan.iter_mut() {
         let Some(p) = r.patch.as_mut() else { continue };
-        p.validated = validate_patch(k, snap, f, p).is_ok();
+        p.validated = validate_patch(k, snap, cluster, f, p).is_ok();
     }
     plan
 }
@@ -311,20 +322,23 @@ pub enum ValidationError {
 fn validate_patch(
     k: &Knowledge,
     snap: &Snapshot,
+    cluster: &Cluster,
     f: &Finding,
     p: &metakube_shared::Patch,
 ) -> Result<(), ValidationError> {
-    let idx = snap
+    let original = snap
         .objects
         .iter()
-        .position(|o| o.object_ref() == p.object)
+        .find(|o| o.object_ref() == p.object)
         .ok_or_else(|| ValidationError::Missing(p.object.to_string()))?;
-    let patched = remediation::apply(&snap.objects[idx].0, &p.patch_type, &p.body)?;
+    let patched = remediation::apply(&original.0, &p.patch_type, &p.body)?;
     remediation::check_schema(&patched)?;
-    let mut after = snap.clone();
-    after.objects[idx] = KubeObject(patched);
-    let mut t = BTreeMap::new();
-    let a = analyze(k, &after, &mut t).map_err(|e| ValidationError::StillThere(e.to_string()))?;
+    // Re-diagnose with only the patched object re-typed.
+    let mut after = cluster.clone();
+    after
+        .replace(&KubeObject(patched))
+        .map_err(|e| ValidationError::StillThere(e.to_string()))?;
+    let a = analyze_cluster(k, &after, &mut BTreeMap::new());
     if a.findings
         .iter()
         .any(|g| g.reason == f.reason && g.object == f.object && g.score >= MIN_ROOT_SCORE)

@@ -1,6 +1,8 @@
 //! Stage 1: the snapshot, typed. Every object the plugin sent is read into its k8s-openapi type
 //! once; an object that does not fit its type is reported as a gap, never a panic.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -13,7 +15,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use metakube_shared::snapshot::ContainerLog;
-use metakube_shared::{Gap, ObjectRef, Snapshot};
+use metakube_shared::{Gap, KindInfo, ObjectRef, Snapshot};
 use serde::de::DeserializeOwned;
 
 /// One typed object with its reference.
@@ -26,7 +28,7 @@ pub struct Obj<T> {
 }
 
 /// The snapshot, typed and indexed. Built once per diagnosis; everything downstream reads it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Cluster {
     /// The object asked about.
     pub target: ObjectRef,
@@ -84,6 +86,10 @@ pub struct Cluster {
     pub gaps: Vec<Gap>,
     /// Which kinds were collected at all (an absent ConfigMap list proves nothing).
     pub collected_kinds: Vec<String>,
+    /// Position in its typed vector of every object, by reference.
+    index: HashMap<ObjectRef, usize>,
+    /// Events by the (kind, namespace, name) they are about.
+    events_by_object: HashMap<(String, Option<String>, String), Vec<usize>>,
 }
 
 fn load<T: DeserializeOwned>(snap: &Snapshot, kind: &str, gaps: &mut Vec<Gap>) -> Vec<Obj<T>> {
@@ -143,6 +149,7 @@ impl Cluster {
         kinds.dedup();
         c.collected_kinds = kinds;
         c.gaps = gaps;
+        c.build_index();
         c
     }
 
@@ -153,21 +160,20 @@ impl Cluster {
 
     /// A pod by namespace and name.
     pub fn pod(&self, ns: &str, name: &str) -> Option<&Obj<Pod>> {
-        self.pods
-            .iter()
-            .find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+        let &i = self.index.get(&ObjectRef::new("Pod", ns, name))?;
+        self.pods.get(i)
     }
 
     /// A node by name.
     pub fn node(&self, name: &str) -> Option<&Obj<Node>> {
-        self.nodes.iter().find(|n| n.r.name == name)
+        let &i = self.index.get(&ObjectRef::cluster("Node", name))?;
+        self.nodes.get(i)
     }
 
     /// A Service by namespace and name.
     pub fn service(&self, ns: &str, name: &str) -> Option<&Obj<Service>> {
-        self.services
-            .iter()
-            .find(|s| s.r.name == name && s.r.namespace.as_deref() == Some(ns))
+        let &i = self.index.get(&ObjectRef::new("Service", ns, name))?;
+        self.services.get(i)
     }
 
     /// Resolves a host named in configuration or a log line to a Service: by ClusterIP, by
@@ -200,16 +206,16 @@ impl Cluster {
 
     /// A PVC by namespace and name.
     pub fn pvc(&self, ns: &str, name: &str) -> Option<&Obj<PersistentVolumeClaim>> {
-        self.pvcs
-            .iter()
-            .find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+        let &i = self
+            .index
+            .get(&ObjectRef::new("PersistentVolumeClaim", ns, name))?;
+        self.pvcs.get(i)
     }
 
     /// A ConfigMap by namespace and name.
     pub fn configmap(&self, ns: &str, name: &str) -> Option<&Obj<ConfigMap>> {
-        self.configmaps
-            .iter()
-            .find(|p| p.r.name == name && p.r.namespace.as_deref() == Some(ns))
+        let &i = self.index.get(&ObjectRef::new("ConfigMap", ns, name))?;
+        self.configmaps.get(i)
     }
 
     /// A Secret by namespace and name.
@@ -221,12 +227,13 @@ impl Cluster {
 
     /// Events about one object, newest last.
     pub fn events_for<'a>(&'a self, r: &'a ObjectRef) -> impl Iterator<Item = &'a Obj<Event>> + 'a {
-        self.events.iter().filter(move |e| {
-            let io = &e.o.involved_object;
-            io.kind.as_deref() == Some(r.kind.as_str())
-                && io.name.as_deref() == Some(r.name.as_str())
-                && (r.namespace.is_none() || io.namespace.as_deref() == r.namespace.as_deref())
-        })
+        let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
+        let hits = self
+            .events_by_object
+            .get(&key)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        hits.iter().map(move |&i| &self.events[i])
     }
 
     /// Log tails of one pod's container (current and previous runs).
@@ -265,28 +272,98 @@ impl Cluster {
 
     /// The metadata of a collected object.
     pub fn meta_of(&self, r: &ObjectRef) -> Option<&ObjectMeta> {
-        fn find<'a, T: k8s_openapi::Metadata<Ty = ObjectMeta>>(
-            v: &'a [Obj<T>],
-            r: &ObjectRef,
-        ) -> Option<&'a ObjectMeta> {
-            v.iter().find(|o| o.r == *r).map(|o| o.o.metadata())
+        let &i = self.index.get(r)?;
+        Some(match r.kind.as_str() {
+            "Pod" => &self.pods[i].o.metadata,
+            "ReplicaSet" => &self.replicasets[i].o.metadata,
+            "Deployment" => &self.deployments[i].o.metadata,
+            "StatefulSet" => &self.statefulsets[i].o.metadata,
+            "DaemonSet" => &self.daemonsets[i].o.metadata,
+            "Job" => &self.jobs[i].o.metadata,
+            "CronJob" => &self.cronjobs[i].o.metadata,
+            "Service" => &self.services[i].o.metadata,
+            "Node" => &self.nodes[i].o.metadata,
+            "PersistentVolumeClaim" => &self.pvcs[i].o.metadata,
+            "ConfigMap" => &self.configmaps[i].o.metadata,
+            "Ingress" => &self.ingresses[i].o.metadata,
+            "NetworkPolicy" => &self.netpols[i].o.metadata,
+            _ => return None,
+        })
+    }
+
+    /// Replaces one object with a new version of it (a patched copy), typed again.
+    pub fn replace(&mut self, o: &metakube_shared::KubeObject) -> Result<(), String> {
+        fn put<T: DeserializeOwned>(
+            v: &mut [Obj<T>],
+            i: usize,
+            o: &metakube_shared::KubeObject,
+        ) -> Result<(), String> {
+            v[i].o = T::deserialize(&o.0).map_err(|e| e.to_string())?;
+            Ok(())
         }
+        let r = o.object_ref();
+        let &i = self
+            .index
+            .get(&r)
+            .ok_or_else(|| format!("{r} is not in the snapshot"))?;
         match r.kind.as_str() {
-            "Pod" => find(&self.pods, r),
-            "ReplicaSet" => find(&self.replicasets, r),
-            "Deployment" => find(&self.deployments, r),
-            "StatefulSet" => find(&self.statefulsets, r),
-            "DaemonSet" => find(&self.daemonsets, r),
-            "Job" => find(&self.jobs, r),
-            "CronJob" => find(&self.cronjobs, r),
-            "Service" => find(&self.services, r),
-            "Node" => find(&self.nodes, r),
-            "PersistentVolumeClaim" => find(&self.pvcs, r),
-            "ConfigMap" => find(&self.configmaps, r),
-            "Ingress" => find(&self.ingresses, r),
-            "NetworkPolicy" => find(&self.netpols, r),
-            _ => None,
+            "Pod" => put(&mut self.pods, i, o),
+            "ReplicaSet" => put(&mut self.replicasets, i, o),
+            "Deployment" => put(&mut self.deployments, i, o),
+            "StatefulSet" => put(&mut self.statefulsets, i, o),
+            "DaemonSet" => put(&mut self.daemonsets, i, o),
+            "Job" => put(&mut self.jobs, i, o),
+            "CronJob" => put(&mut self.cronjobs, i, o),
+            "Service" => put(&mut self.services, i, o),
+            "Node" => put(&mut self.nodes, i, o),
+            "PersistentVolumeClaim" => put(&mut self.pvcs, i, o),
+            "ConfigMap" => put(&mut self.configmaps, i, o),
+            "Ingress" => put(&mut self.ingresses, i, o),
+            "NetworkPolicy" => put(&mut self.netpols, i, o),
+            "HorizontalPodAutoscaler" => put(&mut self.hpas, i, o),
+            "ResourceQuota" => put(&mut self.quotas, i, o),
+            k => Err(format!("metakube does not patch {k}")),
         }
+    }
+
+    fn build_index(&mut self) {
+        fn add<T>(index: &mut HashMap<ObjectRef, usize>, v: &[Obj<T>]) {
+            for (i, o) in v.iter().enumerate() {
+                index.insert(o.r.clone(), i);
+            }
+        }
+        let mut index = HashMap::new();
+        add(&mut index, &self.pods);
+        add(&mut index, &self.replicasets);
+        add(&mut index, &self.deployments);
+        add(&mut index, &self.statefulsets);
+        add(&mut index, &self.daemonsets);
+        add(&mut index, &self.jobs);
+        add(&mut index, &self.cronjobs);
+        add(&mut index, &self.services);
+        add(&mut index, &self.nodes);
+        add(&mut index, &self.pvcs);
+        add(&mut index, &self.configmaps);
+        add(&mut index, &self.ingresses);
+        add(&mut index, &self.netpols);
+        add(&mut index, &self.hpas);
+        add(&mut index, &self.quotas);
+        self.index = index;
+        let mut by = HashMap::<(String, Option<String>, String), Vec<usize>>::new();
+        for (i, e) in self.events.iter().enumerate() {
+            let io = &e.o.involved_object;
+            let (Some(kind), Some(name)) = (io.kind.clone(), io.name.clone()) else {
+                continue;
+            };
+            // Cluster-scoped objects (Nodes) are looked up without a namespace.
+            let ns = if KindInfo::lookup(&kind).is_some_and(|k| !k.namespaced) {
+                None
+            } else {
+                io.namespace.clone()
+            };
+            by.entry((kind, ns, name)).or_default().push(i);
+        }
+        self.events_by_object = by;
     }
 
     /// Whether a referenced object exists in the snapshot.

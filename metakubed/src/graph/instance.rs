@@ -12,6 +12,7 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use regex::Regex;
 
+use crate::signals::Signal;
 use crate::snapshot::{label_selector_matches, selector_matches, Cluster};
 
 /// A typed relation between two objects.
@@ -81,7 +82,7 @@ pub struct KubeGraph {
 
 impl KubeGraph {
     /// Builds the graph.
-    pub fn build(c: &Cluster) -> KubeGraph {
+    pub fn build(c: &Cluster, signals: &[Signal]) -> KubeGraph {
         let mut kg = KubeGraph::default();
         kg.add_objects(c);
         kg.add_ownership(c);
@@ -89,7 +90,7 @@ impl KubeGraph {
         kg.add_service_relations(c);
         kg.add_storage_relations(c);
         kg.add_policy_relations(c);
-        kg.add_dependencies(c);
+        kg.add_dependencies(c, signals);
         kg
     }
 
@@ -324,12 +325,16 @@ impl KubeGraph {
         }
     }
 
-    fn add_dependencies(&mut self, c: &Cluster) {
+    fn add_dependencies(&mut self, c: &Cluster, signals: &[Signal]) {
         let deps: Vec<(ObjectRef, ObjectRef)> = c
             .pods
             .iter()
             .flat_map(|p| {
-                dependencies_of(c, p)
+                let peers = signals
+                    .iter()
+                    .filter(|s| s.object == p.r && s.code.starts_with("log_"))
+                    .filter_map(|s| s.peer.as_deref());
+                dependencies_of(c, p, peers)
                     .into_iter()
                     .map(move |s| (p.r.clone(), s))
             })
@@ -512,10 +517,11 @@ pub fn resolve_service(c: &Cluster, host: &str, from_ns: &str) -> Option<ObjectR
     c.resolve_service(host, from_ns)
 }
 
-/// Services a pod calls, from its configuration and its log lines naming peers.
-pub fn dependencies_of(
+/// Services a pod calls, from its configuration and the peers its log lines name.
+pub fn dependencies_of<'p>(
     c: &Cluster,
     p: &crate::snapshot::Obj<k8s_openapi::api::core::v1::Pod>,
+    log_peers: impl Iterator<Item = &'p str>,
 ) -> Vec<ObjectRef> {
     static HOST: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         Regex::new(r"[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*").expect("valid regex")
@@ -542,14 +548,10 @@ pub fn dependencies_of(
             }
         }
     }
-    for log in c.logs_of(ns, &p.r.name) {
-        for line in log.text.lines().take(20_000) {
-            if let Some(peer) = crate::signals::extract_peer(line) {
-                if let Some(s) = resolve_service(c, &peer, ns) {
-                    if !own.contains(&s) && !out.contains(&s) {
-                        out.push(s);
-                    }
-                }
+    for peer in log_peers {
+        if let Some(s) = resolve_service(c, peer, ns) {
+            if !own.contains(&s) && !out.contains(&s) {
+                out.push(s);
             }
         }
     }

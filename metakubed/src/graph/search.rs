@@ -376,6 +376,22 @@ impl<'a> Search<'a> {
                 f.note = format!("explained by {by}");
             }
         }
+        // A plain crash is the least specific answer: a more specific cause verified on the
+        // same object (an unreachable dependency, a refused configuration) says why it crashes.
+        let specific: Vec<(ObjectRef, String)> = findings
+            .iter()
+            .filter(|f| f.reason != "ApplicationCrash" && f.score >= 0.25)
+            .map(|f| (f.object.clone(), f.reason.clone()))
+            .collect();
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.reason == "ApplicationCrash" && f.note.is_empty())
+        {
+            if let Some((_, r)) = specific.iter().find(|(o, _)| *o == f.object) {
+                f.score *= 0.5;
+                f.note = format!("{r} on the same object says why it fails");
+            }
+        }
     }
 
     fn verify(
@@ -1424,6 +1440,19 @@ impl<'a> Search<'a> {
         if ctr.image.as_deref() != Some(failing_image.as_str()) {
             return None; // the template now names another image
         }
+        let secrets = |spec: &PodSpec| -> Vec<String> {
+            spec.image_pull_secrets
+                .iter()
+                .flatten()
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        let pod_secrets = pod.o.spec.as_ref().map(secrets).unwrap_or_default();
+        if cause.reason == "ImagePullUnauthorized"
+            && secrets(spec).iter().any(|s| !pod_secrets.contains(s))
+        {
+            return None; // the template now carries a pull secret the failing pod lacked
+        }
         let summary = match cause.reason.as_str() {
             "ImageNotFound" => format!("image {failing_image} does not exist in its registry (repository or tag not found)"),
             "ImagePullUnauthorized" => format!("the registry refuses to serve {failing_image} without credentials, and the pod has no imagePullSecret that works"),
@@ -1983,6 +2012,26 @@ impl<'a> Search<'a> {
     fn volume_full(&self, sig: &Signal) -> Option<Verified> {
         let w = self.workload(&sig.object);
         if let Some(pvc) = self.claims(sig).into_iter().next() {
+            let requested = pvc
+                .o
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .and_then(|q| parse_quantity(&q.0));
+            let capacity = pvc
+                .o
+                .status
+                .as_ref()
+                .and_then(|s| s.capacity.as_ref())
+                .and_then(|c| c.get("storage"))
+                .and_then(|q| parse_quantity(&q.0));
+            if let (Some(r), Some(cap)) = (requested, capacity) {
+                if r > cap * 1.01 {
+                    return None; // an expansion is already requested
+                }
+            }
             let size = pvc
                 .o
                 .spec
