@@ -387,6 +387,18 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                 )));
             }
         }
+        "manual_dns" => {
+            out.push(command(
+                format!("kubectl -n kube-system logs {} --all-containers --tail=50", o.kubectl_name()),
+                format!("read why {} is not ready (a forward/loop error in its Corefile, OOM, a crash)", o.name),
+                Risk::Low,
+            ));
+            out.push(command(
+                format!("kubectl -n kube-system rollout restart {}", o.kubectl_name()),
+                "restart the cluster DNS once its configuration is fixed".into(),
+                Risk::Medium,
+            ));
+        }
         "manual_upstream" => out.push(manual(format!("fix {} so it answers with valid data; check its recent changes and what it returns: {}", o.name, logs_cmd(o)))),
         "manual_dependency" => {
             let host = p(f, "host").map(s).unwrap_or_default();

@@ -201,6 +201,7 @@ pub fn extract(c: &Cluster, patterns: &LogPatterns) -> Vec<Signal> {
         log_signals(c, p, patterns, &mut out);
     }
     controller_event_signals(c, &mut out);
+    dns_signals(c, &mut out);
     service_signals(c, &mut out);
     node_signals(c, &mut out);
     pvc_signals(c, &mut out);
@@ -926,6 +927,43 @@ fn controller_event_signals(c: &Cluster, out: &mut Vec<Signal>) {
             .chain(live_events(c, r, "DeadlineExceeded"))
         {
             out.push(event_evidence(r, &e.o, "job_backoff_limit"));
+        }
+    }
+}
+
+/// The cluster DNS: a `k8s-app=kube-dns` Deployment with no ready replica.
+fn dns_signals(c: &Cluster, out: &mut Vec<Signal>) {
+    for d in &c.deployments {
+        let dns =
+            d.o.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("k8s-app"))
+                .map(String::as_str)
+                == Some("kube-dns");
+        if !dns {
+            continue;
+        }
+        let want = d.o.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready =
+            d.o.status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+        if want > 0 && ready == 0 {
+            out.push(
+                Signal::new(
+                    "coredns_down",
+                    &d.r,
+                    EvidenceSource::Status,
+                    format!(
+                        "cluster DNS Deployment {} has 0 of {want} replicas ready",
+                        d.r.name
+                    ),
+                    Some("status.readyReplicas".into()),
+                )
+                .hint(Category::System),
+            );
         }
     }
 }

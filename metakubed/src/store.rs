@@ -81,6 +81,10 @@ pub trait Store: Send + Sync {
     fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError>;
     /// Counts: (diagnoses, feedback).
     fn counts(&self) -> Result<(u64, u64), StoreError>;
+    /// Reads a value of the `meta` column family (the persisted domain graph, its seed).
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes values of the `meta` column family atomically and durably.
+    fn put_meta(&self, entries: &[(&str, Vec<u8>)]) -> Result<(), StoreError>;
     /// Flushes memtables to disk (at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -88,6 +92,7 @@ pub trait Store: Send + Sync {
 const CF_DIAG: &str = "diagnoses";
 const CF_FEEDBACK: &str = "feedback";
 const CF_WEIGHTS: &str = "graph_weights";
+const CF_META: &str = "meta";
 
 /// RocksDB-backed store.
 pub struct RocksStore {
@@ -113,7 +118,7 @@ impl RocksStore {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS]
+        let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META]
             .into_iter()
             .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, rocksdb::Options::default()));
         let db = rocksdb::DBWithThreadMode::<rocksdb::MultiThreaded>::open_cf_descriptors(
@@ -225,8 +230,24 @@ impl Store for RocksStore {
         Ok((self.count(CF_DIAG), self.count(CF_FEEDBACK)))
     }
 
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(&self.cf(CF_META), key.as_bytes())
+            .map_err(|e| self.err(e))
+    }
+
+    fn put_meta(&self, entries: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatchWithTransaction::<false>::default();
+        for (k, v) in entries {
+            batch.put_cf(&self.cf(CF_META), k.as_bytes(), v);
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
-        for cf in [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS] {
+        for cf in [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META] {
             self.db.flush_cf(&self.cf(cf)).map_err(|e| self.err(e))?;
         }
         Ok(())
@@ -244,6 +265,7 @@ struct MemInner {
     diagnoses: BTreeMap<String, StoredDiagnosis>,
     feedback: Vec<FeedbackRecord>,
     weights: BTreeMap<(String, String), f64>,
+    meta: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemStore {
@@ -284,6 +306,16 @@ impl Store for MemStore {
     fn counts(&self) -> Result<(u64, u64), StoreError> {
         let g = self.lock();
         Ok((g.diagnoses.len() as u64, g.feedback.len() as u64))
+    }
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().meta.get(key).cloned())
+    }
+    fn put_meta(&self, entries: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        for (k, v) in entries {
+            g.meta.insert(k.to_string(), v.clone());
+        }
+        Ok(())
     }
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
@@ -347,5 +379,26 @@ mod tests {
             vec![(("crash_loop".into(), "ApplicationCrash".into()), 0.55)]
         );
         assert!(s.get_diagnosis("b").unwrap().is_none());
+    }
+
+    #[test]
+    fn domain_graph_is_seeded_once_and_read_back() {
+        use crate::graph::domain::DomainGraph;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = RocksStore::open(dir.path()).unwrap();
+            assert!(s.get_meta("domain_seed").unwrap().is_none());
+            assert_eq!(crate::server::load_domain(&s), DomainGraph::builtin());
+            assert!(s.get_meta("domain_causes").unwrap().is_some());
+        }
+        let s = RocksStore::open(dir.path()).unwrap();
+        let seed = s.get_meta("domain_seed").unwrap().unwrap();
+        assert_eq!(seed, DomainGraph::seed_fingerprint().into_bytes());
+        // The stored graph is what the daemon loads: change it and see the change come back.
+        let mut causes = DomainGraph::builtin().causes().to_vec();
+        causes.truncate(3);
+        s.put_meta(&[("domain_causes", serde_json::to_vec(&causes).unwrap())])
+            .unwrap();
+        assert_eq!(crate::server::load_domain(&s).causes().len(), 3);
     }
 }

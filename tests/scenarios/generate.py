@@ -65,8 +65,10 @@ def noise(c, ns, v, exclude=()):
 
 def expected(target_kind, ns, target, category, rc_kind, rc_name, reason, rc_ns="ns", also=()):
     rc = {"kind": rc_kind, "name": rc_name}
-    if rc_ns:
+    if rc_ns == "ns":
         rc["namespace"] = ns
+    elif rc_ns:
+        rc["namespace"] = rc_ns
     any_of = [rc] + [dict(a, namespace=ns) if a.get("namespace", True) and a["kind"] not in ("Node", "StorageClass") else a for a in also]
     return {"target": {"kind": target_kind, "namespace": ns, "name": target}, "category": category, "root_cause": rc,
             "root_cause_any_of": any_of, "reason": reason}
@@ -535,6 +537,28 @@ def slow(v):
     c.service(ns, app, {"app": app}, [(80, 8000)])
     noise(c, ns, v, exclude=[app])
     return c, expected("Deployment", ns, app, "application", "Deployment", app, "SlowDependency")
+
+
+@scenario("system", "coredns-down", 2)
+def coredns(v):
+    c = base(v, family="coredns")
+    ns, app = pick(NAMESPACES, v, 8), pick(APPS, v, 16)
+    db = pick(APPS, v, 17) + "-db"
+    log = ["[INFO] plugin/reload: Running configuration SHA512 = 1b226df79860bfc8",
+           "[FATAL] plugin/loop: Loop (127.0.0.1:55953 -> :53) detected for zone \".\", see https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO 4547991504243258144.3688648895315093531.\""] if v == 0 else \
+          ["plugin/forward: no nameservers found", "Listen: listen tcp :53: bind: permission denied"]
+    dep, rs, pods = c.deployment("kube-system", "coredns", [container("coredns", "registry.k8s.io/coredns/coredns:v1.11.3", ports=[{"containerPort": 53, "name": "dns"}],
+                                                                     args=["-conf", "/etc/coredns/Corefile"], limits={"memory": "170Mi"}, requests={"cpu": "100m", "memory": "70Mi"})],
+                                 labels={"k8s-app": "kube-dns"}, replicas=2, state={"kind": "crashloop", "exit": 1, "restarts": 11, "uptime": 1, "log": "\n".join(log)})
+    c.service("kube-system", "kube-dns", {"k8s-app": "kube-dns"}, [53])
+    c.lists[("kube-system", "services")][-1]["metadata"]["labels"] = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
+    c.deployment(ns, db, [container("postgres", "postgres:16", ports=[5432])])
+    c.service(ns, db, {"app": db}, [5432])
+    alog = "\n".join([f'{{"level":"error","msg":"db connect failed","error":"dial tcp: lookup {db} on 10.96.0.10:53: read udp 10.244.0.14:40412->10.96.0.10:53: i/o timeout"}}'] * 4)
+    c.deployment(ns, app, [container("api", pick(IMAGES, v).format(a=app), ports=[8080], env=[{"name": "DB_HOST", "value": db}])],
+                 state={"kind": "crashloop", "exit": 1, "restarts": 6, "uptime": 10, "log": alog})
+    noise(c, ns, v, exclude=[app, db])
+    return c, expected("Deployment", ns, app, "system", "Deployment", "coredns", "CoreDnsDown", rc_ns="kube-system")
 
 
 def main():

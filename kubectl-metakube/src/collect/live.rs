@@ -351,6 +351,33 @@ pub async fn collect(
             }
         }
     }
+    if !namespaces.contains("kube-system") {
+        // The cluster DNS, which every pod depends on.
+        for kind in ["Deployment", "Pod"] {
+            let info = KindInfo::lookup(kind).expect("known kind");
+            let path = format!(
+                "{}?labelSelector=k8s-app%3Dkube-dns",
+                collection_path(info, Some("kube-system"))
+            );
+            match get_json(client, &path).await? {
+                Fetch::Ok(v) => {
+                    for item in v
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                    {
+                        out.objects.push(KubeObject::from_list_item(item, info));
+                    }
+                }
+                Fetch::Gap(reason) => out.gaps.push(Gap {
+                    what: format!("cluster DNS {}", info.plural),
+                    namespace: Some("kube-system".into()),
+                    reason,
+                }),
+            }
+        }
+    }
     let wanted = log_pods(&out.objects, &tref, &namespaces);
     progress(&format!("reading logs of {} pods", wanted.len()));
     let mut log_jobs = Vec::new();

@@ -313,17 +313,30 @@ pub fn select(
                 o.kind() == "Event"
                     && o.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("Node")
             }
-            Some(_) => false,
+            Some(_) => is_cluster_dns(o),
             None => match o.kind() {
                 "PersistentVolume" => keep_pv.contains(o.name()) || keep_pv.is_empty(),
                 _ => true,
             },
         })
         .collect();
+    let dns_pods: BTreeSet<(String, String)> = objects
+        .iter()
+        .filter(|o| o.kind() == "Pod" && is_cluster_dns(o))
+        .map(|o| {
+            (
+                o.namespace().unwrap_or("").to_string(),
+                o.name().to_string(),
+            )
+        })
+        .collect();
     let logs: Vec<ContainerLog> = c
         .logs
         .into_iter()
-        .filter(|l| logs_for.contains(&(l.namespace.clone(), l.pod.clone())))
+        .filter(|l| {
+            let k = (l.namespace.clone(), l.pod.clone());
+            logs_for.contains(&k) || dns_pods.contains(&k)
+        })
         .collect();
     let collected_at =
         now.unwrap_or_else(|| latest_timestamp(&objects).unwrap_or_else(Timestamp::now));
@@ -339,6 +352,15 @@ pub fn select(
             collector_version: env!("CARGO_PKG_VERSION").into(),
         },
     })
+}
+
+/// The cluster DNS (CoreDNS/kube-dns in kube-system): every pod depends on it, so its objects
+/// are kept whatever the target's namespace.
+pub fn is_cluster_dns(o: &KubeObject) -> bool {
+    o.namespace() == Some("kube-system")
+        && o.pointer("/metadata/labels/k8s-app")
+            .and_then(Value::as_str)
+            == Some("kube-dns")
 }
 
 /// The latest timestamp in a set of objects: for a dump, "now" as of when it was taken.

@@ -47,6 +47,8 @@ pub enum At {
     Hpa,
     /// The workload behind a Service the symptom's pod calls.
     Upstream,
+    /// The cluster DNS (CoreDNS) Deployment.
+    Dns,
 }
 
 /// One cause in the domain graph.
@@ -99,6 +101,28 @@ impl DomainGraph {
             causes: f.causes,
             weights,
         })
+    }
+
+    /// Builds the graph from causes (as loaded from the store).
+    pub fn from_causes(causes: Vec<Cause>) -> DomainGraph {
+        let mut weights = BTreeMap::new();
+        for c in &causes {
+            for (s, w) in &c.symptoms {
+                weights.insert((s.clone(), c.reason.clone()), *w);
+            }
+        }
+        DomainGraph { causes, weights }
+    }
+
+    /// A stable fingerprint of the shipped knowledge (FNV-1a of the YAML), so the store can
+    /// tell when a new version ships other causes.
+    pub fn seed_fingerprint() -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in DOMAIN_YAML.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
     }
 
     /// The shipped knowledge.

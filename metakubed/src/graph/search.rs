@@ -445,6 +445,7 @@ impl<'a> Search<'a> {
             "NodePodCapacity" => one(self.node_pod_capacity(sig)),
             "UpstreamMalformedData" => one(self.upstream_malformed(sig, path)),
             "ApplicationCrash" => one(self.app_crash(sig, scope)),
+            "CoreDnsDown" => one(self.coredns_down(sig)),
             "DependencyUnreachable" => one(self.dependency_unreachable(sig)),
             "SlowDependency" => one(self.at_workload(sig, 0.9, "requests are slow because a call the application makes takes seconds").map(|v| {
                 let secs = sig.value.unwrap_or(0.0);
@@ -1275,7 +1276,14 @@ impl<'a> Search<'a> {
         out
     }
 
+    fn dns_down(&self) -> bool {
+        self.signals.iter().any(|s| s.code == "coredns_down")
+    }
+
     fn service_not_found(&self, sig: &Signal) -> Option<Verified> {
+        if self.dns_down() {
+            return None; // nothing resolves: a missing name proves nothing
+        }
         let peer = sig.peer.as_deref()?;
         let in_cluster = !peer.contains('.')
             || peer.ends_with(".svc")
@@ -2290,6 +2298,38 @@ impl<'a> Search<'a> {
         })
     }
 
+    fn coredns_down(&self, sig: &Signal) -> Option<Verified> {
+        let dns = self.signals.iter().find(|s| s.code == "coredns_down")?;
+        let is_dns_timeout = sig.code == "log_dns_failure" || sig.detail.contains(":53");
+        if !is_dns_timeout {
+            return None;
+        }
+        let mut v = Verified::new(
+            dns.object.clone(),
+            1.0,
+            format!(
+                "the cluster DNS ({}) has no ready pod, so {} cannot resolve {} (or any Service name)",
+                dns.object.kind_name(),
+                self.workload(&sig.object).name,
+                sig.peer.as_deref().unwrap_or("its dependencies")
+            ),
+        );
+        v.evidence.push(dns.evidence.clone());
+        for s in self
+            .signals
+            .iter()
+            .filter(|s| {
+                s.object.namespace == dns.object.namespace
+                    && s.object.kind == "Pod"
+                    && is_failure(&s.code)
+            })
+            .take(2)
+        {
+            v.evidence.push(s.evidence.clone());
+        }
+        Some(v)
+    }
+
     fn app_crash(&self, sig: &Signal, _scope: &[ObjectRef]) -> Option<Verified> {
         let w = self.workload(&sig.object);
         // An infrastructure symptom in the same pod makes a plain crash a consequence.
@@ -2335,6 +2375,9 @@ impl<'a> Search<'a> {
     }
 
     fn dependency_unreachable(&self, sig: &Signal) -> Option<Verified> {
+        if sig.code == "log_dns_failure" && self.dns_down() {
+            return None;
+        }
         let peer = sig.peer.as_deref()?;
         if resolve_service(self.c, peer, ns_of(&sig.object)).is_some() {
             return None; // a Service in the cluster: the network causes apply

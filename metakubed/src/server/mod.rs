@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::engine::Knowledge;
+use crate::graph::domain::{Cause, DomainGraph};
 use crate::store::{MemStore, RocksStore, Store};
 
 pub use metrics::Metrics;
@@ -118,6 +119,7 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
                 }
             }
         };
+        knowledge.domain = load_domain(store.as_ref());
         match store.weights() {
             Ok(w) => knowledge.domain.set_weights(w),
             Err(e) => {
@@ -140,6 +142,33 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
             store,
         })));
     });
+}
+
+/// The domain graph as persisted; seeded from the shipped YAML on first start and whenever
+/// a new version ships other knowledge (memory-learned weights are kept either way).
+pub fn load_domain(store: &dyn Store) -> DomainGraph {
+    let seed = DomainGraph::seed_fingerprint();
+    let stored_seed = store.get_meta("domain_seed").ok().flatten();
+    if stored_seed.as_deref() == Some(seed.as_bytes()) {
+        if let Some(Ok(causes)) = store
+            .get_meta("domain_causes")
+            .ok()
+            .flatten()
+            .map(|b| serde_json::from_slice::<Vec<Cause>>(&b))
+        {
+            return DomainGraph::from_causes(causes);
+        }
+        warn!("persisted domain graph is unreadable; seeding it again");
+    }
+    let builtin = DomainGraph::builtin();
+    let causes = serde_json::to_vec(builtin.causes()).unwrap_or_default();
+    if let Err(e) = store.put_meta(&[
+        ("domain_causes", causes),
+        ("domain_seed", seed.into_bytes()),
+    ]) {
+        warn!(error = %e, "cannot persist the domain graph");
+    }
+    builtin
 }
 
 fn count_templates() -> usize {

@@ -101,7 +101,8 @@ fn health(state: &State) -> Resp {
 }
 
 async fn stats(state: &State) -> Resp {
-    let warm = state.warm.borrow().clone();
+    // Counts come from the store: wait until it is open (health never waits).
+    let warm = state.warm().await;
     let (stored, fb) = match warm {
         Some(w) => tokio::task::spawn_blocking(move || w.store.counts().unwrap_or((0, 0)))
             .await
