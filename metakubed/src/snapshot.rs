@@ -9,7 +9,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, LimitRange, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    ResourceQuota, Secret, Service, ServiceAccount,
+    PodSpec, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -289,6 +289,69 @@ impl Cluster {
             "NetworkPolicy" => &self.netpols[i].o.metadata,
             _ => return None,
         })
+    }
+
+    /// The pod template of a workload (or a bare Pod's spec) and the JSON pointer of that
+    /// spec, for patches.
+    pub fn template_of(&self, w: &ObjectRef) -> Option<(&PodSpec, &'static str)> {
+        const TEMPLATE: &str = "/spec/template/spec";
+        let &i = self.index.get(w)?;
+        match w.kind.as_str() {
+            "Deployment" => self.deployments[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()
+                .map(|s| (s, TEMPLATE)),
+            "StatefulSet" => self.statefulsets[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()
+                .map(|s| (s, TEMPLATE)),
+            "DaemonSet" => self.daemonsets[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()
+                .map(|s| (s, TEMPLATE)),
+            "ReplicaSet" => self.replicasets[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .as_ref()?
+                .spec
+                .as_ref()
+                .map(|s| (s, TEMPLATE)),
+            "Job" => self.jobs[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()
+                .map(|s| (s, TEMPLATE)),
+            "CronJob" => self.cronjobs[i]
+                .o
+                .spec
+                .as_ref()?
+                .job_template
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()
+                .map(|s| (s, "/spec/jobTemplate/spec/template/spec")),
+            "Pod" => self.pods[i].o.spec.as_ref().map(|s| (s, "/spec")),
+            _ => None,
+        }
     }
 
     /// Replaces one object with a new version of it (a patched copy), typed again.

@@ -224,16 +224,8 @@ pub fn read_logs(path: &Path) -> std::io::Result<Vec<ContainerLog>> {
             }
         }
         if line.starts_with("==== END logs for container ") {
-            if let Some((ns, pod, c)) = cur.take() {
-                let (text, dropped) = tail.take();
-                out.push(ContainerLog {
-                    namespace: ns,
-                    pod,
-                    container: c,
-                    previous: false,
-                    text,
-                    truncated_bytes: dropped,
-                });
+            if let Some(block) = cur.take() {
+                out.push(finish(block, &mut tail));
             }
             continue;
         }
@@ -241,18 +233,23 @@ pub fn read_logs(path: &Path) -> std::io::Result<Vec<ContainerLog>> {
             tail.push(line);
         }
     }
-    if let Some((ns, pod, c)) = cur.take() {
-        let (text, dropped) = tail.take();
-        out.push(ContainerLog {
-            namespace: ns,
-            pod,
-            container: c,
-            previous: false,
-            text,
-            truncated_bytes: dropped,
-        });
+    if let Some(block) = cur.take() {
+        out.push(finish(block, &mut tail));
     }
     Ok(out)
+}
+
+/// Closes one container's block.
+fn finish((namespace, pod, container): (String, String, String), tail: &mut Tail) -> ContainerLog {
+    let (text, dropped) = tail.take();
+    ContainerLog {
+        namespace,
+        pod,
+        container,
+        previous: false,
+        text,
+        truncated_bytes: dropped,
+    }
 }
 
 fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
