@@ -9,7 +9,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, LimitRange, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    PodSpec, ResourceQuota, Secret, Service, ServiceAccount,
+    PodSpec, PodTemplateSpec, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -294,61 +294,36 @@ impl Cluster {
     /// The pod template of a workload (or a bare Pod's spec) and the JSON pointer of that
     /// spec, for patches.
     pub fn template_of(&self, w: &ObjectRef) -> Option<(&PodSpec, &'static str)> {
-        const TEMPLATE: &str = "/spec/template/spec";
         let &i = self.index.get(w)?;
+        fn from<'a>(
+            t: Option<&'a PodTemplateSpec>,
+            at: &'static str,
+        ) -> Option<(&'a PodSpec, &'static str)> {
+            t?.spec.as_ref().map(|s| (s, at))
+        }
+        const T: &str = "/spec/template/spec";
         match w.kind.as_str() {
-            "Deployment" => self.deployments[i]
-                .o
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()
-                .map(|s| (s, TEMPLATE)),
-            "StatefulSet" => self.statefulsets[i]
-                .o
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()
-                .map(|s| (s, TEMPLATE)),
-            "DaemonSet" => self.daemonsets[i]
-                .o
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()
-                .map(|s| (s, TEMPLATE)),
-            "ReplicaSet" => self.replicasets[i]
-                .o
-                .spec
-                .as_ref()?
-                .template
-                .as_ref()?
-                .spec
-                .as_ref()
-                .map(|s| (s, TEMPLATE)),
-            "Job" => self.jobs[i]
-                .o
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()
-                .map(|s| (s, TEMPLATE)),
-            "CronJob" => self.cronjobs[i]
-                .o
-                .spec
-                .as_ref()?
-                .job_template
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()
-                .map(|s| (s, "/spec/jobTemplate/spec/template/spec")),
+            "Deployment" => from(self.deployments[i].o.spec.as_ref().map(|s| &s.template), T),
+            "StatefulSet" => from(self.statefulsets[i].o.spec.as_ref().map(|s| &s.template), T),
+            "DaemonSet" => from(self.daemonsets[i].o.spec.as_ref().map(|s| &s.template), T),
+            "ReplicaSet" => from(
+                self.replicasets[i]
+                    .o
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref()),
+                T,
+            ),
+            "Job" => from(self.jobs[i].o.spec.as_ref().map(|s| &s.template), T),
+            "CronJob" => from(
+                self.cronjobs[i]
+                    .o
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.job_template.spec.as_ref())
+                    .map(|s| &s.template),
+                "/spec/jobTemplate/spec/template/spec",
+            ),
             "Pod" => self.pods[i].o.spec.as_ref().map(|s| (s, "/spec")),
             _ => None,
         }

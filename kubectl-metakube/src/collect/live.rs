@@ -171,6 +171,20 @@ async fn list_secrets(
     }
 }
 
+/// Adds the items of a List answer.
+fn push_items(out: &mut Collected, list: &Value, info: &'static KindInfo) {
+    for item in list
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut o = KubeObject::from_list_item(item.clone(), info);
+        strip_noise(&mut o.0);
+        out.objects.push(o);
+    }
+}
+
 /// Lists every kind metakube reads in the given namespaces, plus cluster-scoped kinds.
 async fn list_all(
     client: &kube::Client,
@@ -201,16 +215,7 @@ async fn list_all(
     for (info, ns, r) in results {
         match r? {
             Fetch::Ok(v) => {
-                for item in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    let mut o = KubeObject::from_list_item(item, info);
-                    strip_noise(&mut o.0);
-                    out.objects.push(o);
-                }
+                push_items(out, &v, info);
             }
             Fetch::Gap(reason) => out.gaps.push(Gap {
                 what: info.plural.to_string(),
@@ -341,14 +346,7 @@ pub async fn collect(
             collection_path(info, Some("default"))
         );
         if let Fetch::Ok(v) = get_json(client, &path).await? {
-            for item in v
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-            {
-                out.objects.push(KubeObject::from_list_item(item, info));
-            }
+            push_items(&mut out, &v, info);
         }
     }
     if !namespaces.contains("kube-system") {
@@ -361,14 +359,7 @@ pub async fn collect(
             );
             match get_json(client, &path).await? {
                 Fetch::Ok(v) => {
-                    for item in v
-                        .get("items")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default()
-                    {
-                        out.objects.push(KubeObject::from_list_item(item, info));
-                    }
+                    push_items(&mut out, &v, info);
                 }
                 Fetch::Gap(reason) => out.gaps.push(Gap {
                     what: format!("cluster DNS {}", info.plural),
