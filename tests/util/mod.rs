@@ -192,9 +192,22 @@ pub fn http(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
-    s.write_all(body)?;
+    // A server may answer (413) and close before the whole body is sent: keep the answer.
+    match s.write_all(body) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) => {}
+        r => r?,
+    }
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
+    match s.read_to_end(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !buf.is_empty() => {}
+        r => {
+            r?;
+        }
+    }
     parse_response(&buf)
 }
 
