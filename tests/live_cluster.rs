@@ -41,6 +41,15 @@ fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
     assert_eq!(v["root_cause"]["object"]["kind"], "Service");
     assert_eq!(v["root_cause"]["reason"], "SelectorMatchesNoPods");
     assert_eq!(v["remediation"][0]["patch"]["validated"], true);
+    // Hypotheses carry their evidence; runners-up say why they lost.
+    let hyps = v["hypotheses"].as_array().unwrap();
+    assert!(!hyps[0]["evidence"].as_array().unwrap().is_empty());
+    assert!(
+        hyps.iter()
+            .skip(1)
+            .all(|h| !h["note"].as_str().unwrap_or("").is_empty()),
+        "{hyps:?}"
+    );
     // Forbidden secrets are a recorded gap, not a failure.
     assert!(
         v["gaps"]

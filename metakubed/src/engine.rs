@@ -152,6 +152,7 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
             category: f.category,
             score: round3(f.score),
             note: f.note.clone(),
+            evidence: f.evidence.iter().take(4).cloned().collect(),
         })
         .collect();
     let evidence = top.as_ref().map(evidence_of).unwrap_or_default();

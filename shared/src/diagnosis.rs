@@ -152,6 +152,9 @@ pub struct Hypothesis {
     /// Why it ranks where it does (for runners-up: why it lost).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// The evidence behind this hypothesis, with exact pointers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
 }
 
 /// How risky a fix is to apply.
