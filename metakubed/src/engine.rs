@@ -95,8 +95,8 @@ pub fn analyze_cluster(
     let graph = KubeGraph::build(cluster, &signals);
     lap(timings, "graph", t);
     let t = Instant::now();
-    let findings = Search::new(cluster, &graph, &k.domain, &signals).run(&cluster.target);
     let scope = scope_of(cluster, &graph, &cluster.target);
+    let findings = Search::new(cluster, &graph, &k.domain, &signals).run(&cluster.target, &scope);
     lap(timings, "search", t);
     Analysis {
         signals,

@@ -512,11 +512,6 @@ fn config_texts(
     texts
 }
 
-/// Resolves a host to a Service (see [`Cluster::resolve_service`]).
-pub fn resolve_service(c: &Cluster, host: &str, from_ns: &str) -> Option<ObjectRef> {
-    c.resolve_service(host, from_ns)
-}
-
 /// Services a pod calls, from its configuration and the peers its log lines name.
 pub fn dependencies_of<'p>(
     c: &Cluster,
@@ -541,7 +536,7 @@ pub fn dependencies_of<'p>(
         .collect();
     for text in config_texts(c, p) {
         for m in HOST.find_iter(&text) {
-            if let Some(s) = resolve_service(c, m.as_str(), ns) {
+            if let Some(s) = c.resolve_service(m.as_str(), ns) {
                 if !own.contains(&s) && !out.contains(&s) {
                     out.push(s);
                 }
@@ -549,7 +544,7 @@ pub fn dependencies_of<'p>(
         }
     }
     for peer in log_peers {
-        if let Some(s) = resolve_service(c, peer, ns) {
+        if let Some(s) = c.resolve_service(peer, ns) {
             if !own.contains(&s) && !out.contains(&s) {
                 out.push(s);
             }

@@ -15,7 +15,7 @@ use petgraph::Direction;
 use serde_json::{json, Value};
 
 use super::domain::{Cause, DomainGraph};
-use super::instance::{pod_spec_refs, resolve_service, Edge, KubeGraph};
+use super::instance::{pod_spec_refs, Edge, KubeGraph};
 use crate::signals::Signal;
 use crate::snapshot::{label_selector_matches, parse_quantity, selector_matches, Cluster, Obj};
 
@@ -174,10 +174,10 @@ impl<'a> Search<'a> {
         Search { c, g, d, signals }
     }
 
-    /// Ranked findings for the target, best first, merged per (reason, object).
-    pub fn run(&self, target: &ObjectRef) -> Vec<Finding> {
-        let scope = scope_of(self.c, self.g, target);
-        let mut raw = self.analyze(&scope, vec![target.clone()], 0);
+    /// Ranked findings for the target (whose scope is `scope`, see [`scope_of`]), best first,
+    /// merged per (reason, object).
+    pub fn run(&self, target: &ObjectRef, scope: &[ObjectRef]) -> Vec<Finding> {
+        let mut raw = self.analyze(scope, vec![target.clone()], 0);
         // Nothing in the target's own scope: the target may be a bystander whose owner is
         // fine; look at what the target itself references (e.g. a missing ConfigMap).
         raw.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -286,7 +286,7 @@ impl<'a> Search<'a> {
                 let named_in_logs = self.signals.iter().any(|s| {
                     &s.object == pod
                         && s.peer.as_deref().is_some_and(|p| {
-                            resolve_service(self.c, p, ns_of(pod)).as_ref() == Some(svc)
+                            self.c.resolve_service(p, ns_of(pod)).as_ref() == Some(svc)
                         })
                 });
                 if named_in_logs {
@@ -511,7 +511,7 @@ impl<'a> Search<'a> {
             return Some(sig.object.clone());
         }
         let peer = sig.peer.as_deref()?;
-        let s = resolve_service(self.c, peer, ns_of(&sig.object))?;
+        let s = self.c.resolve_service(peer, ns_of(&sig.object))?;
         (!path.contains(&s)).then_some(s)
     }
 
@@ -1208,7 +1208,7 @@ impl<'a> Search<'a> {
             || peer.contains(".svc.")
             || peer.split('.').count() == 2 && !peer.ends_with(".com");
         if !in_cluster
-            || resolve_service(self.c, peer, ns_of(&sig.object)).is_some()
+            || self.c.resolve_service(peer, ns_of(&sig.object)).is_some()
             || peer.parse::<std::net::IpAddr>().is_ok()
         {
             return None;
@@ -1938,14 +1938,15 @@ impl<'a> Search<'a> {
     fn volume_full(&self, sig: &Signal) -> Option<Verified> {
         let w = self.workload(&sig.object);
         if let Some(pvc) = self.claims(sig).into_iter().next() {
-            let requested = pvc
+            let size = pvc
                 .o
                 .spec
                 .as_ref()
                 .and_then(|s| s.resources.as_ref())
                 .and_then(|r| r.requests.as_ref())
                 .and_then(|r| r.get("storage"))
-                .and_then(|q| parse_quantity(&q.0));
+                .map(|q| q.0.clone());
+            let requested = size.as_deref().and_then(parse_quantity);
             let capacity = pvc
                 .o
                 .status
@@ -1958,14 +1959,6 @@ impl<'a> Search<'a> {
                     return None; // an expansion is already requested
                 }
             }
-            let size = pvc
-                .o
-                .spec
-                .as_ref()
-                .and_then(|s| s.resources.as_ref())
-                .and_then(|r| r.requests.as_ref())
-                .and_then(|r| r.get("storage"))
-                .map(|q| q.0.clone());
             let expandable = pvc
                 .o
                 .spec
@@ -1976,7 +1969,7 @@ impl<'a> Search<'a> {
             let mut v = Verified::new(pvc.r.clone(), 1.0, format!("the volume of claim {} ({}) is full: writes fail with 'No space left on device'", pvc.r.name, size.clone().unwrap_or_default()))
                 .ev(EvidenceSource::Spec, &pvc.r, format!("spec.resources.requests.storage = {}", size.clone().unwrap_or_default()), "spec.resources.requests.storage")
                 .param("expandable", json!(expandable));
-            if let Some(s) = size.and_then(|s| parse_quantity(&s)) {
+            if let Some(s) = requested {
                 v = v.param("storage", json!(crate::snapshot::format_mebibytes(s * 2.0)));
             }
             return Some(v);
@@ -2297,7 +2290,7 @@ impl<'a> Search<'a> {
             return None;
         }
         let peer = sig.peer.as_deref()?;
-        if resolve_service(self.c, peer, ns_of(&sig.object)).is_some() {
+        if self.c.resolve_service(peer, ns_of(&sig.object)).is_some() {
             return None; // a Service in the cluster: the network causes apply
         }
         let w = self.workload(&sig.object);
