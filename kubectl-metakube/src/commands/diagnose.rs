@@ -80,12 +80,76 @@ pub async fn run(
             no_memory: a.no_memory,
         },
     };
-    let d: Diagnosis = client.post("/v1/diagnose", &req).await?;
-    render::diagnosis(out, &d, a.output)?;
+    let d = if a.no_llm {
+        let d: Diagnosis = client.post("/v1/diagnose", &req).await?;
+        render::diagnosis(out, &d, a.output)?;
+        d
+    } else {
+        diagnose_streaming(&client, &req, a.output, out).await?
+    };
     out.flush()?;
     if a.fix {
         let conn = conn.context("--fix needs a live cluster")?;
         fix(&conn, &d, a.yes).await?;
+    }
+    Ok(d)
+}
+
+/// Asks for the streamed answer: text output prints the diagnosis at once and the explanation
+/// as the model writes it; JSON and YAML wait for the checked explanation and include it.
+async fn diagnose_streaming(
+    client: &crate::client::DaemonClient,
+    req: &DiagnoseRequest,
+    output: crate::render::Output,
+    out: &mut dyn Write,
+) -> anyhow::Result<Diagnosis> {
+    use metakube_shared::StreamEvent;
+    let text = output == crate::render::Output::Text;
+    let mut diagnosis: Option<Diagnosis> = None;
+    let mut io_err: Option<std::io::Error> = None;
+    let mut streamed = false;
+    client
+        .diagnose_stream(req, std::time::Duration::from_secs(120), &mut |ev| {
+            let r: std::io::Result<()> = (|| {
+                match ev {
+                    StreamEvent::Diagnosis { diagnosis: d } => {
+                        if text {
+                            render::diagnosis(out, &d, output)?;
+                            out.flush()?;
+                        }
+                        diagnosis = Some(*d);
+                    }
+                    StreamEvent::Token { text: piece } if text => {
+                        if !streamed {
+                            render::explanation_header(out)?;
+                            streamed = true;
+                        }
+                        write!(out, "{piece}")?;
+                        out.flush()?;
+                    }
+                    StreamEvent::Token { .. } => {}
+                    StreamEvent::Explanation { explanation } => {
+                        if text {
+                            render::explanation_footer(out, &explanation, streamed)?;
+                        }
+                        if let Some(d) = diagnosis.as_mut() {
+                            d.llm = Some(explanation);
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            if let (Err(e), None) = (r, &io_err) {
+                io_err = Some(e);
+            }
+        })
+        .await?;
+    if let Some(e) = io_err {
+        return Err(e.into());
+    }
+    let d = diagnosis.context("the daemon sent no diagnosis")?;
+    if !text {
+        render::diagnosis(out, &d, output)?;
     }
     Ok(d)
 }

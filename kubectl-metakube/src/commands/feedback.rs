@@ -27,6 +27,12 @@ pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
     };
     let client = super::daemon(g).await?;
     let r: FeedbackResponse = client.post("/v1/feedback", &req).await?;
-    println!("feedback for {} recorded", r.diagnosis_id);
+    match r.episode {
+        Some(e) => println!(
+            "feedback for {} recorded; remembered as episode {e}",
+            r.diagnosis_id
+        ),
+        None => println!("feedback for {} recorded", r.diagnosis_id),
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The daemon's edge: HTTP/1.1 on a Unix socket (hyper), warm state loaded in the background,
 //! peers of another uid refused, graceful shutdown that flushes the store.
 
+mod memory_routes;
 mod metrics;
 mod routes;
 
@@ -19,6 +20,9 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::engine::Knowledge;
 use crate::graph::domain::{Cause, DomainGraph};
+use crate::llm::Explainer;
+use crate::memory::embed::MiniLm;
+use crate::memory::Memory;
 use crate::store::{MemStore, RocksStore, Store};
 
 pub use metrics::Metrics;
@@ -46,7 +50,12 @@ pub struct Warm {
     pub knowledge: RwLock<Knowledge>,
     /// Persistence.
     pub store: Arc<dyn Store>,
+    /// Episodic memory, when enabled and its embedder loaded.
+    pub memory: Option<Arc<Memory>>,
 }
+
+/// The explanation model, loaded after the warm state; one generation at a time.
+pub type SharedLlm = Arc<std::sync::Mutex<Option<Box<dyn Explainer>>>>;
 
 /// Shared state of the running daemon.
 pub struct State {
@@ -60,6 +69,8 @@ pub struct State {
     pub components: RwLock<Vec<ComponentStatus>>,
     /// Counters and latencies.
     pub metrics: Metrics,
+    /// The explanation model (None until loaded, or when off or failed).
+    pub llm: SharedLlm,
 }
 
 impl State {
@@ -68,6 +79,16 @@ impl State {
         let mut rx = self.warm.clone();
         let r = rx.wait_for(|w| w.is_some()).await.ok()?;
         r.clone()
+    }
+
+    /// The state of one component.
+    pub fn component(&self, name: &str) -> Option<ComponentStatus> {
+        self.components
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
     }
 
     fn set_component(&self, name: &str, state: ComponentState, detail: String) {
@@ -136,12 +157,97 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
                 count_templates()
             ),
         );
+        let memory = load_memory(&state, &store);
         info!(ms = t.elapsed().as_millis() as u64, "warm state loaded");
         let _ = tx.send(Some(Arc::new(Warm {
             knowledge: RwLock::new(knowledge),
             store,
+            memory,
         })));
+        load_llm(&state);
     });
+}
+
+/// The embedder, then episodic memory over the store (its index rebuilt when needed).
+fn load_memory(state: &State, store: &Arc<dyn Store>) -> Option<Arc<Memory>> {
+    let cfg = &state.config;
+    if !cfg.memory_enabled {
+        for c in ["embedder", "episode_index"] {
+            state.set_component(c, ComponentState::Disabled, "memory is off (--no-memory)".into());
+        }
+        return None;
+    }
+    let t = Instant::now();
+    let embedder = match MiniLm::load(&cfg.embedder_dir(), &candle_core::Device::Cpu) {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(error = %e, "embedder unavailable; episodic memory is off");
+            state.set_component("embedder", ComponentState::Failed, e.to_string());
+            state.set_component(
+                "episode_index",
+                ComponentState::Disabled,
+                "needs the embedder".into(),
+            );
+            return None;
+        }
+    };
+    state.set_component(
+        "embedder",
+        ComponentState::Ready,
+        format!(
+            "all-MiniLM-L6-v2 from {} ({} ms)",
+            cfg.embedder_dir().display(),
+            t.elapsed().as_millis()
+        ),
+    );
+    let index_path =
+        (!cfg.ephemeral).then(|| cfg.data_dir.join("index").join("episodes.faiss"));
+    match Memory::open(cfg.memory.clone(), store.clone(), Box::new(embedder), index_path) {
+        Ok(m) => {
+            let s = m.stats();
+            state.set_component(
+                "episode_index",
+                ComponentState::Ready,
+                format!(
+                    "{} episodes in {} patterns, FAISS {}, θ {:.2}",
+                    s.episodes, s.patterns, s.index, s.theta
+                ),
+            );
+            Some(Arc::new(m))
+        }
+        Err(e) => {
+            warn!(error = %e, "episodic memory unavailable");
+            state.set_component("episode_index", ComponentState::Failed, e.to_string());
+            None
+        }
+    }
+}
+
+/// Loads the explanation model; diagnoses are answered meanwhile, without it.
+fn load_llm(state: &State) {
+    let cfg = &state.config;
+    let t = Instant::now();
+    match crate::llm::load(&cfg.llm, &cfg.models_dir) {
+        Ok(Some(m)) => {
+            let name = m.name();
+            *state.llm.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
+            info!(model = %name, ms = t.elapsed().as_millis() as u64, "explanation model loaded");
+            state.set_component(
+                "llm",
+                ComponentState::Ready,
+                format!("{name}, loaded in {} ms", t.elapsed().as_millis()),
+            );
+        }
+        Ok(None) => state.set_component(
+            "llm",
+            ComponentState::Disabled,
+            "backend none: templated explanations only".into(),
+        ),
+        Err(e) => {
+            warn!(error = %e, "explanation model unavailable");
+            state.set_component("llm", ComponentState::Failed, e.to_string());
+        }
+    }
 }
 
 /// The domain graph as persisted; seeded from the shipped YAML on first start and whenever
@@ -265,8 +371,24 @@ pub async fn serve(
                 state: ComponentState::Loading,
                 detail: String::new(),
             },
+            ComponentStatus {
+                name: "embedder".into(),
+                state: ComponentState::Loading,
+                detail: String::new(),
+            },
+            ComponentStatus {
+                name: "episode_index".into(),
+                state: ComponentState::Loading,
+                detail: String::new(),
+            },
+            ComponentStatus {
+                name: "llm".into(),
+                state: ComponentState::Loading,
+                detail: String::new(),
+            },
         ]),
         metrics: Metrics::default(),
+        llm: Arc::new(std::sync::Mutex::new(None)),
     });
     load_warm(state.clone(), tx);
     let my_uid = rustix::process::getuid().as_raw();
@@ -316,7 +438,13 @@ pub async fn serve(
     let warm = state.warm.borrow().clone();
     if let Some(w) = warm {
         let store = w.store.clone();
+        let memory = w.memory.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(m) = memory {
+                if let Err(e) = m.persist_index() {
+                    warn!(error = %e, "saving the episode index failed; it is rebuilt at start");
+                }
+            }
             if let Err(e) = store.flush() {
                 warn!(error = %e, "flushing the store failed");
             }

@@ -7,33 +7,41 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use metakube_shared::{
-    DiagnoseRequest, ErrorBody, ErrorCode, FeedbackOutcome, FeedbackRequest, FeedbackResponse,
-    Health, ProtocolVersion, Stats, PROTOCOL, PROTOCOL_HEADER,
+    DiagnoseRequest, Diagnosis, ErrorBody, ErrorCode, Explanation, FeedbackOutcome,
+    FeedbackRequest, FeedbackResponse, Health, Pathway, ProtocolVersion, Stats, StreamEvent,
+    NDJSON, PROTOCOL, PROTOCOL_HEADER,
 };
 use serde::Serialize;
 use tracing::{error, info};
 
 use super::State;
+use crate::engine::Recall;
 use crate::store::{FeedbackRecord, StoredDiagnosis};
 
-type Resp = Response<Full<Bytes>>;
+type Body = BoxBody<Bytes, std::convert::Infallible>;
+type Resp = Response<Body>;
 
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+pub(super) fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+pub(super) fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(PROTOCOL_HEADER, PROTOCOL.to_string())
-        .body(Full::new(Bytes::from(bytes)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(full(bytes))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
-fn error(state: &State, status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Resp {
+pub(super) fn error(state: &State, status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Resp {
     state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     let mut body = ErrorBody::new(code, message);
     if code == ErrorCode::ProtocolMismatch {
@@ -71,14 +79,15 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
         (Method::GET, "/v1/stats") => stats(&state).await,
         (Method::GET, "/metrics") => Response::builder()
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
-            .body(Full::new(Bytes::from(state.metrics.render(state.started.elapsed().as_secs_f64()))))
-            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+            .body(full(state.metrics.render(state.started.elapsed().as_secs_f64())))
+            .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
         (Method::POST, "/v1/diagnose") => diagnose(state, req).await,
         (Method::POST, "/v1/feedback") => feedback(state, req).await,
+        (_, p) if p.starts_with("/v1/memory") => super::memory_routes::route(state, req).await,
         (_, "/v1/health" | "/v1/stats" | "/metrics" | "/v1/diagnose" | "/v1/feedback") => {
             error(&state, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}"))
         }
-        _ => error(&state, StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no endpoint {path}; protocol v1 serves /v1/health, /v1/diagnose, /v1/feedback, /v1/stats and /metrics")),
+        _ => error(&state, StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no endpoint {path}; protocol v1 serves /v1/health, /v1/diagnose, /v1/feedback, /v1/stats, /v1/memory/… and /metrics")),
     }
 }
 
@@ -125,7 +134,7 @@ async fn stats(state: &State) -> Resp {
 }
 
 /// Checks the protocol header and reads a JSON body within the size limit.
-async fn read_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_body<T: serde::de::DeserializeOwned>(
     state: &State,
     req: Request<Incoming>,
     what: &str,
@@ -203,6 +212,11 @@ async fn read_body<T: serde::de::DeserializeOwned>(
 
 async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let start = Instant::now();
+    let stream = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON));
     let request: DiagnoseRequest = match read_body(&state, req, "diagnose").await {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -217,25 +231,42 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
     };
     let id = uuid::Uuid::new_v4().to_string();
     let w = warm.clone();
+    let no_llm = request.options.no_llm;
     let result = tokio::task::spawn_blocking(move || {
         let k = w.knowledge.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let out = crate::engine::diagnose(&k, &request.snapshot, id);
+        let memory: Option<&dyn Recall> = match &w.memory {
+            Some(m) if !request.options.no_memory => Some(m.as_ref()),
+            _ => None,
+        };
+        let out = crate::engine::diagnose_with(&k, &request.snapshot, id, memory);
         if let Ok(d) = &out {
-            let stored = StoredDiagnosis { diagnosis: d.diagnosis.clone(), edges: d.edges.clone(), at: Timestamp::now() };
+            let stored = StoredDiagnosis {
+                diagnosis: d.diagnosis.clone(),
+                edges: d.edges.clone(),
+                at: Timestamp::now(),
+                trace: Some(d.trace.clone()),
+            };
             if let Err(e) = w.store.put_diagnosis(&stored) {
                 tracing::warn!(error = %e, "could not store the diagnosis; feedback on it will not be possible");
             }
         }
-        out
+        out.map(|d| (d, snapshot_names(&request.snapshot)))
     })
     .await;
     match result {
-        Ok(Ok(d)) => {
+        Ok(Ok((d, names))) => {
             let ms = start.elapsed().as_secs_f64() * 1000.0;
             state.metrics.diagnoses.fetch_add(1, Ordering::Relaxed);
+            if d.diagnosis.pathway == Pathway::Intuitive {
+                state.metrics.intuitive.fetch_add(1, Ordering::Relaxed);
+            }
             state.metrics.observe(ms);
-            info!(id = %d.diagnosis.id, target = %d.diagnosis.target, ms, "diagnosed");
-            json(StatusCode::OK, &d.diagnosis)
+            info!(id = %d.diagnosis.id, target = %d.diagnosis.target, pathway = ?d.diagnosis.pathway, ms, "diagnosed");
+            if stream {
+                stream_explanation(&state, d.diagnosis, names, no_llm)
+            } else {
+                json(StatusCode::OK, &d.diagnosis)
+            }
         }
         Ok(Err(e)) => error(
             &state,
@@ -255,6 +286,71 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             e.to_string(),
         ),
     }
+}
+
+/// Object names and namespaces in a snapshot: what an explanation may name.
+fn snapshot_names(s: &metakube_shared::Snapshot) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .objects
+        .iter()
+        .flat_map(|o| [Some(o.name().to_string()), o.namespace().map(str::to_string)])
+        .flatten()
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn ndjson_line(e: &StreamEvent) -> Bytes {
+    let mut b = serde_json::to_vec(e).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// Streams the diagnosis at once, then the explanation as the model writes it, then the
+/// checked explanation. The model is never waited for before the diagnosis is sent.
+fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_llm: bool) -> Resp {
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+    let _ = tx.unbounded_send(ndjson_line(&StreamEvent::Diagnosis {
+        diagnosis: Box::new(d.clone()),
+    }));
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let unavailable = |why: String| Explanation {
+            unavailable: Some(why),
+            ..Default::default()
+        };
+        let explanation = if no_llm {
+            unavailable("skipped (--no-llm)".into())
+        } else {
+            let mut guard = st.llm.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut() {
+                Some(model) => {
+                    let mut on_text = |piece: &str| {
+                        tx.unbounded_send(ndjson_line(&StreamEvent::Token {
+                            text: piece.to_string(),
+                        }))
+                        .is_ok()
+                    };
+                    crate::llm::explain(model.as_mut(), &st.config.llm, &d, &names, &mut on_text)
+                }
+                None => unavailable(match st.component("llm") {
+                    Some(c) => format!("model {:?}{}", c.state, if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) }).to_lowercase(),
+                    None => "no model".into(),
+                }),
+            }
+        };
+        let _ = tx.unbounded_send(ndjson_line(&StreamEvent::Explanation { explanation }));
+    });
+    let body = StreamBody::new(futures::StreamExt::map(rx, |b| {
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
+    }));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, NDJSON)
+        .header(PROTOCOL_HEADER, PROTOCOL.to_string())
+        .body(BodyExt::boxed(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
 /// How much one confirmation moves a domain-graph edge.
@@ -292,7 +388,7 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
             // in-memory weights change only once the record is on disk.
             let mut k = w.knowledge.write().unwrap_or_else(|p| p.into_inner());
             let mut next = k.domain.clone();
-            let changed: Vec<((String, String), f64)> = stored
+            let mut changed: Vec<((String, String), f64)> = stored
                 .edges
                 .iter()
                 .filter_map(|(s, r)| {
@@ -300,18 +396,42 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
                         .map(|nw| ((s.clone(), r.clone()), nw))
                 })
                 .collect();
+            // A correction confirms the named cause for the symptoms seen.
+            if let Some(reason) = request.reason.as_ref().filter(|r| {
+                stored.diagnosis.root_cause.as_ref().map(|c| &c.reason) != Some(*r)
+            }) {
+                let symptoms: std::collections::BTreeSet<&String> =
+                    stored.edges.iter().map(|(s, _)| s).collect();
+                for s in symptoms {
+                    if let Some(nw) = next.adjust(s, reason, FIXED_DELTA) {
+                        changed.push(((s.clone(), reason.clone()), nw));
+                    }
+                }
+            }
             let id = request.diagnosis_id.clone();
-            w.store.put_feedback(
-                &FeedbackRecord {
-                    request,
-                    at: Timestamp::now(),
-                },
-                &changed,
-            )?;
+            let now = Timestamp::now();
+            let record = FeedbackRecord {
+                request: request.clone(),
+                at: now,
+            };
+            let commit = |ops: &[crate::store::Op]| w.store.put_feedback(&record, &changed, ops);
+            let episode = match &w.memory {
+                Some(m) => m.learn(&stored, &request, now, commit).map_err(|e| {
+                    crate::store::StoreError::Io {
+                        path: "episodic memory".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?,
+                None => {
+                    commit(&[])?;
+                    None
+                }
+            };
             k.domain = next;
             Ok(Ok(FeedbackResponse {
                 diagnosis_id: id,
                 recorded: true,
+                episode,
             }))
         },
     )

@@ -1,0 +1,300 @@
+//! The local backend: a quantized GGUF model through candle-transformers (llama family —
+//! SmolLM2, Llama, Mistral-style — Qwen2 and Qwen3, chosen by `general.architecture`).
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
+
+use super::tokenizer::GgufTokenizer;
+use super::{Explainer, Generation, LlmConfig, LlmError, Prompt};
+
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Llama(m) => m.forward(x, pos),
+            Weights::Qwen2(m) => m.forward(x, pos),
+            Weights::Qwen3(m) => m.forward(x, pos),
+        }
+    }
+
+    /// A copy sharing the weights (and holding a copy of the attention cache), where the
+    /// architecture's type allows it.
+    fn try_clone(&self) -> Option<Weights> {
+        match self {
+            Weights::Llama(m) => Some(Weights::Llama(m.clone())),
+            Weights::Qwen3(m) => Some(Weights::Qwen3(m.clone())),
+            Weights::Qwen2(_) => None,
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Weights::Llama(m) => m.clear_kv_cache(),
+            Weights::Qwen2(m) => m.clear_kv_cache(),
+            Weights::Qwen3(m) => m.clear_kv_cache(),
+        }
+    }
+}
+
+/// A GGUF model kept loaded.
+pub struct CandleLlm {
+    weights: Weights,
+    tok: GgufTokenizer,
+    device: Device,
+    file: String,
+    arch: String,
+    temperature: f64,
+    seed: u64,
+    repeat_penalty: f32,
+    /// The system part of the prompt, already run through the model: (text, tokens, model
+    /// with that attention cache).
+    prefix: Option<(String, usize, Weights)>,
+}
+
+/// The device named in the configuration.
+pub fn device(name: &str) -> Result<Device, LlmError> {
+    Ok(match name {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::new_cuda(0)?,
+        "metal" => Device::new_metal(0)?,
+        _ => {
+            if candle_core::utils::cuda_is_available() {
+                Device::new_cuda(0)?
+            } else if candle_core::utils::metal_is_available() {
+                Device::new_metal(0)?
+            } else {
+                Device::Cpu
+            }
+        }
+    })
+}
+
+impl CandleLlm {
+    /// Loads a GGUF file: tokenizer and chat template from its metadata, weights onto the
+    /// configured device.
+    pub fn load(path: &Path, cfg: &LlmConfig) -> Result<CandleLlm, LlmError> {
+        let read_err = |source| LlmError::Read {
+            path: path.into(),
+            source,
+        };
+        let mut f = std::io::BufReader::new(std::fs::File::open(path).map_err(read_err)?);
+        let ct = gguf_file::Content::read(&mut f)
+            .map_err(|e| LlmError::Model(format!("{} is not a GGUF file: {e}", path.display())))?;
+        let arch = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| "llama".into());
+        let tok = GgufTokenizer::from_gguf(&ct)?;
+        let device = device(&cfg.device)?;
+        let weights = match arch.as_str() {
+            "llama" | "mistral" => {
+                Weights::Llama(quantized_llama::ModelWeights::from_gguf(ct, &mut f, &device)?)
+            }
+            "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(ct, &mut f, &device)?),
+            "qwen3" => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(ct, &mut f, &device)?),
+            other => {
+                return Err(LlmError::Model(format!(
+                    "architecture {other:?} is not supported (llama, mistral, qwen2, qwen3 are)"
+                )))
+            }
+        };
+        Ok(CandleLlm {
+            weights,
+            tok,
+            device,
+            file: path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            arch,
+            temperature: cfg.temperature,
+            seed: cfg.seed,
+            repeat_penalty: cfg.repeat_penalty,
+            prefix: None,
+        })
+    }
+
+    /// The tokenizer (for tests and prompt bounding).
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tok
+    }
+
+    /// Generates from already formatted prompt text.
+    pub fn generate_raw(
+        &mut self,
+        text: &str,
+        max_tokens: usize,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, LlmError> {
+        self.generate_split("", text, max_tokens, on_text)
+    }
+
+    /// Generates from a prompt in two parts: `prefix` (the system part; its attention cache is
+    /// kept and reused while it does not change) and `rest`.
+    pub fn generate_split(
+        &mut self,
+        prefix: &str,
+        rest: &str,
+        max_tokens: usize,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, LlmError> {
+        let start = Instant::now();
+        if self.weights.try_clone().is_none() {
+            // Qwen2's type cannot be copied: run it in place from an empty cache.
+            self.weights.clear();
+            let text = format!("{prefix}{rest}");
+            let s = Settings {
+                tok: &self.tok,
+                device: &self.device,
+                temperature: self.temperature,
+                seed: self.seed,
+                repeat_penalty: self.repeat_penalty,
+            };
+            return decode_loop(&s, &mut self.weights, 0, &text, max_tokens, on_text, start);
+        }
+        let cached = match &self.prefix {
+            Some((t, n, w)) if t == prefix => w.try_clone().map(|w| (*n, w)),
+            _ => None,
+        };
+        let (offset, mut weights) = match cached {
+            Some(c) => c,
+            None => {
+                let mut w = self.weights.try_clone().ok_or_else(|| LlmError::Model("clone".into()))?;
+                w.clear();
+                let n = if prefix.is_empty() {
+                    0
+                } else {
+                    let ids = self.tok.encode(prefix)?;
+                    let input = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+                    w.forward(&input, 0)?;
+                    ids.len()
+                };
+                let copy = w.try_clone().ok_or_else(|| LlmError::Model("clone".into()))?;
+                self.prefix = Some((prefix.to_string(), n, w));
+                (n, copy)
+            }
+        };
+        let s = self.settings();
+        decode_loop(&s, &mut weights, offset, rest, max_tokens, on_text, start)
+    }
+
+    fn settings(&self) -> Settings<'_> {
+        Settings {
+            tok: &self.tok,
+            device: &self.device,
+            temperature: self.temperature,
+            seed: self.seed,
+            repeat_penalty: self.repeat_penalty,
+        }
+    }
+}
+
+struct Settings<'a> {
+    tok: &'a GgufTokenizer,
+    device: &'a Device,
+    temperature: f64,
+    seed: u64,
+    repeat_penalty: f32,
+}
+
+/// Prefill from `offset`, then decode greedily (or by sampling) until a stop token or
+/// `max_tokens`, streaming complete characters to `on_text`.
+fn decode_loop(
+    s: &Settings<'_>,
+    weights: &mut Weights,
+    offset: usize,
+    text: &str,
+    max_tokens: usize,
+    on_text: &mut dyn FnMut(&str) -> bool,
+    start: Instant,
+) -> Result<Generation, LlmError> {
+    let prompt = s.tok.encode(text)?;
+    if prompt.is_empty() {
+        return Err(LlmError::Model("empty prompt".into()));
+    }
+    let sampling = if s.temperature <= 0.0 {
+        Sampling::ArgMax
+    } else {
+        Sampling::All {
+            temperature: s.temperature,
+        }
+    };
+    let mut lp = LogitsProcessor::from_sampling(s.seed, sampling);
+    let mut out: Vec<u32> = Vec::new();
+    let mut emitted = String::new();
+    let mut first_token_ms = 0.0;
+    let input = Tensor::new(prompt.as_slice(), s.device)?.unsqueeze(0)?;
+    let mut logits = weights.forward(&input, offset)?;
+    for i in 0..max_tokens {
+        let l = logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?;
+        let l = if s.repeat_penalty == 1.0 || out.is_empty() {
+            l
+        } else {
+            let from = out.len().saturating_sub(64);
+            candle_transformers::utils::apply_repeat_penalty(&l, s.repeat_penalty, &out[from..])?
+        };
+        let next = lp.sample(&l)?;
+        if i == 0 {
+            first_token_ms = start.elapsed().as_secs_f64() * 1000.0;
+        }
+        if s.tok.stop_ids.contains(&next) {
+            break;
+        }
+        out.push(next);
+        let text = s.tok.decode(&out)?;
+        // Emit only complete characters (a multi-byte character may span tokens).
+        if text.len() > emitted.len() && !text.ends_with('\u{fffd}') {
+            let piece = text[emitted.len()..].to_string();
+            emitted = text;
+            if !on_text(&piece) {
+                break;
+            }
+        }
+        let input = Tensor::new(&[next], s.device)?.unsqueeze(0)?;
+        logits = weights.forward(&input, offset + prompt.len() + out.len() - 1)?;
+    }
+    Ok(Generation {
+        text: s.tok.decode(&out)?,
+        prompt_tokens: offset + prompt.len(),
+        tokens: out.len(),
+        first_token_ms,
+        total_ms: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+impl Explainer for CandleLlm {
+    fn name(&self) -> String {
+        let dev = match &self.device {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+            Device::Metal(_) => "metal",
+        };
+        format!("candle:{} ({}, {dev})", self.file, self.arch)
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.tok.encode(text).map_or(text.len() / 3, |v| v.len())
+    }
+
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        max_tokens: usize,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, LlmError> {
+        let (prefix, rest) = self.tok.chat_split(&prompt.system, &prompt.user)?;
+        self.generate_split(&prefix, &rest, max_tokens, on_text)
+    }
+}
