@@ -51,6 +51,8 @@ pub enum Command {
     Feedback(FeedbackArgs),
     /// Run a folder of scenarios (dump/ + truth.json or expected.yaml) and score the answers
     Eval(EvalArgs),
+    /// Inspect, export, import or prune episodic memory
+    Memory(MemoryArgs),
     /// Install, inspect or stop the metakubed daemon
     Daemon(DaemonArgs),
     /// Print shell completions
@@ -136,6 +138,62 @@ pub struct EvalArgs {
     /// Print each scenario's result
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Learning curve: replay the scenarios as a stream with feedback, memory on vs off
+    /// (run it against a daemon whose memory starts empty, e.g. `metakubed --ephemeral`)
+    #[arg(long)]
+    pub learn: bool,
+}
+
+/// `memory stats|list|show|forget|export|import`.
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    #[command(subcommand)]
+    pub action: MemoryAction,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value = "text", global = true)]
+    pub output: Output,
+}
+
+/// What to do with episodic memory.
+#[derive(Debug, Subcommand)]
+pub enum MemoryAction {
+    /// Episodes, patterns (fault families with their success counts) and θ
+    Stats,
+    /// The newest episodes
+    List {
+        /// How many
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One episode in full
+    Show {
+        /// Episode id
+        id: u64,
+    },
+    /// Forget episodes
+    Forget {
+        /// Episode ids
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Write every episode as JSON Lines: KFRD records {problem, attempts, solution, reasoning}
+    /// for fine-tuning (default), or episodes for `import`; names masked unless --unmasked
+    Export {
+        /// File to write [default: stdout]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// kfrd or episodes
+        #[arg(long, default_value = "kfrd", value_parser = ["kfrd", "episodes"])]
+        format: String,
+        /// Keep object names and namespaces
+        #[arg(long)]
+        unmasked: bool,
+    },
+    /// Add episodes from a file written by `export --format episodes`
+    Import {
+        /// JSON Lines file
+        file: PathBuf,
+    },
 }
 
 /// `daemon install|status|stop|start`.

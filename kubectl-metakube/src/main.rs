@@ -25,9 +25,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Snapshot(a) => commands::snapshot::run(&cli.global, a).await?,
         Command::Feedback(a) => commands::feedback::run(&cli.global, a).await?,
+        Command::Eval(a) if a.learn => {
+            commands::learn::run(&cli.global, a, &mut out).await?;
+        }
         Command::Eval(a) => {
             commands::eval::run(&cli.global, a, &mut out).await?;
         }
+        Command::Memory(a) => commands::memory::run(&cli.global, a, &mut out).await?,
         Command::Daemon(a) => commands::daemon::run(&cli.global, &a.action).await?,
         Command::Completion { shell } => {
             let mut raw = std::io::stdout();

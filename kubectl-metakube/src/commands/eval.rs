@@ -33,7 +33,8 @@ pub struct Truth {
 }
 
 impl Truth {
-    fn accepts(&self, r: &ObjectRef) -> bool {
+    /// Whether `r` is an acceptable root cause.
+    pub fn accepts(&self, r: &ObjectRef) -> bool {
         self.root_cause_any_of
             .iter()
             .chain(self.root_cause.iter())
@@ -104,7 +105,7 @@ pub struct Report {
     pub cases: Vec<CaseResult>,
 }
 
-fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
+pub fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
     let json = dir.join("truth.json");
     if json.exists() {
         let t = std::fs::read_to_string(&json)?;

@@ -5,6 +5,8 @@ pub mod daemon;
 pub mod diagnose;
 pub mod eval;
 pub mod feedback;
+pub mod learn;
+pub mod memory;
 pub mod snapshot;
 
 use std::io::IsTerminal;

@@ -80,8 +80,10 @@ pub fn compatibility(r: &Recalled, f: &Finding, sig: &Signature) -> f64 {
 }
 
 /// Chooses the pathway. A recalled cause is only eligible when the verifier for it finds it
-/// in this snapshot (on an object of the remembered kind); among the eligible, the most
-/// confident wins, and it answers when its confidence reaches θ.
+/// in this snapshot (on an object of the remembered kind) and the search did not find it
+/// explained by a deeper cause; a recalled cause that the analytical ranking puts below
+/// another loses confidence in proportion (memory may reorder close calls, not overrule clear
+/// evidence). Among the eligible, the most confident wins, and it answers at or above θ.
 pub fn decide(
     recalled: &[Recalled],
     findings: &[Finding],
@@ -91,12 +93,14 @@ pub fn decide(
 ) -> Decision {
     let mut best: Option<(f64, usize, &Recalled)> = None;
     let mut similar = Vec::new();
+    let top_score = findings.first().map_or(0.0, |f| f.score);
     for r in recalled {
         let e = &r.episode;
         let at = findings.iter().position(|f| {
             f.reason == e.outcome.reason
                 && f.object.kind == e.context.cause_kind
                 && f.score >= VERIFY_FLOOR
+                && !f.note.starts_with("explained by")
         });
         similar.push(SimilarEpisode {
             episode: e.id,
@@ -107,12 +111,14 @@ pub fn decide(
             verified: at.is_some(),
         });
         let Some(at) = at else { continue };
-        let conf = w.confidence(
-            r.similarity,
-            r.recency,
-            r.success_rate(),
-            compatibility(r, &findings[at], sig),
-        );
+        let rank = (findings[at].score / top_score.max(1e-9)).min(1.0);
+        let conf = rank
+            * w.confidence(
+                r.similarity,
+                r.recency,
+                r.success_rate(),
+                compatibility(r, &findings[at], sig),
+            );
         if best.as_ref().is_none_or(|(c, _, _)| conf > *c) {
             best = Some((conf, at, r));
         }

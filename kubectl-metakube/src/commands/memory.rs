@@ -1,0 +1,118 @@
+//! `memory stats|list|show|forget|export|import`: what episodic memory holds.
+
+use std::io::Write;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::cli::{GlobalArgs, MemoryAction, MemoryArgs};
+use crate::render::Output;
+
+fn print(out: &mut dyn Write, v: &Value, fmt: Output) -> anyhow::Result<bool> {
+    match fmt {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut *out, v)?;
+            writeln!(out)?;
+            Ok(true)
+        }
+        Output::Yaml => {
+            out.write_all(serde_yaml::to_string(v)?.as_bytes())?;
+            Ok(true)
+        }
+        Output::Text => Ok(false),
+    }
+}
+
+fn episode_line(e: &Value) -> String {
+    format!(
+        "{:>6}  {}  {:<28} on {:<22} {}  {}",
+        e["id"],
+        e["time"].as_str().unwrap_or("").get(..19).unwrap_or(""),
+        e["outcome"]["reason"].as_str().unwrap_or(""),
+        e["context"]["cause_kind"].as_str().unwrap_or(""),
+        if e["outcome"]["fixed"].as_bool() == Some(true) { "fixed    " } else { "corrected" },
+        e["symptoms"].as_array().map(|s| s.len()).unwrap_or(0).to_string() + " symptom lines"
+    )
+}
+
+/// Runs a memory command against the daemon.
+pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let client = super::daemon(g).await?;
+    match &a.action {
+        MemoryAction::Stats => {
+            let v: Value = client.get("/v1/memory/stats").await?;
+            if !print(out, &v, a.output)? {
+                writeln!(
+                    out,
+                    "{} episodes (at most {}) in {} patterns · FAISS {} · θ {:.3}",
+                    v["episodes"], v["max_episodes"], v["patterns"], v["index"].as_str().unwrap_or(""), v["theta"].as_f64().unwrap_or(0.0)
+                )?;
+                for f in v["families"].as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "  pattern {:>4}  {:<28} on {:<22} seen {:>3}, fix worked {:>3}, recalls refuted {}",
+                        f["id"], f["reason"].as_str().unwrap_or(""), f["cause_kind"].as_str().unwrap_or(""), f["episodes"], f["worked"], f["failed"]
+                    )?;
+                }
+            }
+        }
+        MemoryAction::List { limit } => {
+            let v: Value = client.get(&format!("/v1/memory/episodes?limit={limit}")).await?;
+            if !print(out, &v, a.output)? {
+                for e in v.as_array().into_iter().flatten() {
+                    writeln!(out, "{}", episode_line(e))?;
+                }
+            }
+        }
+        MemoryAction::Show { id } => {
+            let v: Value = client.get(&format!("/v1/memory/episodes/{id}")).await?;
+            if !print(out, &v, a.output)? {
+                writeln!(out, "{}", episode_line(&v))?;
+                writeln!(out, "symptoms:")?;
+                for s in v["symptoms"].as_array().into_iter().flatten() {
+                    writeln!(out, "  {}", s.as_str().unwrap_or(""))?;
+                }
+                writeln!(out, "actions:")?;
+                for s in v["actions"].as_array().into_iter().flatten() {
+                    writeln!(out, "  {}", s["summary"].as_str().unwrap_or(""))?;
+                }
+                writeln!(out, "reasoning:")?;
+                for s in v["reasoning"].as_array().into_iter().flatten() {
+                    writeln!(out, "  {}", s.as_str().unwrap_or(""))?;
+                }
+            }
+        }
+        MemoryAction::Forget { ids } => {
+            let mut n = 0;
+            for id in ids {
+                let v: Value = client.delete(&format!("/v1/memory/episodes/{id}")).await?;
+                n += v["forgotten"].as_u64().unwrap_or(0);
+            }
+            writeln!(out, "forgot {n} of {} episode(s)", ids.len())?;
+        }
+        MemoryAction::Export { out: file, format, unmasked } => {
+            let body = client
+                .get_text(&format!("/v1/memory/export?format={format}&unmasked={unmasked}"))
+                .await?;
+            match file {
+                Some(f) => {
+                    std::fs::write(f, &body).with_context(|| format!("writing {}", f.display()))?;
+                    eprintln!("metakube: wrote {} record(s) to {}", body.lines().count(), f.display());
+                }
+                None => out.write_all(body.as_bytes())?,
+            }
+        }
+        MemoryAction::Import { file } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let mut episodes = Vec::new();
+            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: Value = serde_json::from_str(line)
+                    .with_context(|| format!("{}:{}: not a JSON episode", file.display(), i + 1))?;
+                episodes.push(v);
+            }
+            let v: Value = client.post("/v1/memory/import", &episodes).await?;
+            writeln!(out, "imported {} episode(s)", v["imported"])?;
+        }
+    }
+    Ok(())
+}
