@@ -226,7 +226,9 @@ impl DaemonClient {
                 Ok(None) => break,
                 Ok(Some(f)) => f.map_err(|e| transport(e.to_string()))?,
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             buf.extend_from_slice(&data);
             while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=i).collect();

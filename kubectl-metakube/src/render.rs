@@ -61,7 +61,15 @@ pub fn explanation_footer(
             "  {DIM}grounding check removed {} sentence(s) naming what the snapshot does not hold; checked text:{DIM:#}",
             e.removed.len()
         )?;
-        writeln!(w, "  {}", if e.text.is_empty() { "(nothing left)" } else { &e.text })?;
+        writeln!(
+            w,
+            "  {}",
+            if e.text.is_empty() {
+                "(nothing left)"
+            } else {
+                &e.text
+            }
+        )?;
     }
     writeln!(
         w,

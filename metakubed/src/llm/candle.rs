@@ -99,11 +99,15 @@ impl CandleLlm {
         let tok = GgufTokenizer::from_gguf(&ct)?;
         let device = device(&cfg.device)?;
         let weights = match arch.as_str() {
-            "llama" | "mistral" => {
-                Weights::Llama(quantized_llama::ModelWeights::from_gguf(ct, &mut f, &device)?)
-            }
-            "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(ct, &mut f, &device)?),
-            "qwen3" => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(ct, &mut f, &device)?),
+            "llama" | "mistral" => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
+                ct, &mut f, &device,
+            )?),
+            "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
+                ct, &mut f, &device,
+            )?),
+            "qwen3" => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
+                ct, &mut f, &device,
+            )?),
             other => {
                 return Err(LlmError::Model(format!(
                     "architecture {other:?} is not supported (llama, mistral, qwen2, qwen3 are)"
@@ -171,7 +175,10 @@ impl CandleLlm {
         let (offset, mut weights) = match cached {
             Some(c) => c,
             None => {
-                let mut w = self.weights.try_clone().ok_or_else(|| LlmError::Model("clone".into()))?;
+                let mut w = self
+                    .weights
+                    .try_clone()
+                    .ok_or_else(|| LlmError::Model("clone".into()))?;
                 w.clear();
                 let n = if prefix.is_empty() {
                     0
@@ -181,7 +188,9 @@ impl CandleLlm {
                     w.forward(&input, 0)?;
                     ids.len()
                 };
-                let copy = w.try_clone().ok_or_else(|| LlmError::Model("clone".into()))?;
+                let copy = w
+                    .try_clone()
+                    .ok_or_else(|| LlmError::Model("clone".into()))?;
                 self.prefix = Some((prefix.to_string(), n, w));
                 (n, copy)
             }

@@ -127,7 +127,11 @@ impl Vocabulary {
         // `app=redis-cache`, `Service/redis`: their parts count as tokens too.
         let parts: Vec<String> = tokens
             .iter()
-            .flat_map(|t| t.split(['=', '/', ':']).map(str::to_string).collect::<Vec<_>>())
+            .flat_map(|t| {
+                t.split(['=', '/', ':'])
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         tokens.extend(parts);
         Vocabulary {
@@ -147,7 +151,9 @@ impl Vocabulary {
 
     fn knows_phrase(&self, s: &str) -> bool {
         let l = s.to_lowercase();
-        self.names.contains(s) || self.tokens.contains(&l) || (l.contains(' ') && self.facts.contains(&l))
+        self.names.contains(s)
+            || self.tokens.contains(&l)
+            || (l.contains(' ') && self.facts.contains(&l))
     }
 }
 
@@ -171,10 +177,32 @@ pub struct Removed {
 
 /// Hyphenated words that are English, not object names.
 const ENGLISH: &[&str] = &[
-    "out-of-memory", "read-only", "start-up", "set-up", "up-to-date", "built-in", "well-known",
-    "long-running", "server-side", "dry-run", "one-off", "non-zero", "re-run", "so-called",
-    "crash-loop", "crash-looping", "back-off", "self-healing", "end-to-end", "round-robin",
-    "high-availability", "follow-up", "step-by-step", "real-time", "in-cluster", "human-readable",
+    "out-of-memory",
+    "read-only",
+    "start-up",
+    "set-up",
+    "up-to-date",
+    "built-in",
+    "well-known",
+    "long-running",
+    "server-side",
+    "dry-run",
+    "one-off",
+    "non-zero",
+    "re-run",
+    "so-called",
+    "crash-loop",
+    "crash-looping",
+    "back-off",
+    "self-healing",
+    "end-to-end",
+    "round-robin",
+    "high-availability",
+    "follow-up",
+    "step-by-step",
+    "real-time",
+    "in-cluster",
+    "human-readable",
 ];
 
 struct Patterns {
@@ -191,7 +219,8 @@ fn patterns() -> &'static Patterns {
     P.get_or_init(|| Patterns {
         kind_name: Regex::new(r"\b([A-Z][A-Za-z]+)/([a-z0-9][-a-z0-9.]*[a-z0-9])").expect("regex"),
         hyphenated: Regex::new(r"\b[a-z0-9]+(?:-[a-z0-9]+)+\b").expect("regex"),
-        quantity: Regex::new(r"\b\d+(?:\.\d+)?\s?(?:Mi|Gi|Ki|MiB|GiB|MB|GB|m|ms|s|%)?\b").expect("regex"),
+        quantity: Regex::new(r"\b\d+(?:\.\d+)?\s?(?:Mi|Gi|Ki|MiB|GiB|MB|GB|m|ms|s|%)?\b")
+            .expect("regex"),
         quoted: Regex::new(r#""([^"\n]{1,80})"|`([^`\n]{1,120})`"#).expect("regex"),
         flag: Regex::new(r"(?:^|\s)(--?[a-z][-a-z]*)").expect("regex"),
         path: Regex::new(r"(?:^|\s)(/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+)").expect("regex"),
@@ -232,7 +261,11 @@ pub fn unsupported(sentence: &str, v: &Vocabulary) -> Vec<String> {
         bad.push("a code block".to_string());
     }
     for c in p.quoted.captures_iter(sentence) {
-        let q = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str()).trim();
+        let q = c
+            .get(1)
+            .or_else(|| c.get(2))
+            .map_or("", |m| m.as_str())
+            .trim();
         if !q.is_empty() && !v.knows_phrase(q) {
             bad.push(format!("\"{q}\""));
         }
@@ -286,9 +319,18 @@ pub fn check(text: &str, v: &Vocabulary, truncated: bool) -> Checked {
     let mut rest = text;
     while let Some(i) = rest.find("```") {
         units.extend(sentences(&rest[..i]));
+        // "Run this: ```…```": the words leading into the code belong to it.
+        let lead = match units.last() {
+            Some(u) if !u.ends_with(['.', '!', '?']) => units.pop().unwrap_or_default() + " ",
+            _ => String::new(),
+        };
         let after = &rest[i + 3..];
         let end = after.find("```").map_or(after.len(), |j| j + 3);
-        units.push(format!("```{}", &after[..end.min(after.len())]).trim().to_string());
+        units.push(
+            format!("{lead}```{}", &after[..end.min(after.len())])
+                .trim()
+                .to_string(),
+        );
         rest = &after[end.min(after.len())..];
     }
     units.extend(sentences(rest));
@@ -352,7 +394,11 @@ mod tests {
             false,
         );
         assert_eq!(c.text, "The selector wants \"redis\".", "{c:?}");
-        let why: Vec<&str> = c.removed.iter().flat_map(|r| r.unsupported.iter().map(String::as_str)).collect();
+        let why: Vec<&str> = c
+            .removed
+            .iter()
+            .flat_map(|r| r.unsupported.iter().map(String::as_str))
+            .collect();
         assert!(why.contains(&"\"cache\""), "{why:?}");
         assert!(why.contains(&"a code block"), "{why:?}");
         assert!(why.contains(&"--labels"), "{why:?}");
@@ -406,6 +452,9 @@ mod tests {
         assert!(p.user.contains("SelectorMatchesNoPods on Service/redis"));
         assert!(p.user.contains("line 0"));
         assert!(!p.user.contains("line 99"));
-        assert!(p.user.lines().all(|l| l.chars().count() <= MAX_FACT_CHARS + 3));
+        assert!(p
+            .user
+            .lines()
+            .all(|l| l.chars().count() <= MAX_FACT_CHARS + 3));
     }
 }

@@ -194,7 +194,13 @@ pub fn explain(
                 removed: checked
                     .removed
                     .into_iter()
-                    .map(|r| format!("{} [not in the snapshot: {}]", r.sentence, r.unsupported.join(", ")))
+                    .map(|r| {
+                        format!(
+                            "{} [not in the snapshot: {}]",
+                            r.sentence,
+                            r.unsupported.join(", ")
+                        )
+                    })
                     .collect(),
                 unavailable: None,
                 prompt_tokens: g.prompt_tokens,

@@ -100,7 +100,10 @@ impl Explainer for OpenAi {
         if !status.is_success() {
             let mut s = String::new();
             let _ = std::io::Read::read_to_string(&mut reader, &mut s);
-            return Err(self.err(format!("HTTP {status}: {}", s.chars().take(300).collect::<String>())));
+            return Err(self.err(format!(
+                "HTTP {status}: {}",
+                s.chars().take(300).collect::<String>()
+            )));
         }
         let mut g = Generation::default();
         let mut line = String::new();

@@ -2,7 +2,6 @@
 //! (`tokenizer.ggml.tokens`), merges, special tokens and `tokenizer.chat_template`, built into
 //! a byte-level BPE with the tokenizers crate. No `tokenizer.json` is needed beside the model.
 
-
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
@@ -72,7 +71,10 @@ impl GgufTokenizer {
             .collect();
         let merges: Vec<(String, String)> = merges
             .iter()
-            .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+            .filter_map(|m| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+            })
             .collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)

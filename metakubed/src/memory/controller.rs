@@ -72,7 +72,11 @@ pub fn compatibility(r: &Recalled, f: &Finding, sig: &Signature) -> f64 {
     let target = f64::from(u8::from(e.context.target_kind == sig.context.target_kind));
     let kinds: Vec<&str> = f.path.iter().map(|p| p.kind.as_str()).collect();
     let path = f64::from(u8::from(
-        e.context.path_kinds.iter().map(String::as_str).eq(kinds.iter().copied()),
+        e.context
+            .path_kinds
+            .iter()
+            .map(String::as_str)
+            .eq(kinds.iter().copied()),
     ));
     let inter = e.context.codes.intersection(&sig.context.codes).count() as f64;
     let union = e.context.codes.union(&sig.context.codes).count().max(1) as f64;
@@ -163,9 +167,8 @@ pub fn decide(
             report,
         }
     } else {
-        report.why = format!(
-            "recalled {what}; confidence {conf:.2} < θ {theta:.2}: analytical pathway"
-        );
+        report.why =
+            format!("recalled {what}; confidence {conf:.2} < θ {theta:.2}: analytical pathway");
         Decision {
             report,
             ..Default::default()

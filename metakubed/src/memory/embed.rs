@@ -61,12 +61,11 @@ impl MiniLm {
     /// Loads `model.safetensors`, `config.json` and `tokenizer.json` from `dir`.
     pub fn load(dir: &Path, device: &Device) -> Result<MiniLm, EmbedError> {
         let cfg_path = dir.join("config.json");
-        let config: BertConfig = serde_json::from_slice(&read(&cfg_path)?).map_err(|source| {
-            EmbedError::Config {
+        let config: BertConfig =
+            serde_json::from_slice(&read(&cfg_path)?).map_err(|source| EmbedError::Config {
                 path: cfg_path,
                 source,
-            }
-        })?;
+            })?;
         let weights = read(&dir.join("model.safetensors"))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)?;
         let model = BertModel::load(vb, &config)?;

@@ -80,10 +80,7 @@ impl EpisodeIndex {
     }
 
     /// Builds an index from (id, vector) pairs.
-    pub fn build(
-        items: &[(u64, Vec<f32>)],
-        hnsw_above: usize,
-    ) -> Result<EpisodeIndex, IndexError> {
+    pub fn build(items: &[(u64, Vec<f32>)], hnsw_above: usize) -> Result<EpisodeIndex, IndexError> {
         let mut ix = EpisodeIndex::new(items.len(), hnsw_above)?;
         for chunk in items.chunks(10_000) {
             let ids: Vec<Idx> = chunk.iter().map(|(id, _)| Idx::new(*id)).collect();
@@ -133,11 +130,12 @@ impl EpisodeIndex {
         }
         write_index(
             &self.index,
-            tmp.to_str().ok_or_else(|| {
-                io(std::io::Error::other("index path is not valid UTF-8"))
-            })?,
+            tmp.to_str()
+                .ok_or_else(|| io(std::io::Error::other("index path is not valid UTF-8")))?,
         )?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)?;
         // The structure travels in a sidecar so a reader knows what it holds.
         let marker = path.with_extension("hnsw");

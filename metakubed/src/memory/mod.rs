@@ -384,12 +384,12 @@ impl Memory {
         index_path: Option<PathBuf>,
     ) -> Result<Memory, MemoryError> {
         let theta = match store.get(Cf::Controller, KEY_THETA)? {
-            Some(b) => serde_json::from_slice::<Theta>(&b).map_err(|source| {
-                MemoryError::Corrupt {
+            Some(b) => {
+                serde_json::from_slice::<Theta>(&b).map_err(|source| MemoryError::Corrupt {
                     what: "controller θ",
                     source,
-                }
-            })?,
+                })?
+            }
             None => cfg.theta,
         };
         let read_u64 = |k: &[u8]| -> Result<u64, StoreError> {
@@ -560,11 +560,14 @@ impl Memory {
             .as_ref()
             .or(d.root_cause.as_ref().map(|r| &r.object))
             .map(|o| o.kind.clone());
-        let corrected = req.reason.as_ref().is_some_and(|r| {
-            Some(r) != d.root_cause.as_ref().map(|c| &c.reason)
-        }) || req.cause.as_ref().is_some_and(|c| {
-            Some(c) != d.root_cause.as_ref().map(|c| &c.object)
-        });
+        let corrected = req
+            .reason
+            .as_ref()
+            .is_some_and(|r| Some(r) != d.root_cause.as_ref().map(|c| &c.reason))
+            || req
+                .cause
+                .as_ref()
+                .is_some_and(|c| Some(c) != d.root_cause.as_ref().map(|c| &c.object));
         // A refuted answer with no correction confirms nothing: no episode.
         let confirmed = reason.zip(cause_kind).filter(|_| fixed || corrected);
         let vector = match &confirmed {
@@ -591,8 +594,10 @@ impl Memory {
                             e.value -= 0.5;
                         }
                         ops.push((Cf::Episodes, key(eid), Some(json(&e))));
-                        if let Some(Some((mut s, v))) =
-                            self.store.get(Cf::Embeddings, &key(eid))?.map(|b| decode_vec(&b))
+                        if let Some(Some((mut s, v))) = self
+                            .store
+                            .get(Cf::Embeddings, &key(eid))?
+                            .map(|b| decode_vec(&b))
                         {
                             s.value = e.value as f32;
                             slim_updates.push((eid, s, v));
@@ -621,7 +626,11 @@ impl Memory {
                 context: EpisodeContext {
                     target_kind: trace.signature.context.target_kind.clone(),
                     cause_kind,
-                    path_kinds: if corrected { Vec::new() } else { trace.path_kinds.clone() },
+                    path_kinds: if corrected {
+                        Vec::new()
+                    } else {
+                        trace.path_kinds.clone()
+                    },
                     codes: trace.signature.context.codes.clone(),
                 },
                 actions: d
@@ -671,7 +680,11 @@ impl Memory {
             }
             new_vec = Some((id, slim, v));
             new_id = Some(id);
-            ops.push((Cf::Controller, KEY_NEXT_ID.to_vec(), Some((id + 1).to_le_bytes().to_vec())));
+            ops.push((
+                Cf::Controller,
+                KEY_NEXT_ID.to_vec(),
+                Some((id + 1).to_le_bytes().to_vec()),
+            ));
         }
         for (id, s, v) in &slim_updates {
             ops.push((Cf::Embeddings, key(*id), Some(encode_vec(*s, v))));
@@ -864,12 +877,14 @@ impl Memory {
     /// One episode.
     pub fn get(&self, id: u64) -> Result<Option<Episode>, MemoryError> {
         match self.store.get(Cf::Episodes, &key(id))? {
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|source| MemoryError::Corrupt {
-                    what: "episode",
-                    source,
-                }),
+            Some(b) => {
+                serde_json::from_slice(&b)
+                    .map(Some)
+                    .map_err(|source| MemoryError::Corrupt {
+                        what: "episode",
+                        source,
+                    })
+            }
             None => Ok(None),
         }
     }
@@ -877,14 +892,22 @@ impl Memory {
     /// Forgets episodes (durably), returning how many existed.
     pub fn forget(&self, ids: &[u64]) -> Result<usize, MemoryError> {
         let mut g = self.lock();
-        let known: Vec<u64> = ids.iter().copied().filter(|i| g.slim.contains_key(i)).collect();
+        let known: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|i| g.slim.contains_key(i))
+            .collect();
         let mut ops: Vec<Op> = Vec::new();
         for id in &known {
             ops.push((Cf::Episodes, key(*id), None));
             ops.push((Cf::Embeddings, key(*id), None));
         }
         let generation = g.generation + 1;
-        ops.push((Cf::Controller, KEY_GENERATION.to_vec(), Some(generation.to_le_bytes().to_vec())));
+        ops.push((
+            Cf::Controller,
+            KEY_GENERATION.to_vec(),
+            Some(generation.to_le_bytes().to_vec()),
+        ));
         self.store.write(&ops)?;
         g.generation = generation;
         g.index.remove(&known)?;
@@ -947,8 +970,16 @@ impl Memory {
             }
             let next = g.next_id + adds.len() as u64;
             let generation = g.generation + 1;
-            ops.push((Cf::Controller, KEY_NEXT_ID.to_vec(), Some(next.to_le_bytes().to_vec())));
-            ops.push((Cf::Controller, KEY_GENERATION.to_vec(), Some(generation.to_le_bytes().to_vec())));
+            ops.push((
+                Cf::Controller,
+                KEY_NEXT_ID.to_vec(),
+                Some(next.to_le_bytes().to_vec()),
+            ));
+            ops.push((
+                Cf::Controller,
+                KEY_GENERATION.to_vec(),
+                Some(generation.to_le_bytes().to_vec()),
+            ));
             self.store.write(&ops)?;
             g.next_id = next;
             g.generation = generation;
@@ -972,7 +1003,9 @@ impl crate::engine::Recall for Memory {
         sig: &Signature,
         findings: &[crate::graph::search::Finding],
     ) -> Result<controller::Decision, String> {
-        let recalled = self.recall(sig, Timestamp::now()).map_err(|e| e.to_string())?;
+        let recalled = self
+            .recall(sig, Timestamp::now())
+            .map_err(|e| e.to_string())?;
         Ok(controller::decide(
             &recalled,
             findings,
@@ -1092,5 +1125,205 @@ impl Episode {
             ),
             reasoning: m(&self.reasoning.join("\n")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemStore, RocksStore};
+    use metakube_shared::{Diagnosis, ObjectRef, Pathway, RootCause, Timings};
+
+    /// A deterministic embedder for unit tests: one direction per distinct symptom line.
+    struct Hashing;
+    impl Embedder for Hashing {
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let mut v = vec![0f32; DIM];
+                    for w in t.split(". ") {
+                        let h = w
+                            .bytes()
+                            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                        v[(h % DIM as u64) as usize] += 1.0;
+                    }
+                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                    v.iter_mut().for_each(|x| *x /= n);
+                    v
+                })
+                .collect())
+        }
+    }
+
+    fn stored(id: &str, code: &str, reason: &str) -> StoredDiagnosis {
+        let mut sig = Signature::default();
+        sig.lines = vec![format!("Pod {code}")];
+        sig.context.target_kind = "Deployment".into();
+        sig.context.codes.insert(code.into());
+        StoredDiagnosis {
+            diagnosis: Diagnosis {
+                id: id.into(),
+                target: ObjectRef::new("Deployment", "ns", "web"),
+                category: Some(Category::Resource),
+                root_cause: Some(RootCause {
+                    object: ObjectRef::new("Deployment", "ns", "web"),
+                    reason: reason.into(),
+                    summary: String::new(),
+                }),
+                hypotheses: vec![],
+                confidence: 0.9,
+                pathway: Pathway::Analytical,
+                evidence: vec![],
+                remediation: vec![],
+                explanation: String::new(),
+                symptoms: vec![],
+                gaps: vec![],
+                timings_ms: Timings::default(),
+                memory: None,
+                llm: None,
+            },
+            edges: vec![],
+            at: Timestamp::UNIX_EPOCH,
+            trace: Some(Trace {
+                signature: sig,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn fixed(id: &str) -> FeedbackRequest {
+        FeedbackRequest {
+            diagnosis_id: id.into(),
+            outcome: FeedbackOutcome::Fixed,
+            cause: None,
+            reason: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn pool_is_bounded_and_evicts_the_least_valuable() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let cfg = MemoryConfig {
+            max_episodes: 3,
+            ..Default::default()
+        };
+        let m = Memory::open(cfg, store.clone(), Box::new(Hashing), None).unwrap();
+        let now = Timestamp::now();
+        // An old episode is worth less than new ones.
+        let old = now - jiff::SignedDuration::from_hours(24 * 365);
+        m.learn(&stored("a", "code_a", "A"), &fixed("a"), old, |ops| {
+            store.write(ops)
+        })
+        .unwrap();
+        for (i, c) in ["b", "c", "d"].iter().enumerate() {
+            let id = m
+                .learn(
+                    &stored(c, &format!("code_{c}"), "B"),
+                    &fixed(c),
+                    now,
+                    |ops| store.write(ops),
+                )
+                .unwrap();
+            assert_eq!(id, Some(i as u64 + 2));
+        }
+        let s = m.stats();
+        assert_eq!(s.episodes, 3);
+        assert!(
+            m.get(1).unwrap().is_none(),
+            "the oldest, least valuable episode is evicted"
+        );
+        assert!(m.get(4).unwrap().is_some());
+        // The evicted episode is gone from the index too.
+        let r = m
+            .recall(&stored("x", "code_a", "A").trace.unwrap().signature, now)
+            .unwrap();
+        assert!(r.iter().all(|e| e.episode.id != 1));
+    }
+
+    #[test]
+    fn index_switches_to_hnsw_and_survives_reopen_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RocksStore::open(&dir.path().join("db")).unwrap());
+        let path = dir.path().join("index/episodes.faiss");
+        let cfg = MemoryConfig {
+            hnsw_above: 3,
+            ..Default::default()
+        };
+        let now = Timestamp::now();
+        {
+            let m = Memory::open(
+                cfg.clone(),
+                store.clone(),
+                Box::new(Hashing),
+                Some(path.clone()),
+            )
+            .unwrap();
+            for c in ["a", "b", "c", "d", "e"] {
+                m.learn(
+                    &stored(c, &format!("code_{c}"), "R"),
+                    &fixed(c),
+                    now,
+                    |ops| store.write(ops),
+                )
+                .unwrap();
+            }
+            assert_eq!(m.stats().index, "hnsw");
+            m.persist_index().unwrap();
+        }
+        let sig = stored("x", "code_c", "R").trace.unwrap().signature;
+        let m = Memory::open(
+            cfg.clone(),
+            store.clone(),
+            Box::new(Hashing),
+            Some(path.clone()),
+        )
+        .unwrap();
+        assert_eq!(m.stats().episodes, 5);
+        assert_eq!(m.recall(&sig, now).unwrap()[0].episode.id, 3);
+        drop(m);
+        std::fs::write(&path, b"not a faiss index").unwrap();
+        let m = Memory::open(cfg, store.clone(), Box::new(Hashing), Some(path.clone())).unwrap();
+        assert_eq!(
+            m.recall(&sig, now).unwrap()[0].episode.id,
+            3,
+            "rebuilt from the store"
+        );
+        assert!(EpisodeIndex::load(&path).is_some(), "and written back");
+    }
+
+    #[test]
+    fn a_refuted_intuitive_answer_raises_theta_and_counts_against_the_pattern() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let m = Memory::open(
+            MemoryConfig::default(),
+            store.clone(),
+            Box::new(Hashing),
+            None,
+        )
+        .unwrap();
+        let now = Timestamp::now();
+        m.learn(&stored("a", "code_a", "A"), &fixed("a"), now, |ops| {
+            store.write(ops)
+        })
+        .unwrap();
+        let theta0 = m.theta();
+        let mut s = stored("b", "code_a", "A");
+        if let Some(t) = s.trace.as_mut() {
+            t.intuitive = true;
+            t.episode = Some(1);
+            t.pattern = Some(1);
+        }
+        let mut no = fixed("b");
+        no.outcome = FeedbackOutcome::NotFixed;
+        assert_eq!(m.learn(&s, &no, now, |ops| store.write(ops)).unwrap(), None);
+        assert!(m.theta() > theta0);
+        let p = &m.stats().families[0];
+        assert_eq!((p.episodes, p.worked, p.failed), (1, 1, 1));
+        assert_eq!(m.get(1).unwrap().unwrap().recalled_bad, 1);
+        // θ survives a reopen.
+        let m2 = Memory::open(MemoryConfig::default(), store, Box::new(Hashing), None).unwrap();
+        assert_eq!(m2.theta(), m.theta());
     }
 }

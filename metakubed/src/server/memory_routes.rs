@@ -26,14 +26,24 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let method = req.method().clone();
     let Some(warm) = state.warm().await else {
-        return error(&state, StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the daemon is shutting down");
+        return error(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the daemon is shutting down",
+        );
     };
     let Some(memory) = warm.memory.clone() else {
         let why = state
             .component("episode_index")
             .map(|c| format!("{:?}: {}", c.state, c.detail).to_lowercase())
             .unwrap_or_default();
-        return error(&state, StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("episodic memory is not available ({why})"));
+        return error(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            format!("episodic memory is not available ({why})"),
+        );
     };
     let rest = path.strip_prefix("/v1/memory").unwrap_or("");
     match (method.clone(), rest) {
@@ -87,8 +97,18 @@ async fn blocking(
 ) -> Resp {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => reply(StatusCode::OK, &v),
-        Ok(Err(e)) => error(state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e),
-        Err(e) => error(state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string()),
+        Ok(Err(e)) => error(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e,
+        ),
+        Err(e) => error(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        ),
     }
 }
 
@@ -100,10 +120,17 @@ fn export(memory: &Memory, unmasked: bool, episodes: bool) -> Result<Vec<u8>, St
     for mut e in all.into_iter().rev() {
         let line = if episodes {
             if !unmasked {
-                e.reasoning = e.reasoning.iter().map(|r| crate::memory::mask(r, &e.names)).collect();
+                e.reasoning = e
+                    .reasoning
+                    .iter()
+                    .map(|r| crate::memory::mask(r, &e.names))
+                    .collect();
                 for a in &mut e.actions {
                     a.summary = crate::memory::mask(&a.summary, &e.names);
-                    a.command = a.command.as_deref().map(|c| crate::memory::mask(c, &e.names));
+                    a.command = a
+                        .command
+                        .as_deref()
+                        .map(|c| crate::memory::mask(c, &e.names));
                 }
                 e.names.clear();
             }

@@ -173,7 +173,11 @@ fn load_memory(state: &State, store: &Arc<dyn Store>) -> Option<Arc<Memory>> {
     let cfg = &state.config;
     if !cfg.memory_enabled {
         for c in ["embedder", "episode_index"] {
-            state.set_component(c, ComponentState::Disabled, "memory is off (--no-memory)".into());
+            state.set_component(
+                c,
+                ComponentState::Disabled,
+                "memory is off (--no-memory)".into(),
+            );
         }
         return None;
     }
@@ -200,9 +204,13 @@ fn load_memory(state: &State, store: &Arc<dyn Store>) -> Option<Arc<Memory>> {
             t.elapsed().as_millis()
         ),
     );
-    let index_path =
-        (!cfg.ephemeral).then(|| cfg.data_dir.join("index").join("episodes.faiss"));
-    match Memory::open(cfg.memory.clone(), store.clone(), Box::new(embedder), index_path) {
+    let index_path = (!cfg.ephemeral).then(|| cfg.data_dir.join("index").join("episodes.faiss"));
+    match Memory::open(
+        cfg.memory.clone(),
+        store.clone(),
+        Box::new(embedder),
+        index_path,
+    ) {
         Ok(m) => {
             let s = m.stats();
             state.set_component(

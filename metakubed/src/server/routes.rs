@@ -41,7 +41,12 @@ pub(super) fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
         .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
-pub(super) fn error(state: &State, status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Resp {
+pub(super) fn error(
+    state: &State,
+    status: StatusCode,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Resp {
     state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     let mut body = ErrorBody::new(code, message);
     if code == ErrorCode::ProtocolMismatch {
@@ -293,7 +298,12 @@ fn snapshot_names(s: &metakube_shared::Snapshot) -> Vec<String> {
     let mut v: Vec<String> = s
         .objects
         .iter()
-        .flat_map(|o| [Some(o.name().to_string()), o.namespace().map(str::to_string)])
+        .flat_map(|o| {
+            [
+                Some(o.name().to_string()),
+                o.namespace().map(str::to_string),
+            ]
+        })
         .flatten()
         .collect();
     v.sort();
@@ -335,7 +345,16 @@ fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_l
                     crate::llm::explain(model.as_mut(), &st.config.llm, &d, &names, &mut on_text)
                 }
                 None => unavailable(match st.component("llm") {
-                    Some(c) => format!("model {:?}{}", c.state, if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) }).to_lowercase(),
+                    Some(c) => format!(
+                        "model {:?}{}",
+                        c.state,
+                        if c.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", c.detail)
+                        }
+                    )
+                    .to_lowercase(),
                     None => "no model".into(),
                 }),
             }
@@ -397,9 +416,11 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
                 })
                 .collect();
             // A correction confirms the named cause for the symptoms seen.
-            if let Some(reason) = request.reason.as_ref().filter(|r| {
-                stored.diagnosis.root_cause.as_ref().map(|c| &c.reason) != Some(*r)
-            }) {
+            if let Some(reason) = request
+                .reason
+                .as_ref()
+                .filter(|r| stored.diagnosis.root_cause.as_ref().map(|c| &c.reason) != Some(*r))
+            {
                 let symptoms: std::collections::BTreeSet<&String> =
                     stored.edges.iter().map(|(s, _)| s).collect();
                 for s in symptoms {
