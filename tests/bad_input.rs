@@ -194,7 +194,10 @@ fn protocol_errors_are_named() {
     assert_eq!(code, 400);
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["code"], "protocol_mismatch");
-    assert_eq!(e["server_protocols"][0], "1.0");
+    assert_eq!(
+        e["server_protocols"][0],
+        metakube_shared::PROTOCOL.to_string()
+    );
     assert!(e["message"]
         .as_str()
         .unwrap()

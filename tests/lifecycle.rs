@@ -39,7 +39,7 @@ fn restart_keeps_diagnoses_and_feedback() {
     let (code, body) = http(&d.socket, "GET", "/v1/health", &[], b"").unwrap();
     assert_eq!(code, 200);
     let h: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(h["protocol"], "1.0");
+    assert_eq!(h["protocol"], metakube_shared::PROTOCOL.to_string());
     let v = diagnose_json(&d.socket, "oom-at-startup-0");
     assert_eq!(v["root_cause"]["reason"], "MemoryLimitTooLow");
     let id = v["id"].as_str().unwrap().to_string();

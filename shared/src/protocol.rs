@@ -319,6 +319,8 @@ mod tests {
             ProtocolVersion { major: 1, minor: 0 }
         );
         assert!("x.y".parse::<ProtocolVersion>().is_err());
-        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.0\"");
+        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.1\"");
+        // 1.1 added the NDJSON stream: a 1.0 peer still talks to it.
+        assert!(PROTOCOL.compatible_with("1.0".parse().unwrap()));
     }
 }

@@ -93,7 +93,7 @@ impl Default for MemoryConfig {
             recency_half_life_days: 30.0,
             pattern_threshold: 0.9,
             max_episodes: 5000,
-            hnsw_above: 50_000,
+            hnsw_above: 10_000,
             weights: Weights::default(),
             theta: Theta::default(),
         }
@@ -298,7 +298,13 @@ pub struct Memory {
     embedder: Box<dyn Embedder>,
     index_path: Option<PathBuf>,
     inner: Mutex<Inner>,
+    /// Recent signature embeddings: one fault family shows the same masked signature in every
+    /// deployment, so repeats skip the model.
+    cache: Mutex<HashMap<String, Vec<f32>>>,
 }
+
+/// Signature embeddings kept in the cache.
+const EMBED_CACHE: usize = 1024;
 
 /// Counts for `memory stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -450,6 +456,7 @@ impl Memory {
                 generation,
                 unsaved: 0,
             }),
+            cache: Mutex::new(HashMap::new()),
         };
         if rebuilt && !vectors.is_empty() {
             tracing::info!(
@@ -477,11 +484,27 @@ impl Memory {
 
     /// Embeds a signature.
     pub fn embed(&self, sig: &Signature) -> Result<Vec<f32>, MemoryError> {
-        Ok(self
+        let text = sig.text();
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&text)
+            .cloned();
+        if let Some(v) = cached {
+            return Ok(v);
+        }
+        let v = self
             .embedder
-            .embed(&[&sig.text()])?
+            .embed(&[&text])?
             .pop()
-            .unwrap_or_else(|| vec![0.0; DIM]))
+            .unwrap_or_else(|| vec![0.0; DIM]);
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.len() >= EMBED_CACHE {
+            c.clear();
+        }
+        c.insert(text, v.clone());
+        Ok(v)
     }
 
     /// The top-k episodes for a signature, by λ·similarity + (1−λ)·recency.
@@ -1157,8 +1180,10 @@ mod tests {
     }
 
     fn stored(id: &str, code: &str, reason: &str) -> StoredDiagnosis {
-        let mut sig = Signature::default();
-        sig.lines = vec![format!("Pod {code}")];
+        let mut sig = Signature {
+            lines: vec![format!("Pod {code}")],
+            ..Default::default()
+        };
         sig.context.target_kind = "Deployment".into();
         sig.context.codes.insert(code.into());
         StoredDiagnosis {

@@ -93,10 +93,10 @@ fn line(s: &Signal) -> String {
                 l.push_str(&format!(" exit code {}", v as i64));
             }
         }
-        c if c.starts_with("log_") || c.contains("refused") || c.contains("dns") => {
-            if s.peer.is_some() {
-                l.push_str(" naming a peer");
-            }
+        c if (c.starts_with("log_") || c.contains("refused") || c.contains("dns"))
+            && s.peer.is_some() =>
+        {
+            l.push_str(" naming a peer");
         }
         _ => {}
     }
