@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use metakube_shared::{
-    DiagnoseRequest, Diagnosis, ErrorBody, ErrorCode, Explanation, FeedbackOutcome,
+    ComponentState, DiagnoseRequest, Diagnosis, ErrorBody, ErrorCode, Explanation, FeedbackOutcome,
     FeedbackRequest, FeedbackResponse, Health, Pathway, ProtocolVersion, Stats, StreamEvent,
     NDJSON, PROTOCOL, PROTOCOL_HEADER,
 };
@@ -97,11 +97,23 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
 }
 
 fn health(state: &State) -> Resp {
-    let components = state
+    let mut components = state
         .components
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    // Memory changes with every feedback: report it live.
+    let memory = state.warm.borrow().as_ref().and_then(|w| w.memory.clone());
+    if let (Some(m), Some(c)) = (
+        memory,
+        components.iter_mut().find(|c| c.name == "episode_index"),
+    ) {
+        let s = m.stats();
+        c.detail = format!(
+            "{} episodes in {} patterns, FAISS {}, θ {:.2}",
+            s.episodes, s.patterns, s.index, s.theta
+        );
+    }
     json(
         StatusCode::OK,
         &Health {
@@ -333,6 +345,14 @@ fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_l
         let explanation = if no_llm {
             unavailable("skipped (--no-llm)".into())
         } else {
+            // The diagnosis is already out; the explanation may wait for a model still loading.
+            let deadline = Instant::now() + std::time::Duration::from_secs(60);
+            while st.component("llm").is_some_and(|c| c.state == ComponentState::Loading)
+                && Instant::now() < deadline
+                && !tx.is_closed()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             let mut guard = st.llm.lock().unwrap_or_else(|p| p.into_inner());
             match guard.as_mut() {
                 Some(model) => {
