@@ -744,12 +744,10 @@ impl Memory {
             g.next_id = id + 1;
         }
         g.unsaved += 1;
-        let rebuild = g.index.wants_rebuild(self.cfg.hnsw_above);
-        let save = g.unsaved >= 64 || rebuild;
+        // A rebuild (HNSW threshold crossed, tombstones piling up) can take minutes at a
+        // million episodes: `maintain` does it off the request path.
+        let save = g.unsaved >= 64 && !g.index.wants_rebuild(self.cfg.hnsw_above);
         drop(g);
-        if rebuild {
-            self.rebuild_index()?;
-        }
         if save {
             self.persist_index()?;
         }
@@ -826,8 +824,25 @@ impl Memory {
         all.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Rebuilds the index from the store (after crossing the HNSW threshold, or when removed
-    /// vectors pile up in an HNSW index).
+    /// Background upkeep, called periodically by the daemon: rebuilds the index when it
+    /// wants it and saves it when changes are unsaved. Requests are served meanwhile (the old
+    /// index answers until the new one is swapped in). Returns whether it rebuilt.
+    pub fn maintain(&self) -> Result<bool, MemoryError> {
+        let (rebuild, unsaved) = {
+            let g = self.lock();
+            (g.index.wants_rebuild(self.cfg.hnsw_above), g.unsaved)
+        };
+        if rebuild {
+            self.rebuild_index()?;
+        }
+        if rebuild || unsaved > 0 {
+            self.persist_index()?;
+        }
+        Ok(rebuild)
+    }
+
+    /// Rebuilds the index from the store without holding the lock while it builds, then
+    /// catches up with what was learnt or forgotten meanwhile and swaps it in.
     pub fn rebuild_index(&self) -> Result<(), MemoryError> {
         let mut vectors = Vec::new();
         self.store.scan(Cf::Embeddings, &mut |k, v| {
@@ -836,8 +851,32 @@ impl Memory {
             }
             true
         })?;
-        let ix = EpisodeIndex::build(&vectors, self.cfg.hnsw_above)?;
-        self.lock().index = ix;
+        let built: std::collections::HashSet<u64> = vectors.iter().map(|(id, _)| *id).collect();
+        let mut ix = EpisodeIndex::build(&vectors, self.cfg.hnsw_above)?;
+        drop(vectors);
+        let mut g = self.lock();
+        let gone: Vec<u64> = built
+            .iter()
+            .copied()
+            .filter(|id| !g.slim.contains_key(id))
+            .collect();
+        ix.remove(&gone)?;
+        let new: Vec<u64> = g
+            .slim
+            .keys()
+            .copied()
+            .filter(|id| !built.contains(id))
+            .collect();
+        for id in new {
+            if let Some(Some((_, v))) = self
+                .store
+                .get(Cf::Embeddings, &key(id))?
+                .map(|b| decode_vec(&b))
+            {
+                ix.add(id, &v)?;
+            }
+        }
+        g.index = ix;
         Ok(())
     }
 
@@ -1294,8 +1333,10 @@ mod tests {
                 )
                 .unwrap();
             }
+            assert_eq!(m.stats().index, "flat", "the rebuild waits for maintenance");
+            assert!(m.maintain().unwrap());
             assert_eq!(m.stats().index, "hnsw");
-            m.persist_index().unwrap();
+            assert!(!m.maintain().unwrap());
         }
         let sig = stored("x", "code_c", "R").trace.unwrap().signature;
         let m = Memory::open(

@@ -231,6 +231,27 @@ fn load_memory(state: &State, store: &Arc<dyn Store>) -> Option<Arc<Memory>> {
     }
 }
 
+/// Every 30 s: episodic memory's index rebuilt when it wants it (off the request path) and
+/// saved when changed.
+async fn memory_upkeep(state: Arc<State>) {
+    let Some(warm) = state.warm().await else {
+        return;
+    };
+    let Some(memory) = warm.memory.clone() else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let m = memory.clone();
+        match tokio::task::spawn_blocking(move || m.maintain()).await {
+            Ok(Ok(true)) => info!("episode index rebuilt"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => warn!(error = %e, "episode index upkeep failed; retrying later"),
+            Err(_) => warn!("episode index upkeep panicked; retrying later"),
+        }
+    }
+}
+
 /// Loads the explanation model; diagnoses are answered meanwhile, without it.
 fn load_llm(state: &State) {
     let cfg = &state.config;
@@ -399,6 +420,7 @@ pub async fn serve(
         llm: Arc::new(std::sync::Mutex::new(None)),
     });
     load_warm(state.clone(), tx);
+    let upkeep = tokio::spawn(memory_upkeep(state.clone()));
     let my_uid = rustix::process::getuid().as_raw();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -439,6 +461,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    upkeep.abort();
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => warn!("connections still open after 10s; closing"),

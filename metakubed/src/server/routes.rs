@@ -347,7 +347,9 @@ fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_l
         } else {
             // The diagnosis is already out; the explanation may wait for a model still loading.
             let deadline = Instant::now() + std::time::Duration::from_secs(60);
-            while st.component("llm").is_some_and(|c| c.state == ComponentState::Loading)
+            while st
+                .component("llm")
+                .is_some_and(|c| c.state == ComponentState::Loading)
                 && Instant::now() < deadline
                 && !tx.is_closed()
             {
