@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::quantized::gguf_file;
 use metakube_tests::{
-    expected_target, http, ok_stdout, plugin, proto, repo_root, scenario, Daemon,
+    diagnose_args, diagnose_scenario, expected_target, http, ok_stdout, plugin, proto, repo_root,
+    scenario, Daemon,
 };
 use metakubed::llm::candle::CandleLlm;
 use metakubed::llm::tokenizer::GgufTokenizer;
@@ -245,19 +246,9 @@ fn the_daemon_streams_the_diagnosis_first_then_a_grounded_explanation() {
         .unwrap()
         .contains("--no-llm"));
     // The plugin prints the diagnosis and then the checked explanation.
-    let dir = scenario("selector-mismatch-cascade-0");
-    let (kind, ns, n) = expected_target(&dir);
-    let out = ok_stdout(&plugin(
-        &d.socket,
-        &[
-            "diagnose",
-            &format!("{}/{}", kind.to_lowercase(), n),
-            "-n",
-            &ns,
-            "--from-dump",
-            dir.join("dump").to_str().unwrap(),
-        ],
-    ));
+    let args = diagnose_args("selector-mismatch-cascade-0", &[]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok_stdout(&plugin(&d.socket, &refs));
     let root = out.find("ROOT CAUSE").unwrap();
     let expl = out.find("EXPLANATION").unwrap();
     assert!(root < expl, "{out}");
@@ -265,20 +256,7 @@ fn the_daemon_streams_the_diagnosis_first_then_a_grounded_explanation() {
         out.contains("grounding check removed 2 sentence(s)"),
         "{out}"
     );
-    let json: Value = serde_json::from_str(&ok_stdout(&plugin(
-        &d.socket,
-        &[
-            "diagnose",
-            &format!("{}/{}", kind.to_lowercase(), n),
-            "-n",
-            &ns,
-            "--from-dump",
-            dir.join("dump").to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-    )))
-    .unwrap();
+    let json = diagnose_scenario(&d.socket, "selector-mismatch-cascade-0", &[]);
     assert!(json["llm"]["backend"]
         .as_str()
         .unwrap()

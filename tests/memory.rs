@@ -2,28 +2,14 @@
 //! signatures, the second time a fault family appears (with other names) answered from memory,
 //! and memory surviving restarts, kill -9 and a corrupt index file.
 
-use metakube_tests::{expected_target, http, ok_stdout, plugin, repo_root, scenario, Daemon};
+use metakube_tests::{
+    diagnose_scenario, expected_target, http, ok_stdout, plugin, repo_root, scenario, Daemon,
+};
 use rustix::process::Signal;
 use serde_json::Value;
 
 fn diagnose(socket: &std::path::Path, name: &str) -> Value {
-    let dir = scenario(name);
-    let (kind, ns, n) = expected_target(&dir);
-    let out = ok_stdout(&plugin(
-        socket,
-        &[
-            "diagnose",
-            &format!("{}/{}", kind.to_lowercase(), n),
-            "-n",
-            &ns,
-            "--from-dump",
-            dir.join("dump").to_str().unwrap(),
-            "--no-llm",
-            "-o",
-            "json",
-        ],
-    ));
-    serde_json::from_str(&out).unwrap()
+    diagnose_scenario(socket, name, &["--no-llm"])
 }
 
 fn feedback(socket: &std::path::Path, id: &str, args: &[&str]) -> String {
@@ -139,24 +125,11 @@ fn the_second_time_a_family_appears_it_is_answered_from_memory() {
     assert_eq!(other["pathway"], "analytical");
     assert_eq!(other["root_cause"]["reason"], "MemoryLimitTooLow");
     // --no-memory always reasons analytically.
-    let dir = scenario("selector-mismatch-cascade-2");
-    let (kind, ns, n) = expected_target(&dir);
-    let v: Value = serde_json::from_str(&ok_stdout(&plugin(
+    let v = diagnose_scenario(
         &d.socket,
-        &[
-            "diagnose",
-            &format!("{}/{}", kind.to_lowercase(), n),
-            "-n",
-            &ns,
-            "--from-dump",
-            dir.join("dump").to_str().unwrap(),
-            "--no-llm",
-            "--no-memory",
-            "-o",
-            "json",
-        ],
-    )))
-    .unwrap();
+        "selector-mismatch-cascade-2",
+        &["--no-llm", "--no-memory"],
+    );
     assert_eq!(v["pathway"], "analytical");
     assert!(v.get("memory").is_none());
 }

@@ -281,3 +281,28 @@ pub fn expected_target(dir: &Path) -> (String, String, String) {
     let s = |k: &str| t[k].as_str().expect("target field").to_string();
     (s("kind"), s("namespace"), s("name"))
 }
+
+/// The plugin's arguments to diagnose a corpus scenario's target from its dump, then `extra`.
+pub fn diagnose_args(name: &str, extra: &[&str]) -> Vec<String> {
+    let dir = scenario(name);
+    let (kind, ns, n) = expected_target(&dir);
+    let mut a: Vec<String> = vec![
+        "diagnose".into(),
+        format!("{}/{}", kind.to_lowercase(), n),
+        "-n".into(),
+        ns,
+        "--from-dump".into(),
+        dir.join("dump").display().to_string(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// Diagnoses a corpus scenario through the plugin with `-o json` and `extra` flags.
+pub fn diagnose_scenario(socket: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
+    let mut extra = extra.to_vec();
+    extra.extend(["-o", "json"]);
+    let args = diagnose_args(name, &extra);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    serde_json::from_str(&ok_stdout(&plugin(socket, &refs))).expect("diagnosis JSON")
+}

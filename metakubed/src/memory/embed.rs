@@ -18,7 +18,7 @@ pub const MAX_TOKENS: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     /// A model file is missing or unreadable.
-    #[error("cannot read {path}: {source} (run models/fetch.sh, or set embedder_dir)")]
+    #[error("cannot read {path}: {source} (run models/fetch.sh, or point models_dir / METAKUBE_MODELS at the models)")]
     Read {
         /// File.
         path: PathBuf,
