@@ -277,6 +277,8 @@ struct Inner {
     theta: Theta,
     generation: u64,
     unsaved: usize,
+    /// The index missed a change and must be rebuilt from the store.
+    stale: bool,
 }
 
 /// What turns text into vectors; MiniLM in the daemon.
@@ -455,6 +457,7 @@ impl Memory {
                 theta,
                 generation,
                 unsaved: 0,
+                stale: false,
             }),
             cache: Mutex::new(HashMap::new()),
         };
@@ -723,7 +726,8 @@ impl Memory {
             Some(generation.to_le_bytes().to_vec()),
         ));
         commit(&ops)?;
-        // Durable: now the in-memory state follows.
+        // Durable: now the in-memory state follows. From here nothing may fail the feedback
+        // (it is stored); an index that falls out of step is rebuilt by the next upkeep.
         g.generation = generation;
         g.theta = theta;
         for (id, s, _) in slim_updates {
@@ -732,24 +736,28 @@ impl Memory {
         for (id, p) in touched {
             g.patterns.insert(id, p);
         }
-        if !evicted.is_empty() {
-            g.index.remove(&evicted)?;
-            for e in &evicted {
-                g.slim.remove(e);
-            }
+        for e in &evicted {
+            g.slim.remove(e);
         }
+        let mut step = g.index.remove(&evicted);
         if let Some((id, s, v)) = new_vec {
-            g.index.add(id, &v)?;
+            step = step.and_then(|_| g.index.add(id, &v));
             g.slim.insert(id, s);
             g.next_id = id + 1;
+        }
+        if let Err(e) = step {
+            tracing::warn!(error = %e, "episode index out of step with the store; rebuilding at the next upkeep");
+            g.stale = true;
         }
         g.unsaved += 1;
         // A rebuild (HNSW threshold crossed, tombstones piling up) can take minutes at a
         // million episodes: `maintain` does it off the request path.
-        let save = g.unsaved >= 64 && !g.index.wants_rebuild(self.cfg.hnsw_above);
+        let save = g.unsaved >= 64 && !g.stale && !g.index.wants_rebuild(self.cfg.hnsw_above);
         drop(g);
         if save {
-            self.persist_index()?;
+            if let Err(e) = self.persist_index() {
+                tracing::warn!(error = %e, "saving the episode index failed; it is rebuilt at start if needed");
+            }
         }
         Ok(new_id)
     }
@@ -830,7 +838,10 @@ impl Memory {
     pub fn maintain(&self) -> Result<bool, MemoryError> {
         let (rebuild, unsaved) = {
             let g = self.lock();
-            (g.index.wants_rebuild(self.cfg.hnsw_above), g.unsaved)
+            (
+                g.stale || g.index.wants_rebuild(self.cfg.hnsw_above),
+                g.unsaved,
+            )
         };
         if rebuild {
             self.rebuild_index()?;
@@ -877,6 +888,7 @@ impl Memory {
             }
         }
         g.index = ix;
+        g.stale = false;
         Ok(())
     }
 
@@ -886,6 +898,11 @@ impl Memory {
             return Ok(());
         };
         let mut g = self.lock();
+        if g.stale {
+            // Never save an index that missed a change: without a file, start rebuilds it.
+            let _ = std::fs::remove_file(path);
+            return Ok(());
+        }
         g.index.save(path)?;
         std::fs::write(path.with_extension("gen"), g.generation.to_string()).map_err(|source| {
             IndexError::Io {
