@@ -33,6 +33,16 @@ pub struct Truth {
 }
 
 impl Truth {
+    /// The snapshot of this scenario's target from its `dump/` folder.
+    pub fn snapshot(&self, dir: &Path) -> anyhow::Result<metakube_shared::Snapshot> {
+        let target = TargetRef {
+            kind: self.target.kind.clone(),
+            name: self.target.name.clone(),
+        };
+        let ns = self.target.namespace.as_deref().unwrap_or("default");
+        super::diagnose::snapshot_from_dump(&dir.join("dump"), &target, ns)
+    }
+
     /// Whether `r` is an acceptable root cause.
     pub fn accepts(&self, r: &ObjectRef) -> bool {
         self.root_cause_any_of
@@ -174,15 +184,6 @@ pub async fn run(
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         let truth = read_truth(&dir)?;
-        let target = TargetRef {
-            kind: truth.target.kind.clone(),
-            name: truth.target.name.clone(),
-        };
-        let ns = truth
-            .target
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
         let mut r = CaseResult {
             name: name.clone(),
             category: truth.category,
@@ -196,7 +197,7 @@ pub async fn run(
             latency_ms: 0.0,
             error: None,
         };
-        let snap = match super::diagnose::snapshot_from_dump(&dir.join("dump"), &target, &ns) {
+        let snap = match truth.snapshot(&dir) {
             Ok(s) => s,
             Err(e) => {
                 r.error = Some(e.to_string());

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use metakube_shared::{
     DiagnoseOptions, DiagnoseRequest, Diagnosis, FeedbackOutcome, FeedbackRequest,
-    FeedbackResponse, Pathway, TargetRef,
+    FeedbackResponse, Pathway,
 };
 use serde::Serialize;
 
@@ -82,16 +82,7 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let target = TargetRef {
-            kind: truth.target.kind.clone(),
-            name: truth.target.name.clone(),
-        };
-        let ns = truth
-            .target
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let snap = match super::diagnose::snapshot_from_dump(&dir.join("dump"), &target, &ns) {
+        let snap = match truth.snapshot(&dir) {
             Ok(s) => s,
             Err(e) => {
                 writeln!(out, "{name}: skipped: {e}")?;

@@ -29,6 +29,10 @@ impl Weights {
 
     /// A copy sharing the weights (and holding a copy of the attention cache), where the
     /// architecture's type allows it.
+    fn clonable(&self) -> bool {
+        !matches!(self, Weights::Qwen2(_))
+    }
+
     fn try_clone(&self) -> Option<Weights> {
         match self {
             Weights::Llama(m) => Some(Weights::Llama(m.clone())),
@@ -155,7 +159,7 @@ impl CandleLlm {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
         let start = Instant::now();
-        if self.weights.try_clone().is_none() {
+        if !self.weights.clonable() {
             // Qwen2's type cannot be copied: run it in place from an empty cache.
             self.weights.clear();
             let text = format!("{prefix}{rest}");

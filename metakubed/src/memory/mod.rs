@@ -378,6 +378,15 @@ fn decode_vec(b: &[u8]) -> Option<(Slim, Vec<f32>)> {
     Some((Slim { time, value }, v))
 }
 
+/// A write of one of the controller's counters (next id, generation).
+fn counter(name: &[u8], value: u64) -> Op {
+    (
+        Cf::Controller,
+        name.to_vec(),
+        Some(value.to_le_bytes().to_vec()),
+    )
+}
+
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
@@ -706,11 +715,7 @@ impl Memory {
             }
             new_vec = Some((id, slim, v));
             new_id = Some(id);
-            ops.push((
-                Cf::Controller,
-                KEY_NEXT_ID.to_vec(),
-                Some((id + 1).to_le_bytes().to_vec()),
-            ));
+            ops.push(counter(KEY_NEXT_ID, id + 1));
         }
         for (id, s, v) in &slim_updates {
             ops.push((Cf::Embeddings, key(*id), Some(encode_vec(*s, v))));
@@ -720,11 +725,7 @@ impl Memory {
         }
         ops.push((Cf::Controller, KEY_THETA.to_vec(), Some(json(&theta))));
         let generation = g.generation + 1;
-        ops.push((
-            Cf::Controller,
-            KEY_GENERATION.to_vec(),
-            Some(generation.to_le_bytes().to_vec()),
-        ));
+        ops.push(counter(KEY_GENERATION, generation));
         commit(&ops)?;
         // Durable: now the in-memory state follows. From here nothing may fail the feedback
         // (it is stored); an index that falls out of step is rebuilt by the next upkeep.
@@ -982,11 +983,7 @@ impl Memory {
             ops.push((Cf::Embeddings, key(*id), None));
         }
         let generation = g.generation + 1;
-        ops.push((
-            Cf::Controller,
-            KEY_GENERATION.to_vec(),
-            Some(generation.to_le_bytes().to_vec()),
-        ));
+        ops.push(counter(KEY_GENERATION, generation));
         self.store.write(&ops)?;
         g.generation = generation;
         g.index.remove(&known)?;
@@ -1049,16 +1046,8 @@ impl Memory {
             }
             let next = g.next_id + adds.len() as u64;
             let generation = g.generation + 1;
-            ops.push((
-                Cf::Controller,
-                KEY_NEXT_ID.to_vec(),
-                Some(next.to_le_bytes().to_vec()),
-            ));
-            ops.push((
-                Cf::Controller,
-                KEY_GENERATION.to_vec(),
-                Some(generation.to_le_bytes().to_vec()),
-            ));
+            ops.push(counter(KEY_NEXT_ID, next));
+            ops.push(counter(KEY_GENERATION, generation));
             self.store.write(&ops)?;
             g.next_id = next;
             g.generation = generation;

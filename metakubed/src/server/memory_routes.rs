@@ -25,13 +25,9 @@ fn query<'a>(req: &'a Request<Incoming>, key: &str) -> Option<&'a str> {
 pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let method = req.method().clone();
-    let Some(warm) = state.warm().await else {
-        return error(
-            &state,
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "the daemon is shutting down",
-        );
+    let warm = match super::routes::warm_or_unavailable(&state).await {
+        Ok(w) => w,
+        Err(resp) => return resp,
     };
     let Some(memory) = warm.memory.clone() else {
         let why = state

@@ -150,6 +150,18 @@ async fn stats(state: &State) -> Resp {
     )
 }
 
+/// The warm state, waiting for it to load; 503 when the daemon is shutting down.
+pub(super) async fn warm_or_unavailable(state: &State) -> Result<Arc<super::Warm>, Resp> {
+    state.warm().await.ok_or_else(|| {
+        error(
+            state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the daemon is shutting down",
+        )
+    })
+}
+
 /// Checks the protocol header and reads a JSON body within the size limit.
 pub(super) async fn read_body<T: serde::de::DeserializeOwned>(
     state: &State,
@@ -238,13 +250,9 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let Some(warm) = state.warm().await else {
-        return error(
-            &state,
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "the daemon is shutting down",
-        );
+    let warm = match warm_or_unavailable(&state).await {
+        Ok(w) => w,
+        Err(resp) => return resp,
     };
     let id = uuid::Uuid::new_v4().to_string();
     let w = warm.clone();
@@ -267,7 +275,13 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
                 tracing::warn!(error = %e, "could not store the diagnosis; feedback on it will not be possible");
             }
         }
-        out.map(|d| (d, snapshot_names(&request.snapshot)))
+        // What an explanation may name: only needed when one is streamed.
+        let names = if stream && !request.options.no_llm {
+            snapshot_names(&request.snapshot)
+        } else {
+            Vec::new()
+        };
+        out.map(|d| (d, names))
     })
     .await;
     match result {
@@ -404,13 +418,9 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let Some(warm) = state.warm().await else {
-        return error(
-            &state,
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "the daemon is shutting down",
-        );
+    let warm = match warm_or_unavailable(&state).await {
+        Ok(w) => w,
+        Err(resp) => return resp,
     };
     let w = warm.clone();
     let res = tokio::task::spawn_blocking(
