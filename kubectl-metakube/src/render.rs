@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
-use metakube_shared::{Diagnosis, EvidenceSource, Risk};
+use metakube_shared::{Diagnosis, EvidenceSource, Risk, Verdict};
 
 /// Output format (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +20,7 @@ pub enum Output {
 const BOLD: Style = Style::new().bold();
 const RED: Style = AnsiColor::Red.on_default().bold();
 const GREEN: Style = AnsiColor::Green.on_default().bold();
+const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
 const DIM: Style = Style::new().dimmed();
 const CYAN: Style = AnsiColor::Cyan.on_default();
 
@@ -99,8 +100,12 @@ fn text(w: &mut dyn Write, d: &Diagnosis) -> std::io::Result<()> {
             )?;
             writeln!(w, "  {}", rc.summary)?;
         }
-        _ if d.symptoms.is_empty() => {
+        _ if d.symptoms.is_empty() && d.verdict == Verdict::Healthy => {
             writeln!(w, "{GREEN}NO PROBLEM FOUND{GREEN:#}  {}", d.target)?;
+            writeln!(w, "  {}", d.explanation)?;
+        }
+        _ if d.symptoms.is_empty() => {
+            writeln!(w, "{YELLOW}INCONCLUSIVE{YELLOW:#}  {}", d.target)?;
             writeln!(w, "  {}", d.explanation)?;
         }
         _ => {

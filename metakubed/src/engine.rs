@@ -10,7 +10,7 @@ use std::time::Instant;
 use metakube_shared::snapshot::SnapshotError;
 use metakube_shared::{
     Diagnosis, Evidence, EvidenceSource, Hypothesis, KubeObject, Pathway, RootCause, Snapshot,
-    Symptom, Timings,
+    Symptom, Timings, Verdict,
 };
 
 use crate::graph::domain::DomainGraph;
@@ -20,6 +20,7 @@ use crate::memory::controller::Decision;
 use crate::memory::signature::Signature;
 use crate::memory::Trace;
 use crate::remediation;
+use crate::signals::rules::SymptomRules;
 use crate::signals::{self, LogPatterns, Signal};
 use crate::snapshot::Cluster;
 
@@ -30,6 +31,8 @@ pub struct Knowledge {
     pub domain: DomainGraph,
     /// Log line templates.
     pub patterns: LogPatterns,
+    /// Event, status and condition templates of Kubernetes' own components.
+    pub rules: SymptomRules,
 }
 
 impl Knowledge {
@@ -38,6 +41,7 @@ impl Knowledge {
         Knowledge {
             domain: DomainGraph::builtin(),
             patterns: LogPatterns::builtin(),
+            rules: SymptomRules::builtin(),
         }
     }
 }
@@ -92,7 +96,7 @@ pub fn analyze_cluster(
     timings: &mut BTreeMap<String, f64>,
 ) -> Analysis {
     let t = Instant::now();
-    let signals = signals::extract(cluster, &k.patterns);
+    let signals = signals::extract(cluster, &k.patterns, &k.rules);
     lap(timings, "signals", t);
     let t = Instant::now();
     let graph = KubeGraph::build(cluster, &signals);
@@ -235,6 +239,12 @@ pub fn diagnose_with(
             report.as_ref().map_or(0, |r| r.seen)
         ),
         Some(f) => explain(f, &remediation),
+        None if symptoms.is_empty() && !snap.meta.gaps.is_empty() => format!(
+            "Inconclusive: nothing wrong was seen with {}, but {} input(s) could not be read ({}), so it is not called healthy.",
+            snap.target,
+            snap.meta.gaps.len(),
+            snap.meta.gaps.iter().map(|g| g.what.as_str()).take(5).collect::<Vec<_>>().join(", ")
+        ),
         None if symptoms.is_empty() => format!("No problem found: {} and the objects around it look healthy in this snapshot.", snap.target),
         None => format!(
             "{} shows {} symptom(s) ({}), but the evidence does not single out a root cause; see the symptoms and hypotheses.",
@@ -253,9 +263,16 @@ pub fn diagnose_with(
         })
         .unwrap_or_default();
     let total = start.elapsed().as_secs_f64() * 1000.0;
+    let verdict = match &top {
+        Some(_) => Verdict::RootCause,
+        None if !symptoms.is_empty() => Verdict::SymptomsOnly,
+        None if !snap.meta.gaps.is_empty() => Verdict::Inconclusive,
+        None => Verdict::Healthy,
+    };
     let diagnosis = Diagnosis {
         id,
         target: snap.target.clone(),
+        verdict,
         category: top.as_ref().map(|f| f.category),
         root_cause: top.as_ref().map(|f| RootCause {
             object: f.object.clone(),

@@ -399,6 +399,70 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                 Risk::Medium,
             ));
         }
+        "uncordon" => {
+            let nodes: Vec<String> = p(f, "nodes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(s).collect())
+                .unwrap_or_else(|| vec![o.name.clone()]);
+            out.push(patch(o, "merge", json!({"spec": {"unschedulable": false}}), format!("uncordon node {} so the scheduler can place pods on it again", o.name), Risk::Medium));
+            if nodes.len() > 1 {
+                out.push(command(format!("kubectl uncordon {}", nodes.join(" ")), format!("uncordon every node the pods may run on ({})", nodes.join(", ")), Risk::Medium));
+            }
+        }
+        "manual_scheduler" => {
+            let node = p(f, "node").map(s).unwrap_or_else(|| "the control-plane node".into());
+            out.push(command("kubectl -n kube-system get pods -l component=kube-scheduler -o wide".into(), "see whether a kube-scheduler pod runs (static pod clusters)".into(), Risk::Low));
+            out.push(manual(format!("start kube-scheduler on {node} (systemd clusters: `systemctl status kube-scheduler`, `journalctl -u kube-scheduler`, then `systemctl restart kube-scheduler`); Pending pods are scheduled as soon as it runs")));
+        }
+        "scale_up" => {
+            let n = p(f, "replicas").cloned().unwrap_or(json!(1));
+            out.push(patch(o, "merge", json!({"spec": {"replicas": n}}), format!("scale {} back to {n} replica(s) so its Service has endpoints again", o.name), Risk::Low));
+        }
+        "fix_env_port" => {
+            if let (Some(ptr), Some(v)) = (p(f, "pointer"), p(f, "value")) {
+                out.push(patch(o, "json", json!([{"op": "replace", "path": s(ptr), "value": v}]), format!("point {} at the port its Service exposes ({})", p(f, "env").map(s).unwrap_or_default(), s(v)), Risk::Medium));
+            }
+        }
+        "fix_dns_policy" => {
+            if let Some(prefix) = p(f, "prefix") {
+                let mut ops = vec![json!({"op": "replace", "path": format!("{}/dnsPolicy", s(prefix)), "value": "ClusterFirst"})];
+                if p(f, "has_dns_config").and_then(Value::as_bool).unwrap_or(false) {
+                    ops.push(json!({"op": "remove", "path": format!("{}/dnsConfig", s(prefix))}));
+                }
+                out.push(patch(o, "json", Value::Array(ops), "use the cluster DNS again (dnsPolicy ClusterFirst, no custom nameservers)".into(), Risk::Medium));
+            }
+        }
+        "raise_quota" => {
+            if let (Some(k), Some(v)) = (p(f, "quota_key"), p(f, "quota_value")) {
+                out.push(patch(o, "merge", json!({"spec": {"hard": {s(k): v}}}), format!("raise ResourceQuota {}'s {} to {} so Service {} can be created (then re-apply it)", o.name, s(k), s(v), p(f, "service").map(s).unwrap_or_default()), Risk::Medium));
+            }
+        }
+        "manual_database" => {
+            out.push(command(logs_cmd(o), format!("read {}'s own log: connection count, read-only switch, replication state", o.name), Risk::Low));
+            out.push(manual(format!("restore {}: make it writable again (MySQL `SET GLOBAL read_only=OFF`, PostgreSQL `default_transaction_read_only`), or raise its connection limit (max_connections) and find the client that holds connections", o.name)));
+        }
+        "fix_probe_protocol" => {
+            if let Some(ptr) = p(f, "pointer") {
+                let kind = p(f, "probe_kind").map(s).unwrap_or_else(|| "tcpSocket".into());
+                let port = p(f, "port").cloned().unwrap_or(Value::Null);
+                if !port.is_null() {
+                    out.push(patch(
+                        o,
+                        "json",
+                        json!([{"op": "remove", "path": format!("{}/httpGet", s(ptr))}, {"op": "add", "path": format!("{}/{kind}", s(ptr)), "value": {"port": port}}]),
+                        format!("probe port {port} with the {kind} handler the server answers instead of HTTP GET"),
+                        Risk::Medium,
+                    ));
+                }
+            }
+        }
+        "template" => {
+            let text = p(f, "fix_text").map(s).unwrap_or_default();
+            out.push(command(format!("kubectl {}describe {} {}", o.namespace_flag(), o.kind.to_ascii_lowercase(), o.name), format!("inspect {} {}", o.kind, o.name), Risk::Low));
+            if !text.is_empty() {
+                out.push(manual(text));
+            }
+        }
         "manual_upstream" => out.push(manual(format!("fix {} so it answers with valid data; check its recent changes and what it returns: {}", o.name, logs_cmd(o)))),
         "manual_dependency" => {
             let host = p(f, "host").map(s).unwrap_or_default();
@@ -615,6 +679,7 @@ pub fn check_schema(obj: &Value) -> Result<(), PatchError> {
         "CronJob" => check::<batch::CronJob>(obj, kind),
         "Pod" => check::<core::Pod>(obj, kind),
         "Service" => check::<core::Service>(obj, kind),
+        "Node" => check::<core::Node>(obj, kind),
         "PersistentVolumeClaim" => check::<core::PersistentVolumeClaim>(obj, kind),
         "NetworkPolicy" => check::<net::NetworkPolicy>(obj, kind),
         "HorizontalPodAutoscaler" => check::<hpa::HorizontalPodAutoscaler>(obj, kind),

@@ -15,6 +15,11 @@ use serde::Deserialize;
 
 use crate::snapshot::{Cluster, Obj};
 
+pub mod rules;
+mod workloads;
+
+use rules::SymptomRules;
+
 /// One normalised symptom.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
@@ -31,6 +36,8 @@ pub struct Signal {
     /// A host or object the symptom names (a peer in a log line, a missing ConfigMap, a
     /// taint, a node).
     pub peer: Option<String>,
+    /// The port the symptom names with its peer (`redis-cart:6380`, `dial tcp IP:7001`).
+    pub port: Option<i32>,
     /// A numeric payload (seconds of uptime before an OOM kill, exit code, seconds of a call).
     pub value: Option<f64>,
     /// How clearly the evidence shows the symptom, 0–1.
@@ -39,6 +46,21 @@ pub struct Signal {
     pub hint: Option<Category>,
     /// How many times it was seen (event count, matching log lines).
     pub count: u32,
+    /// The symptom template that produced it, when it came from `symptom_rules.yaml`.
+    pub rule: Option<RuleHit>,
+}
+
+/// Which template produced a signal, and what the template says about the cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleHit {
+    /// Template id.
+    pub id: String,
+    /// The cause code it names.
+    pub cause: String,
+    /// Where that cause lives.
+    pub at: crate::graph::domain::At,
+    /// Its category.
+    pub category: Category,
 }
 
 impl Signal {
@@ -61,10 +83,12 @@ impl Signal {
             },
             detail,
             peer: None,
+            port: None,
             value: None,
             strength: 1.0,
             hint: None,
             count: 1,
+            rule: None,
         }
     }
 
@@ -194,7 +218,7 @@ impl LogPatterns {
 }
 
 /// Reads every signal in the snapshot.
-pub fn extract(c: &Cluster, patterns: &LogPatterns) -> Vec<Signal> {
+pub fn extract(c: &Cluster, patterns: &LogPatterns, rules: &SymptomRules) -> Vec<Signal> {
     let mut out = Vec::new();
     for p in &c.pods {
         pod_signals(c, p, &mut out);
@@ -207,6 +231,8 @@ pub fn extract(c: &Cluster, patterns: &LogPatterns) -> Vec<Signal> {
     pvc_signals(c, &mut out);
     hpa_signals(c, &mut out);
     ingress_signals(c, &mut out);
+    workloads::workload_signals(c, &mut out);
+    rules::rule_signals(c, rules, &mut out);
     out
 }
 
@@ -412,7 +438,8 @@ fn terminated_signal(
     out.push(s);
 }
 
-fn human_secs(s: f64) -> String {
+/// Seconds as a short human duration (`45s`, `3.2m`, `1.5h`, `2.0d`).
+pub fn human_secs(s: f64) -> String {
     if s < 120.0 {
         format!("{s:.0}s")
     } else if s < 7200.0 {
@@ -518,7 +545,7 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                 cs.state.as_ref().is_some_and(|s| s.running.is_some()) && cs.restart_count == 0
             });
         if all_running {
-            out.push(Signal::new(
+            let mut s = Signal::new(
                 "pod_not_ready",
                 pr,
                 EvidenceSource::Status,
@@ -528,7 +555,11 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
                     cond.message.as_deref().unwrap_or("")
                 ),
                 Some("status.conditions[type=Ready]".into()),
-            ));
+            );
+            if let Some(n) = p.o.spec.as_ref().and_then(|s| s.node_name.clone()) {
+                s = s.peer(n);
+            }
+            out.push(s);
         }
     }
     // Containers.
@@ -755,12 +786,20 @@ fn log_signals(c: &Cluster, p: &Obj<Pod>, patterns: &LogPatterns, out: &mut Vec<
         let lines: Vec<&str> = log.text.lines().collect();
         // A peer-less error line ("wget: download timed out", a traceback's last line) talks to
         // the host the lines just before it name ("Connecting to backend:80").
-        let peer_near = |no: usize| -> Option<String> {
-            extract_peer(lines[no]).or_else(|| {
-                (no.saturating_sub(8)..no)
-                    .rev()
-                    .find_map(|i| extract_peer(lines[i]))
-            })
+        // Of the hosts a line names, one that is a Service of the cluster beats a URL in a
+        // help text ("see https://stackexchange.github.io/…"); the port comes with it.
+        let pick = |no: usize| -> Option<(String, Option<i32>)> {
+            let peers = extract_peers(lines[no]);
+            let host = peers
+                .iter()
+                .find(|p| c.resolve_service(p, ns).is_some())
+                .or(peers.first())?
+                .clone();
+            let port = peer_port(lines[no], &host);
+            Some((host, port))
+        };
+        let peer_near = |no: usize| -> Option<(String, Option<i32>)> {
+            pick(no).or_else(|| (no.saturating_sub(8)..no).rev().find_map(pick))
         };
         for (no, line) in lines.iter().copied().enumerate() {
             if line.starts_with("Request log error:") || line.len() > 4096 {
@@ -773,14 +812,14 @@ fn log_signals(c: &Cluster, p: &Obj<Pod>, patterns: &LogPatterns, out: &mut Vec<
             if let Some(s) = found.get_mut(&key) {
                 s.count += 1;
                 // Prefer, as evidence, a line naming a peer that is a Service of the cluster.
-                let resolves = |p: &Option<String>| {
-                    p.as_deref()
-                        .is_some_and(|p| c.resolve_service(p, ns).is_some())
-                };
-                if spec.peer && !resolves(&s.peer) {
+                let resolves =
+                    |p: Option<&str>| p.is_some_and(|p| c.resolve_service(p, ns).is_some());
+                if spec.peer && !resolves(s.peer.as_deref()) {
                     let peer = peer_near(no);
-                    if resolves(&peer) {
-                        s.peer = peer;
+                    if resolves(peer.as_ref().map(|(h, _)| h.as_str())) {
+                        let (host, port) = peer.unwrap_or_default();
+                        s.peer = Some(host);
+                        s.port = port;
                         s.detail = format!(
                             "log of container {} ({}): {}",
                             log.container,
@@ -828,8 +867,9 @@ fn log_signals(c: &Cluster, p: &Obj<Pod>, patterns: &LogPatterns, out: &mut Vec<
             .hint(spec.category);
             s.strength = spec.strength;
             if spec.peer {
-                if let Some(peer) = peer_near(no) {
+                if let Some((peer, port)) = peer_near(no) {
                     s = s.peer(peer);
+                    s.port = port;
                 }
             }
             if spec.class == "slow_call" {
@@ -851,9 +891,36 @@ fn log_signals(c: &Cluster, p: &Obj<Pod>, patterns: &LogPatterns, out: &mut Vec<
 /// The host a log line talks to: `host:port`, a URL host, `tried: host:port`, a quoted host or
 /// the host after `resolve host:`.
 pub fn extract_peer(line: &str) -> Option<String> {
+    extract_peers(line).into_iter().next()
+}
+
+/// The port written right after `host` in a line (`redis-cart:6380`, `10.0.0.7:7001`).
+pub fn peer_port(line: &str, host: &str) -> Option<i32> {
+    let mut rest = line;
+    while let Some(i) = rest.find(host) {
+        let after = &rest[i + host.len()..];
+        if let Some(digits) = after.strip_prefix(':') {
+            let n: String = digits.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(p) = n.parse::<i32>() {
+                if (1..=65535).contains(&p) {
+                    return Some(p);
+                }
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+/// Every host a log line names, in the order of [`extract_peer`]'s preferences, without
+/// duplicates.
+pub fn extract_peers(line: &str) -> Vec<String> {
     static RES: std::sync::LazyLock<Vec<Regex>> = std::sync::LazyLock::new(|| {
         [
             r"(?i)resolve host:?\s+([A-Za-z0-9][A-Za-z0-9.-]*)",
+            r"(?i)(?:for|instances? of) service:?\s+([A-Za-z0-9][A-Za-z0-9.-]*)",
+            r"UnknownHostException: ([A-Za-z0-9][A-Za-z0-9.-]*)",
+            r"(?:EAI_AGAIN|ENOTFOUND|EAI_NONAME)\s+([A-Za-z0-9][A-Za-z0-9.-]*)",
             r"(?i)lookup ([A-Za-z0-9][A-Za-z0-9.-]*)",
             r"(?i)[a-z][a-z0-9+.-]*://([A-Za-z0-9][A-Za-z0-9.-]*)",
             r"(?i)(?:connecting to|connect to|tried:|host|dial tcp|to)\s+\(?([A-Za-z0-9][A-Za-z0-9.-]*):\d+",
@@ -867,12 +934,19 @@ pub fn extract_peer(line: &str) -> Option<String> {
         .map(|r| Regex::new(r).expect("valid regex"))
         .collect()
     });
-    RES.iter()
-        .find_map(|re| {
-            re.captures(line)
-                .map(|c| c[1].trim_end_matches('.').to_string())
-        })
-        .filter(|h| !h.eq_ignore_ascii_case("localhost") && h != "127.0.0.1" && h != "0.0.0.0")
+    let mut out: Vec<String> = Vec::new();
+    for re in RES.iter() {
+        for c in re.captures_iter(line) {
+            let h = c[1].trim_end_matches('.').to_string();
+            if h.eq_ignore_ascii_case("localhost") || h == "127.0.0.1" || h == "0.0.0.0" {
+                continue;
+            }
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
 }
 
 fn controller_event_signals(c: &Cluster, out: &mut Vec<Signal>) {

@@ -460,6 +460,7 @@ mod tests {
             diagnosis: Diagnosis {
                 id: id.into(),
                 target: ObjectRef::new("Deployment", "ns", "d"),
+                verdict: metakube_shared::Verdict::RootCause,
                 category: None,
                 root_cause: None,
                 hypotheses: vec![],

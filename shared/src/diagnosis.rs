@@ -80,6 +80,41 @@ pub enum Pathway {
     Intuitive,
 }
 
+/// What the answer amounts to, so a reader (or a script) never mistakes "could not tell" for
+/// "healthy".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A verified root cause was found (`root_cause` is set).
+    RootCause,
+    /// Something is broken (`symptoms` says what), but no cause could be verified.
+    SymptomsOnly,
+    /// Every input was read and nothing is wrong with the target or around it.
+    Healthy,
+    /// Nothing was found, but input the answer depends on could not be read (`gaps` says
+    /// which): the target may still be broken.
+    #[default]
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::RootCause => "root_cause",
+            Verdict::SymptomsOnly => "symptoms_only",
+            Verdict::Healthy => "healthy",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a piece of evidence was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -218,6 +253,10 @@ pub struct Diagnosis {
     pub id: String,
     /// The object asked about.
     pub target: ObjectRef,
+    /// What the answer amounts to: `root_cause`, `symptoms_only`, `healthy` or
+    /// `inconclusive` (added in protocol 1.2; older daemons omit it).
+    #[serde(default)]
+    pub verdict: Verdict,
     /// Fault category of the root cause; absent when no cause was inferred.
     pub category: Option<Category>,
     /// The root cause; absent when the evidence does not support one (then `symptoms` says

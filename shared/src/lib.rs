@@ -15,7 +15,7 @@ pub mod snapshot;
 
 pub use diagnosis::{
     Category, Diagnosis, Evidence, EvidenceSource, Hypothesis, MemoryReport, Patch, Pathway,
-    Remediation, Risk, RootCause, SimilarEpisode, Symptom, Timings,
+    Remediation, Risk, RootCause, SimilarEpisode, Symptom, Timings, Verdict,
 };
 pub use object::{KindError, KindInfo, ObjectRef, TargetRef, KINDS};
 pub use protocol::{

@@ -33,7 +33,7 @@ use crate::snapshot::Snapshot;
 pub const PROTOCOL_HEADER: &str = "x-metakube-protocol";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
+pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 2 };
 
 /// Media type of the streamed diagnose answer.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -319,8 +319,8 @@ mod tests {
             ProtocolVersion { major: 1, minor: 0 }
         );
         assert!("x.y".parse::<ProtocolVersion>().is_err());
-        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.1\"");
-        // 1.1 added the NDJSON stream: a 1.0 peer still talks to it.
+        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.2\"");
+        // 1.1 added the NDJSON stream, 1.2 the verdict: a 1.0 peer still talks to it.
         assert!(PROTOCOL.compatible_with("1.0".parse().unwrap()));
     }
 }

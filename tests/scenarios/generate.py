@@ -16,7 +16,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from k8s import Cluster, container, h, probe_http, probe_tcp, uid  # noqa: E402
+from k8s import Cluster, container, h, probe_http, probe_tcp, ts, uid  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APPS = ["checkout", "cart", "payments", "orders", "inventory", "catalog", "billing", "search", "profile", "ledger",
@@ -559,6 +559,197 @@ def coredns(v):
                  state={"kind": "crashloop", "exit": 1, "restarts": 6, "uptime": 10, "log": alog})
     noise(c, ns, v, exclude=[app, db])
     return c, expected("Deployment", ns, app, "system", "Deployment", "coredns", "CoreDnsDown", rc_ns="kube-system")
+
+
+# ============================================================================ classes seen on recorded clusters
+# The fault classes below were missed on clusters recorded by other teams (kubeasz/kubeadm
+# clusters running Online Boutique and Train-Ticket): the control plane and nodes, cordons,
+# a backend scaled to zero, a caller configured with the wrong port, probes speaking the wrong
+# protocol, a pod's own DNS settings, quotas on object counts and a shared database.
+
+def cordon(node, at):
+    node["spec"]["unschedulable"] = True
+    node["spec"]["taints"] = node["spec"].get("taints", []) + [{"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable", "timeAdded": at}]
+
+
+GRPC_PROBE_REPLY = '"\\x00\\x00\\x06\\x04\\x00\\x00\\x00\\x00\\x00\\x00\\x05\\x00\\x00@\\x00"'
+
+
+@scenario("system", "scheduler-not-running", 2)
+def scheduler_down(v):
+    c = base(v, nodes=(), family="schedulerdown")
+    cp = ["master", "cp-1"][v % 2]
+    n = c.add_node(cp, labels={"kubernetes.io/role": "master"} if v % 2 == 0 else {"node-role.kubernetes.io/control-plane": ""})
+    cordon(n, ts(c.now - timedelta(days=12)))
+    for w in ("worker-01", "worker-02"):
+        c.add_node(w, labels={"kubernetes.io/role": "node"})
+    ns, app = pick(NAMESPACES, v, 3), pick(APPS, v, 13)
+    noise(c, ns, v, exclude=[app])
+    c.deployment(ns, app, [container("server", pick(IMAGES, v, 3).format(a=app), ports=[8080], requests={"cpu": "100m", "memory": "64Mi"})],
+                 created=c.now - timedelta(minutes=7), state={"kind": "unscheduled"})
+    c.service(ns, app, {"app": app}, [(80, 8080)])
+    return c, expected("Deployment", ns, app, "system", "Node", cp, "SchedulerNotRunning", rc_ns=None)
+
+
+@scenario("scheduling", "nodes-cordoned", 2)
+def nodes_cordoned(v):
+    c = base(v, nodes=("kind-control-plane",), family="cordoned")
+    c.nodes[0]["spec"]["taints"] = [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"}]
+    w1 = c.add_node("worker-1", labels={"disktype": "ssd"})
+    w2 = c.add_node("worker-2")
+    ns, app = pick(NAMESPACES, v, 4), pick(APPS, v, 14)
+    noise(c, ns, v, exclude=[app])
+    cordon(w1, ts(c.now - timedelta(minutes=30)))
+    extra = None
+    if v == 0:
+        cordon(w2, ts(c.now - timedelta(minutes=30)))
+        msg = "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 node(s) were unschedulable. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    else:
+        extra = {"nodeSelector": {"disktype": "ssd"}}
+        msg = "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    c.deployment(ns, app, [container("app", pick(IMAGES, v, 4).format(a=app), ports=[8080], requests={"cpu": "200m", "memory": "128Mi"})],
+                 created=c.now - timedelta(minutes=12), extra_spec=extra, state={"kind": "pending", "message": msg})
+    also = [{"kind": "Node", "name": "worker-2"}] if v == 0 else []
+    return c, expected("Deployment", ns, app, "scheduling", "Node", "worker-1", "NodesCordoned", rc_ns=None, also=also)
+
+
+@scenario("configuration", "scaled-to-zero", 2)
+def scaled_zero(v):
+    c = base(v, family="scaledzero")
+    ns = pick(NAMESPACES, v, 5)
+    backend, caller = pick(APPS, v, 15), pick(APPS, v, 16)
+    c.deployment(ns, backend, [container("server", pick(IMAGES, v, 1).format(a=backend), ports=[8080])], replicas=0,
+                 annotations={"kubectl.kubernetes.io/last-applied-configuration": '{"apiVersion":"apps/v1","kind":"Deployment","spec":{"replicas":2}}'})
+    ip = c.service(ns, backend, {"app": backend}, [(8080, 8080)])["spec"]["clusterIP"]
+    if v == 0:
+        log = "\n".join([f"2025-11-12 10:{20 + i:02d}:16.333  WARN 1 --- [oundedElastic-2] o.s.c.l.core.RoundRobinLoadBalancer      : No servers available for service: {backend}" for i in range(5)])
+    else:
+        log = "\n".join([f'{{"level":"error","msg":"call failed","error":"dial tcp {ip}:8080: connect: connection refused"}}' for _ in range(5)])
+    c.deployment(ns, caller, [container("app", pick(IMAGES, v, 2).format(a=caller), ports=[8080], env=[{"name": "BACKEND_URL", "value": f"http://{backend}:8080"}])],
+                 state={"kind": "running", "log": log})
+    c.service(ns, caller, {"app": caller}, [(80, 8080)])
+    noise(c, ns, v, exclude=[backend, caller])
+    target = caller if v == 0 else backend
+    return c, expected("Deployment", ns, target, "configuration", "Deployment", backend, "ScaledToZero")
+
+
+@scenario("configuration", "wrong-service-port", 2)
+def wrong_port(v):
+    c = base(v, family="wrongport")
+    ns = pick(NAMESPACES, v, 6)
+    backend, caller = ["redis-cart", "currency"][v % 2], pick(APPS, v, 17)
+    port = [6379, 7000][v % 2]
+    c.deployment(ns, backend, [container("server", ["redis:7.2-alpine", "acme/currency:1.4.0"][v % 2], ports=[port])],
+                 state={"kind": "running", "log": f"Ready to accept connections tcp on port {port}"})
+    ip = c.service(ns, backend, {"app": backend}, [port])["spec"]["clusterIP"]
+    bad = port + 1
+    env = [{"name": ["REDIS_ADDR", "CURRENCY_SERVICE_ADDR"][v % 2], "value": f"{backend}:{bad}"}]
+    if v == 0:
+        log = "\n".join([f"---> StackExchange.Redis.RedisConnectionException: UnableToConnect on {backend}:{bad}/Interactive, Initializing/NotStarted, last: NONE, origin: BeginConnectAsync" for _ in range(4)])
+    else:
+        log = "\n".join([f'{{"error":"rpc error: code = Unavailable desc = connection error: desc = \\"transport: Error while dialing: dial tcp {ip}:{bad}: connect: connection refused\\"","message":"request error","severity":"error"}}' for _ in range(4)])
+    c.deployment(ns, caller, [container("server", pick(IMAGES, v, 3).format(a=caller), ports=[8080], env=env)], state={"kind": "running", "log": log})
+    c.service(ns, caller, {"app": caller}, [(80, 8080)])
+    noise(c, ns, v, exclude=[backend, caller])
+    return c, expected("Deployment", ns, caller, "configuration", "Deployment", caller, "WrongServicePort")
+
+
+@scenario("configuration", "probe-wrong-protocol", 2)
+def probe_protocol(v):
+    c = base(v, family="probeproto")
+    ns, app = pick(NAMESPACES, v, 7), pick(APPS, v, 18)
+    port = [50051, 9555][v % 2]
+    ip = f"10.244.0.{60 + v}"
+    if v == 0:
+        msg = f'Readiness probe failed: Get "http://{ip}:{port}/health": net/http: HTTP/1.x transport connection broken: malformed HTTP response {GRPC_PROBE_REPLY}'
+        ctr = container("server", pick(IMAGES, v, 4).format(a=app), ports=[port], readiness=probe_http(port, "/health"))
+        state = {"kind": "unready", "message": msg, "log": f'{{"severity":"info","message":"gRPC server listening on :{port}"}}'}
+    else:
+        msg = f'Liveness probe failed: Get "http://{ip}:{port}/": net/http: HTTP/1.x transport connection broken: malformed HTTP status code {GRPC_PROBE_REPLY}'
+        ctr = container("server", pick(IMAGES, v, 4).format(a=app), ports=[port], liveness=probe_http(port, "/"))
+        state = {"kind": "liveness", "restarts": 4, "exit": 137, "message": msg, "log": f'{{"severity":"info","message":"gRPC server listening on :{port}"}}'}
+    c.deployment(ns, app, [ctr], state=state)
+    c.service(ns, app, {"app": app}, [port])
+    noise(c, ns, v, exclude=[app])
+    return c, expected("Deployment", ns, app, "configuration", "Deployment", app, "ProbeWrongProtocol")
+
+
+@scenario("network", "pod-dns-policy", 2)
+def dns_policy(v):
+    c = base(v, family="dnspolicy")
+    ns, app = pick(NAMESPACES, v, 8), pick(APPS, v, 19)
+    db = ["orders-db", "mysql-leader"][v % 2]
+    c.deployment(ns, db, [container("mysql", "mysql:8.0", ports=[3306])])
+    c.service(ns, db, {"app": db}, [3306])
+    log = f"Caused by: java.net.UnknownHostException: {db}: Temporary failure in name resolution" if v == 0 else f"Error: getaddrinfo EAI_AGAIN {db}\n    at GetAddrInfoReqWrap.onlookup [as oncomplete] (node:dns:107:26)"
+    c.deployment(ns, app, [container("app", pick(IMAGES, v, 5).format(a=app), ports=[8080], env=[{"name": "DB_HOST", "value": db}])],
+                 extra_spec={"dnsPolicy": "None", "dnsConfig": {"nameservers": [f"10.255.{v}.254"], "searches": [f"{ns}.svc.cluster.local"]}},
+                 state={"kind": "crashloop", "exit": 1, "restarts": 6, "uptime": 20, "log": log})
+    noise(c, ns, v, exclude=[app, db])
+    return c, expected("Deployment", ns, app, "network", "Deployment", app, "PodDnsConfigBroken")
+
+
+@scenario("resource", "service-quota-exhausted", 2)
+def service_quota(v):
+    c = base(v, family="svcquota")
+    ns = pick(NAMESPACES, v, 9)
+    front, missing = pick(APPS, v, 1), ["cartservice", "catalog-api"][v % 2]
+    c.deployment(ns, missing, [container("server", pick(IMAGES, v, 6).format(a=missing), ports=[7070])])
+    c.deployment(ns, front, [container("web", pick(IMAGES, v, 7).format(a=front), ports=[8080], env=[{"name": "CART_ADDR", "value": f"{missing}:7070"}])],
+                 state={"kind": "running", "log": "\n".join([f'{{"error":"could not retrieve cart: rpc error: code = Unavailable desc = connection error: desc = \\"transport: Error while dialing: dial tcp: lookup {missing} on 169.254.20.10:53: no such host\\"","message":"request error","severity":"error"}}'] * 4)})
+    c.service(ns, front, {"app": front}, [(80, 8080)])
+    noise(c, ns, v, exclude=[front, missing])
+    n = len(c.lists.get((ns, "services"), []))
+    c.resourcequota(ns, ["service-quota", "object-counts"][v % 2], {"services": str(n)}, used={"services": str(n)})
+    return c, expected("Deployment", ns, front, "resource", "ResourceQuota", ["service-quota", "object-counts"][v % 2], "QuotaBlocksService",
+                       also=[{"kind": "Service", "name": missing}])
+
+
+@scenario("application", "shared-database-rejects", 2)
+def shared_db(v):
+    c = base(v, family="shareddb")
+    ns = pick(NAMESPACES, v, 1)
+    c.deployment(ns, "orders-db", [container("mysql", "mysql:8.0.36", ports=[3306])], labels={"app": "orders-db"})
+    c.service(ns, "orders-db", {"app": "orders-db"}, [3306])
+    c.deployment(ns, "auth-db", [container("postgres", "postgres:16", ports=[5432])], labels={"app": "auth-db"})
+    c.service(ns, "auth-db", {"app": "auth-db"}, [5432])
+    c.secret(ns, "orders-mysql", ["ORDERS_MYSQL_HOST", "ORDERS_MYSQL_PASSWORD"])
+    err = ["java.sql.SQLNonTransientConnectionException: Too many connections",
+           "java.sql.SQLException: The MySQL server is running with the --read-only option so it cannot execute this statement"][v % 2]
+    callers = [pick(APPS, v, 2), pick(APPS, v, 3)]
+    for i, caller in enumerate(callers):
+        log = "\n".join(["2025-11-12 10:21:07.118 ERROR 1 --- [main] com.zaxxer.hikari.pool.HikariPool : HikariPool-1 - Exception during pool initialization.", err,
+                         "\tat com.mysql.cj.jdbc.exceptions.SQLError.createSQLException(SQLError.java:111) ~[mysql-connector-j-8.0.33.jar!/:8.0.33]"])
+        c.deployment(ns, caller, [container("app", pick(IMAGES, v, 4 + i).format(a=caller), ports=[8080], env_from=[{"secretRef": {"name": "orders-mysql"}}])],
+                     state={"kind": "crashloop", "exit": 1, "restarts": 5 + i, "uptime": 25, "log": log})
+    noise(c, ns, v, exclude=callers + ["orders-db", "auth-db"])
+    return c, expected("Deployment", ns, callers[0], "application", "Deployment", "orders-db", "DatabaseRejects")
+
+
+@scenario("system", "kubelet-stopped", 2)
+def kubelet_stopped(v):
+    c = base(v, nodes=(), family="kubeletstopped")
+    c.add_node("worker-01")
+    bad = "worker-02"
+    c.add_node(bad, ready=False)
+    ns, app = pick(NAMESPACES, v, 2), pick(APPS, v, 5)
+    noise(c, ns, v, exclude=[app])
+    c.deployment(ns, app, [container("server", pick(IMAGES, v, 5).format(a=app), ports=[8080])], node=bad,
+                 created=c.now - timedelta(minutes=9), state={"kind": "creating"})
+    c.service(ns, app, {"app": app}, [(80, 8080)])
+    return c, expected("Deployment", ns, app, "system", "Node", bad, "NodeNotReady", rc_ns=None)
+
+
+@scenario("healthy", "healthy-among-broken", 2)
+def healthy(v):
+    c = base(v, family="healthy")
+    ns, app, broken = pick(NAMESPACES, v, 3), pick(APPS, v, 6), pick(APPS, v, 7)
+    c.deployment(ns, app, [container("app", pick(IMAGES, v, 1).format(a=app), ports=[8080], readiness=probe_http(8080, "/ready"))], replicas=2)
+    c.service(ns, app, {"app": app}, [(80, 8080)])
+    c.deployment(ns, broken, [container("worker", pick(IMAGES, v, 2).format(a=broken), limits={"memory": "64Mi"})],
+                 state={"kind": "oom", "restarts": 7, "uptime": 3})
+    noise(c, ns, v, exclude=[app, broken])
+    return c, {"target": {"kind": "Deployment", "namespace": ns, "name": app}, "verdict": "healthy"}
 
 
 def main():

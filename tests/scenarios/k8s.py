@@ -325,6 +325,8 @@ class Cluster:
             ev("Created", f"Created container {c['name']}", first=at, last=at, fp=fp)
             ev("Started", f"Started container {c['name']}", first=at, last=at, fp=fp)
 
+        if kind == "unscheduled":  # the scheduler never saw it: no PodScheduled condition, no event
+            return {"phase": "Pending", "qosClass": qos(spec)}
         if kind == "pending":
             msg = st["message"]
             self.event(ns, "Pod", name, "FailedScheduling", msg, typ="Warning", component="default-scheduler",
@@ -333,6 +335,11 @@ class Cluster:
             c[-1] = {"lastProbeTime": None, "lastTransitionTime": ts(created), "message": msg, "reason": "Unschedulable", "status": "False", "type": "PodScheduled"}
             return {"conditions": [c[-1]], "phase": "Pending", "qosClass": qos(spec)}
         sched_ok()
+        if kind == "creating":  # bound to a node whose kubelet stopped: nothing ever started
+            c = conds(False)
+            c[0]["status"] = "False"
+            return dict(base, conditions=c, phase="Pending", podIP=None, podIPs=None,
+                        containerStatuses=[self._cstatus(x, False, {"waiting": {"reason": "ContainerCreating"}}, image_ok=False) for x in cs_all])
         if kind == "running":
             for c in cs_all:
                 started_events(c, t_start)
@@ -527,7 +534,7 @@ class Cluster:
         for i, st in enumerate(states):
             pn = f"{rs_name}-{h(rs_name, i, n=5)}"
             pnode = node if isinstance(node, str) else (node[i] if isinstance(node, list) else self.nodes[i % len(self.nodes)]["metadata"]["name"])
-            if st.get("kind") == "pending":
+            if st.get("kind") in ("pending", "unscheduled"):
                 pnode = None
             spec = self.pod_spec(ns, pn, containers, init=init, node=pnode, volumes=volumes, sa=sa, extra=extra_spec)
             p = self.pod(ns, pn, dict(pod_labels, **{"pod-template-hash": phash}), spec, st, st.get("created", created + timedelta(seconds=1)),

@@ -66,11 +66,24 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CollectError> {
     Ok(v)
 }
 
+/// The lists `kubectl cluster-info dump` always writes for a namespace it dumps; without them
+/// a diagnosis cannot call anything in that namespace healthy.
+const NAMESPACE_LISTS: [&str; 2] = ["pods.json", "events.json"];
+
 fn read_namespace_dir(dir: &Path, out: &mut Collected) -> Result<(), CollectError> {
     let ns = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
+    for f in NAMESPACE_LISTS {
+        if !dir.join(f).is_file() {
+            out.gaps.push(Gap {
+                what: dir.join(f).display().to_string(),
+                namespace: Some(ns.clone()),
+                reason: "missing from the dump (kubectl cluster-info dump writes it for every namespace it dumps)".into(),
+            });
+        }
+    }
     for path in read_dir_sorted(dir)? {
         if path.is_dir() {
             let logs = path.join("logs.txt");

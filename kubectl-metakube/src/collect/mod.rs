@@ -348,7 +348,12 @@ pub fn select(
             source,
             namespace: ns,
             collected_at,
-            gaps: c.gaps,
+            // What could not be read where the diagnosis looks; gaps elsewhere do not matter.
+            gaps: c
+                .gaps
+                .into_iter()
+                .filter(|g| g.namespace.as_ref().is_none_or(|n| namespaces.contains(n)))
+                .collect(),
             collector_version: env!("CARGO_PKG_VERSION").into(),
         },
     })

@@ -19,8 +19,16 @@ use crate::render::Output;
 pub struct Truth {
     /// The object asked about.
     pub target: ObjectRef,
-    /// The category.
-    pub category: Category,
+    /// The category; absent for a healthy target.
+    #[serde(default)]
+    pub category: Option<Category>,
+    /// The verdict expected (`healthy` for a target among broken neighbours that is fine).
+    #[serde(default)]
+    pub verdict: Option<String>,
+    /// Other acceptable categories (a fault that honestly sits in two, e.g. a request no node
+    /// can fit is both `resource` and `scheduling`).
+    #[serde(default)]
+    pub category_any_of: Vec<Category>,
     /// Acceptable root-cause objects.
     #[serde(default)]
     pub root_cause_any_of: Vec<ObjectRef>,
@@ -43,6 +51,22 @@ impl Truth {
         super::diagnose::snapshot_from_dump(&dir.join("dump"), &target, ns)
     }
 
+    /// Whether `c` is an acceptable category.
+    pub fn accepts_category(&self, c: Option<Category>) -> bool {
+        match self.category {
+            None => c.is_none(),
+            Some(want) => c.is_some_and(|c| c == want || self.category_any_of.contains(&c)),
+        }
+    }
+
+    /// Whether the scenario's target is healthy (no root cause expected).
+    pub fn healthy(&self) -> bool {
+        self.verdict.as_deref() == Some("healthy")
+            || (self.category.is_none()
+                && self.root_cause_any_of.is_empty()
+                && self.root_cause.is_none())
+    }
+
     /// Whether `r` is an acceptable root cause.
     pub fn accepts(&self, r: &ObjectRef) -> bool {
         self.root_cause_any_of
@@ -61,8 +85,8 @@ impl Truth {
 pub struct CaseResult {
     /// Folder name.
     pub name: String,
-    /// Expected category.
-    pub category: Category,
+    /// Expected category (absent for a healthy target).
+    pub category: Option<Category>,
     /// Category answered.
     pub got_category: Option<Category>,
     /// Root cause answered.
@@ -75,6 +99,12 @@ pub struct CaseResult {
     pub top3: bool,
     /// Category right.
     pub category_ok: bool,
+    /// Root-cause object and category both right (the headline figure).
+    pub both: bool,
+    /// The reason code answered matches the scenario's, when it names one (None otherwise).
+    pub reason_ok: Option<bool>,
+    /// The answer's verdict (`root_cause`, `symptoms_only`, `healthy`, `inconclusive`).
+    pub verdict: Option<String>,
     /// Whether the first patch validated (None when no patch was offered).
     pub patch_valid: Option<bool>,
     /// Round trip, ms.
@@ -94,6 +124,10 @@ pub struct Score {
     pub top3: f64,
     /// Category accuracy.
     pub category: f64,
+    /// Root-cause object and category both right.
+    pub both: f64,
+    /// Reason accuracy over the cases whose truth names a reason.
+    pub reason: Option<f64>,
     /// Share of offered patches that validated.
     pub valid_patches: f64,
     /// Patches offered.
@@ -107,6 +141,8 @@ pub struct Report {
     pub overall: Score,
     /// Per category.
     pub per_category: BTreeMap<String, Score>,
+    /// Healthy targets for which a root cause was named.
+    pub false_positives: usize,
     /// Latency p50, ms.
     pub latency_p50_ms: f64,
     /// Latency p99, ms.
@@ -142,6 +178,11 @@ fn score(cases: &[&CaseResult]) -> Score {
         top1: frac(&|c| c.top1),
         top3: frac(&|c| c.top3),
         category: frac(&|c| c.category_ok),
+        both: frac(&|c| c.both),
+        reason: {
+            let r: Vec<bool> = cases.iter().filter_map(|c| c.reason_ok).collect();
+            (!r.is_empty()).then(|| r.iter().filter(|b| **b).count() as f64 / r.len() as f64)
+        },
         valid_patches: if patches.is_empty() {
             0.0
         } else {
@@ -193,6 +234,9 @@ pub async fn run(
             top1: false,
             top3: false,
             category_ok: false,
+            both: false,
+            reason_ok: None,
+            verdict: None,
             patch_valid: None,
             latency_ms: 0.0,
             error: None,
@@ -224,13 +268,23 @@ pub async fn run(
                 r.got_category = d.category;
                 r.got_root = d.root_cause.as_ref().map(|c| c.object.clone());
                 r.got_reason = d.root_cause.as_ref().map(|c| c.reason.clone());
-                r.top1 = r.got_root.as_ref().is_some_and(|o| truth.accepts(o));
+                r.top1 = if truth.healthy() {
+                    d.root_cause.is_none() && d.verdict == metakube_shared::Verdict::Healthy
+                } else {
+                    r.got_root.as_ref().is_some_and(|o| truth.accepts(o))
+                };
                 r.top3 = r.top1
                     || d.hypotheses
                         .iter()
                         .take(3)
                         .any(|h| truth.accepts(&h.object));
-                r.category_ok = d.category == Some(truth.category);
+                r.category_ok = truth.accepts_category(d.category);
+                r.both = r.top1 && r.category_ok;
+                r.reason_ok = truth
+                    .reason
+                    .as_ref()
+                    .map(|want| r.got_reason.as_deref() == Some(want.as_str()));
+                r.verdict = Some(d.verdict.as_str().to_string());
                 r.patch_valid = d
                     .remediation
                     .iter()
@@ -271,11 +325,17 @@ pub async fn run(
     }
     let mut per_category = BTreeMap::new();
     for c in Category::ALL {
-        let v: Vec<&CaseResult> = cases.iter().filter(|x| x.category == c).collect();
+        let v: Vec<&CaseResult> = cases.iter().filter(|x| x.category == Some(c)).collect();
         if !v.is_empty() {
             per_category.insert(c.to_string(), score(&v));
         }
     }
+    let healthy: Vec<&CaseResult> = cases.iter().filter(|x| x.category.is_none()).collect();
+    if !healthy.is_empty() {
+        per_category.insert("healthy".to_string(), score(&healthy));
+    }
+    // A root cause named for a healthy target is a false positive.
+    let false_positives = healthy.iter().filter(|c| c.got_root.is_some()).count();
     let mut lat: Vec<f64> = cases
         .iter()
         .filter(|c| c.error.is_none())
@@ -284,6 +344,7 @@ pub async fn run(
     let report = Report {
         overall: score(&cases.iter().collect::<Vec<_>>()),
         per_category,
+        false_positives,
         latency_p50_ms: percentile(&mut lat, 0.5),
         latency_p99_ms: percentile(&mut lat, 0.99),
         cases,
@@ -296,8 +357,8 @@ pub async fn run(
         _ => {
             writeln!(
                 out,
-                "{:<14} {:>4} {:>6} {:>6} {:>9} {:>8}",
-                "category", "n", "top1", "top3", "category", "patches"
+                "{:<14} {:>4} {:>6} {:>6} {:>6} {:>9} {:>7} {:>8}",
+                "category", "n", "obj+cat", "top1", "top3", "category", "reason", "patches"
             )?;
             for (k, s) in report.per_category.iter().chain(
                 [("overall".to_string(), report.overall.clone())]
@@ -306,14 +367,24 @@ pub async fn run(
             ) {
                 writeln!(
                     out,
-                    "{:<14} {:>4} {:>5.0}% {:>5.0}% {:>8.0}% {:>4.0}% of {}",
+                    "{:<14} {:>4} {:>6.0}% {:>5.0}% {:>5.0}% {:>8.0}% {:>7} {:>4.0}% of {}",
                     k,
                     s.n,
+                    s.both * 100.0,
                     s.top1 * 100.0,
                     s.top3 * 100.0,
                     s.category * 100.0,
+                    s.reason
+                        .map_or_else(|| "-".to_string(), |r| format!("{:.0}%", r * 100.0)),
                     s.valid_patches * 100.0,
                     s.patches
+                )?;
+            }
+            if report.per_category.contains_key("healthy") {
+                writeln!(
+                    out,
+                    "false positives (a root cause named for a healthy target): {}",
+                    report.false_positives
                 )?;
             }
             writeln!(

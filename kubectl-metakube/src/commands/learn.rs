@@ -66,7 +66,10 @@ fn variant(dir: &std::path::Path) -> u32 {
 }
 
 fn family(t: &Truth) -> String {
-    t.reason.clone().unwrap_or_else(|| t.category.to_string())
+    t.reason.clone().unwrap_or_else(|| {
+        t.category
+            .map_or_else(|| "healthy".to_string(), |c| c.to_string())
+    })
 }
 
 /// Runs the stream.
@@ -78,6 +81,9 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
     let mut steps = Vec::new();
     for dir in dirs {
         let truth = read_truth(&dir)?;
+        if truth.healthy() {
+            continue; // nothing to learn from a healthy target
+        }
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().to_string())

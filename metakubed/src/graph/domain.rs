@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 use metakube_shared::Category;
 use serde::{Deserialize, Serialize};
 
+use crate::signals::rules::{SymptomRules, SYMPTOM_RULES_YAML};
 use crate::signals::KnowledgeError;
+
+/// Prior weight of a symptom → cause edge that comes from a template.
+pub const TEMPLATE_WEIGHT: f64 = 0.8;
 
 /// The shipped domain knowledge.
 pub const DOMAIN_YAML: &str = include_str!("../../knowledge/domain.yaml");
@@ -49,6 +53,13 @@ pub enum At {
     Upstream,
     /// The cluster DNS (CoreDNS) Deployment.
     Dns,
+    /// The object showing the symptom.
+    #[serde(rename = "self")]
+    Itself,
+    /// A PersistentVolume.
+    Pv,
+    /// The namespace.
+    Namespace,
 }
 
 /// One cause in the domain graph.
@@ -66,6 +77,14 @@ pub struct Cause {
     pub symptoms: BTreeMap<String, f64>,
     /// Fix kind (see `remediation`).
     pub fix: String,
+    /// For a cause that comes from a symptom template (`knowledge/symptom_rules.yaml`): the
+    /// file of kubernetes/kubernetes it was read from. Such causes are verified by locating
+    /// `at` from the symptom's object, since no hand-written check knows them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// The fix in words, for causes from templates.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fix_text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,11 +133,48 @@ impl DomainGraph {
         DomainGraph { causes, weights }
     }
 
-    /// A stable fingerprint of the shipped knowledge (FNV-1a of the YAML), so the store can
-    /// tell when a new version ships other causes.
+    /// Adds the causes of symptom templates: a template whose cause the YAML already has adds
+    /// an edge to it; a new cause becomes a template cause (located by `at`, see
+    /// [`Cause::source`]).
+    pub fn with_rules(mut self, rules: &SymptomRules) -> DomainGraph {
+        for r in rules.specs() {
+            let key = (r.symptom.clone(), r.cause.clone());
+            // A template naming a hand-written cause adds no edge: the edge would send every
+            // signal of that code (from any stage) to the cause meant for one message. Its own
+            // signals still reach the cause (the search asks the template).
+            if self.causes.iter().any(|c| c.reason == r.cause) {
+                if let Some(c) = self
+                    .causes
+                    .iter_mut()
+                    .find(|c| c.reason == r.cause && !c.source.is_empty())
+                {
+                    c.symptoms.insert(r.symptom.clone(), TEMPLATE_WEIGHT);
+                    self.weights.insert(key, TEMPLATE_WEIGHT);
+                }
+                continue;
+            }
+            let at = serde_json::from_value(serde_json::Value::String(r.at.clone()))
+                .unwrap_or(At::Itself);
+            self.causes.push(Cause {
+                reason: r.cause.clone(),
+                category: r.category,
+                at,
+                behaviour: r.meaning.clone(),
+                symptoms: [(r.symptom.clone(), TEMPLATE_WEIGHT)].into(),
+                fix: "template".into(),
+                source: r.source.clone(),
+                fix_text: r.fix.clone(),
+            });
+            self.weights.insert(key, TEMPLATE_WEIGHT);
+        }
+        self
+    }
+
+    /// A stable fingerprint of the shipped knowledge (FNV-1a of the YAML files), so the store
+    /// can tell when a new version ships other causes.
     pub fn seed_fingerprint() -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in DOMAIN_YAML.bytes() {
+        for b in DOMAIN_YAML.bytes().chain(SYMPTOM_RULES_YAML.bytes()) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
@@ -128,7 +184,9 @@ impl DomainGraph {
     /// The shipped knowledge.
     pub fn builtin() -> DomainGraph {
         // Tested at build time; a failure is a defect in the shipped file, not bad input.
-        DomainGraph::from_yaml(DOMAIN_YAML).expect("shipped domain.yaml is valid")
+        DomainGraph::from_yaml(DOMAIN_YAML)
+            .expect("shipped domain.yaml is valid")
+            .with_rules(&SymptomRules::builtin())
     }
 
     /// Candidate causes of a symptom, with the edge weight.

@@ -14,10 +14,15 @@ use metakube_shared::{Category, Evidence, EvidenceSource, ObjectRef};
 use petgraph::Direction;
 use serde_json::{json, Value};
 
-use super::domain::{Cause, DomainGraph};
+use super::domain::{Cause, DomainGraph, TEMPLATE_WEIGHT};
 use super::instance::{pod_spec_refs, Edge, KubeGraph};
 use crate::signals::Signal;
 use crate::snapshot::{label_selector_matches, parse_quantity, selector_matches, Cluster, Obj};
+
+mod control_plane;
+mod dependencies;
+mod probes;
+mod template;
 
 /// Most hops a causal path may take from the target.
 pub const MAX_HOPS: usize = 3;
@@ -215,7 +220,7 @@ impl<'a> Search<'a> {
             .collect();
         scoped.extend(self.signals.iter().filter(|s| pvcs.contains(&s.object)));
         for sig in scoped {
-            for (cause, w) in self.d.causes_for(&sig.code) {
+            for (cause, w) in self.candidates(sig) {
                 for mut v in self.verify(cause, sig, scope, &path, depth) {
                     // A finding from a recursive search keeps its own cause.
                     let own = v
@@ -236,9 +241,15 @@ impl<'a> Search<'a> {
                     }
                     let mut evidence = vec![sig.evidence.clone()];
                     evidence.extend(v.evidence);
+                    // A template finding takes the template's category (one cause code may be
+                    // named by templates of several categories).
+                    let category = match (&sig.rule, own) {
+                        (Some(hit), None) if hit.cause == cause.reason => hit.category,
+                        _ => cause.category,
+                    };
                     out.push(Finding {
                         reason: cause.reason.clone(),
-                        category: cause.category,
+                        category,
                         object: v.object,
                         score: score.clamp(0.0, 0.99),
                         summary: v.summary,
@@ -255,6 +266,24 @@ impl<'a> Search<'a> {
         // Follow the Services the scope's pods call when they are failing (≤ 3 hops).
         if depth + 1 < MAX_HOPS {
             out.extend(self.follow_dependencies(scope, &path, depth));
+        }
+        out
+    }
+
+    /// The causes a signal may have: the domain graph's, where a cause that comes from a
+    /// template only takes the signals its own template produced; and a template's own cause
+    /// for the signals it produced.
+    fn candidates(&self, sig: &'a Signal) -> Vec<(&'a Cause, f64)> {
+        let own = sig.rule.as_ref().map(|h| h.cause.as_str());
+        let mut out: Vec<(&Cause, f64)> = self
+            .d
+            .causes_for(&sig.code)
+            .filter(|(c, _)| c.source.is_empty() || own == Some(c.reason.as_str()))
+            .collect();
+        if let Some(c) = own.and_then(|r| self.d.cause(r)) {
+            if !out.iter().any(|(o, _)| o.reason == c.reason) {
+                out.push((c, TEMPLATE_WEIGHT));
+            }
         }
         out
     }
@@ -402,6 +431,36 @@ impl<'a> Search<'a> {
         path: &[ObjectRef],
         depth: usize,
     ) -> Vec<Verified> {
+        // A template's signal: the hand-written check of its cause, if there is one and it
+        // holds; else the template's own placement.
+        if let Some(hit) = sig.rule.as_ref().filter(|h| h.cause == cause.reason) {
+            let v = if cause.source.is_empty() {
+                self.verify_builtin(cause, sig, scope, path, depth)
+            } else {
+                Vec::new()
+            };
+            if !v.is_empty() {
+                return v;
+            }
+            return self
+                .template_cause(cause, hit.at, sig)
+                .into_iter()
+                .collect();
+        }
+        if !cause.source.is_empty() {
+            return Vec::new();
+        }
+        self.verify_builtin(cause, sig, scope, path, depth)
+    }
+
+    fn verify_builtin(
+        &self,
+        cause: &Cause,
+        sig: &Signal,
+        scope: &[ObjectRef],
+        path: &[ObjectRef],
+        depth: usize,
+    ) -> Vec<Verified> {
         let one = |v: Option<Verified>| v.into_iter().collect::<Vec<_>>();
         match cause.reason.as_str() {
             "MemoryLimitTooLow" => one(self.memory_limit(sig, true)),
@@ -447,6 +506,15 @@ impl<'a> Search<'a> {
             "ApplicationCrash" => one(self.app_crash(sig, scope)),
             "CoreDnsDown" => one(self.coredns_down(sig)),
             "DependencyUnreachable" => one(self.dependency_unreachable(sig)),
+            "SchedulerNotRunning" => one(self.scheduler_not_running(sig)),
+            "NodesCordoned" => one(self.nodes_cordoned(sig)),
+            "NodeServiceProxyBroken" => one(self.node_service_proxy(sig, path)),
+            "ScaledToZero" => one(self.scaled_to_zero(sig, path)),
+            "WrongServicePort" => one(self.wrong_service_port(sig, path)),
+            "PodDnsConfigBroken" => one(self.pod_dns_config(sig)),
+            "QuotaBlocksService" => one(self.quota_blocks_service(sig)),
+            "DatabaseRejects" => one(self.database_rejects(sig, path)),
+            "ProbeWrongProtocol" => one(self.probe_protocol(sig)),
             "SlowDependency" => one(self.at_workload(sig, 0.9, "requests are slow because a call the application makes takes seconds").map(|v| {
                 let secs = sig.value.unwrap_or(0.0);
                 Verified { summary: format!("{} spends {secs:.1}s in a call it makes (log: {}), while pods, node and network are healthy", v.object.name, trim(&sig.detail)), ..v }
@@ -817,6 +885,37 @@ impl<'a> Search<'a> {
             .iter()
             .any(|p| selector_matches(&sel, p.o.metadata.labels.as_ref()))
         {
+            return None;
+        }
+        // A workload whose pod template the selector matches would give it endpoints: the
+        // selector is right and the pods are missing for another reason (scaled to 0).
+        let template_matches =
+            |labels: Option<&BTreeMap<String, String>>| selector_matches(&sel, labels);
+        let templated = self
+            .c
+            .deployments
+            .iter()
+            .filter(|d| d.r.namespace.as_deref() == Some(ns))
+            .any(|d| {
+                template_matches(
+                    d.o.spec
+                        .as_ref()
+                        .and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
+                )
+            })
+            || self
+                .c
+                .statefulsets
+                .iter()
+                .filter(|d| d.r.namespace.as_deref() == Some(ns))
+                .any(|d| {
+                    template_matches(
+                        d.o.spec
+                            .as_ref()
+                            .and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
+                    )
+                });
+        if templated {
             return None;
         }
         // The pods the selector was meant for. A Service rarely selects its own callers, and
@@ -1214,7 +1313,30 @@ impl<'a> Search<'a> {
             return None;
         }
         let w = self.workload(&sig.object);
-        Some(Verified::new(w.clone(), 0.9, format!("{} calls {peer:?}, but no Service of that name exists, so cluster DNS cannot resolve it", w.kind_name())).param("host", json!(peer)))
+        // Where the host is configured: the pod template's env, or a ConfigMap it reads.
+        let (object, pointer) = match self.configured_in(&w, peer) {
+            Some((o, p)) => (o, Some(p)),
+            None => (w.clone(), None),
+        };
+        let mut v = Verified::new(
+            object.clone(),
+            0.9,
+            format!(
+                "{} calls {peer:?}{}, but no Service of that name exists, so cluster DNS cannot resolve it",
+                w.kind_name(),
+                pointer.as_ref().map_or(String::new(), |p| format!(" (configured in {} {p})", object.kind_name()))
+            ),
+        )
+        .param("host", json!(peer));
+        if let Some(p) = pointer {
+            v = v.ev(
+                EvidenceSource::Spec,
+                &object,
+                format!("{p} names {peer}"),
+                &p,
+            );
+        }
+        Some(v)
     }
 
     // ----------------------------------------------------------------- scheduling
@@ -1628,12 +1750,11 @@ impl<'a> Search<'a> {
     fn probe_port(&self, sig: &Signal, which: &str) -> Option<Verified> {
         let pod = self.pod(&sig.object)?;
         let lower = sig.detail.to_ascii_lowercase();
-        if lower.contains("statuscode: 404")
-            || lower.contains("timeout")
-            || lower.contains("deadline exceeded")
-        {
+        if lower.contains("statuscode: 404") {
             return None;
         }
+        // A timeout is a wrong port only when the probe's port is not one the container serves
+        // (checked below); on a served port it is a slow or blocked process.
         let w = self.workload(&sig.object);
         let (spec, prefix) = self.template(&w)?;
         let pspec = pod.o.spec.as_ref()?;

@@ -428,6 +428,7 @@ mod tests {
         let d = Diagnosis {
             id: "x".into(),
             target: ObjectRef::new("Deployment", "ns", "d"),
+            verdict: metakube_shared::Verdict::RootCause,
             category: Some(Category::Network),
             root_cause: Some(RootCause {
                 object: ObjectRef::new("Service", "ns", "redis"),

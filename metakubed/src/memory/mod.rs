@@ -1235,6 +1235,7 @@ mod tests {
             diagnosis: Diagnosis {
                 id: id.into(),
                 target: ObjectRef::new("Deployment", "ns", "web"),
+                verdict: metakube_shared::Verdict::RootCause,
                 category: Some(Category::Resource),
                 root_cause: Some(RootCause {
                     object: ObjectRef::new("Deployment", "ns", "web"),

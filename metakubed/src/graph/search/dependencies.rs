@@ -1,0 +1,496 @@
+//! Verifiers for faults between a caller and what it calls: the backend scaled to zero, the
+//! caller configured with a port its Service does not expose, the pod's own DNS settings, a
+//! Service that could never be created because the namespace's quota is full, and a shared
+//! database that refuses work.
+
+use std::collections::BTreeMap;
+
+use metakube_shared::{EvidenceSource, ObjectRef};
+use serde_json::json;
+
+use super::{ns_of, pod_ready, trim, KindName, Search, Verified};
+use crate::signals::Signal;
+use crate::snapshot::{parse_quantity, selector_matches};
+
+/// Images of database servers, by the family whose error texts `log_db_rejects` matches.
+const DB_IMAGES: [&str; 7] = [
+    "mysql", "mariadb", "percona", "postgres", "mongo", "redis", "tidb",
+];
+
+impl Search<'_> {
+    /// Where a workload's configuration names `needle`: an env value of its pod template
+    /// (the workload, with the field), or a key of a ConfigMap it reads (the ConfigMap).
+    pub(super) fn configured_in(&self, w: &ObjectRef, needle: &str) -> Option<(ObjectRef, String)> {
+        let (spec, _) = self.template(w)?;
+        for (i, c) in spec.containers.iter().enumerate() {
+            for e in c.env.iter().flatten() {
+                if e.value.as_deref().is_some_and(|v| v.contains(needle)) {
+                    return Some((
+                        w.clone(),
+                        format!("spec.template.spec.containers[{i}].env[{}]", e.name),
+                    ));
+                }
+            }
+        }
+        let ns = ns_of(w);
+        let maps = spec
+            .containers
+            .iter()
+            .flat_map(|c| {
+                c.env_from
+                    .iter()
+                    .flatten()
+                    .filter_map(|f| f.config_map_ref.as_ref().map(|r| r.name.clone()))
+                    .chain(c.env.iter().flatten().filter_map(|e| {
+                        e.value_from
+                            .as_ref()?
+                            .config_map_key_ref
+                            .as_ref()
+                            .map(|r| r.name.clone())
+                    }))
+            })
+            .chain(
+                spec.volumes
+                    .iter()
+                    .flatten()
+                    .filter_map(|v| v.config_map.as_ref().map(|c| c.name.clone())),
+            );
+        for name in maps {
+            let Some(cm) = self.c.configmap(ns, &name) else {
+                continue;
+            };
+            if let Some((k, _)) = cm.o.data.iter().flatten().find(|(_, v)| v.contains(needle)) {
+                return Some((cm.r.clone(), format!("data.{k}")));
+            }
+        }
+        None
+    }
+
+    /// The Service the signal is about: its own object, or the peer its log line names.
+    fn service_of(&self, sig: &Signal, path: &[ObjectRef]) -> Option<ObjectRef> {
+        match sig.code.as_str() {
+            "scaled_to_zero" => {
+                let ns = ns_of(&sig.object);
+                Some(ObjectRef::new("Service", ns, sig.peer.as_deref()?))
+            }
+            _ => self.peer_service(sig, path),
+        }
+    }
+
+    /// A Service with no ready endpoints whose pods would come from a workload scaled to 0.
+    pub(super) fn scaled_to_zero(&self, sig: &Signal, path: &[ObjectRef]) -> Option<Verified> {
+        let svc = self.service_of(sig, path)?;
+        let s = self.c.service(ns_of(&svc), &svc.name)?;
+        let sel =
+            s.o.spec
+                .as_ref()?
+                .selector
+                .clone()
+                .filter(|m| !m.is_empty())?;
+        if self.selected_pods(&svc).iter().any(|p| pod_ready(&p.o)) {
+            return None;
+        }
+        let ns = ns_of(&svc);
+        let zero = self
+            .c
+            .deployments
+            .iter()
+            .filter(|d| d.o.spec.as_ref().and_then(|s| s.replicas) == Some(0))
+            .map(|d| {
+                (
+                    &d.r,
+                    &d.o.metadata,
+                    d.o.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+                )
+            })
+            .chain(
+                self.c
+                    .statefulsets
+                    .iter()
+                    .filter(|d| d.o.spec.as_ref().and_then(|s| s.replicas) == Some(0))
+                    .map(|d| {
+                        (
+                            &d.r,
+                            &d.o.metadata,
+                            d.o.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+                        )
+                    }),
+            )
+            .find(|(r, _, tm)| {
+                r.namespace.as_deref() == Some(ns)
+                    && selector_matches(&sel, tm.and_then(|m| m.labels.as_ref()))
+            })?;
+        let (w, meta, _) = zero;
+        // The replica count it had: the last applied configuration, when kubectl apply left one.
+        let before = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .and_then(|v| v["spec"]["replicas"].as_i64())
+            .filter(|n| *n > 0)
+            .unwrap_or(1);
+        let mut v = Verified::new(
+            w.clone(),
+            1.0,
+            format!(
+                "{} is scaled to 0 replicas, so Service {} has no endpoints and every caller of it fails",
+                w.kind_name(),
+                svc.name
+            ),
+        )
+        .ev(EvidenceSource::Spec, w, "spec.replicas = 0".into(), "spec.replicas")
+        .ev(
+            EvidenceSource::Graph,
+            &svc,
+            format!("Service {} selects the pods of {}, and none exist", svc.name, w.name),
+            "spec.selector",
+        )
+        .param("replicas", json!(before));
+        if sig.object != *w {
+            v.via = vec![svc];
+        }
+        Some(v)
+    }
+
+    /// The caller dials a port its Service does not expose (`redis-cart:6380` while the Service
+    /// serves 6379): the address in the caller's configuration is wrong.
+    pub(super) fn wrong_service_port(&self, sig: &Signal, path: &[ObjectRef]) -> Option<Verified> {
+        let port = sig.port?;
+        let host = sig.peer.as_deref()?;
+        let svc = self.peer_service(sig, path)?;
+        let s = self.c.service(ns_of(&svc), &svc.name)?;
+        let ports: Vec<i32> =
+            s.o.spec
+                .as_ref()?
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| p.port)
+                .collect();
+        if ports.is_empty() || ports.contains(&port) {
+            return None;
+        }
+        let w = self.workload(&sig.object);
+        let (spec, prefix) = self.template(&w)?;
+        let needle = format!(":{port}");
+        // The env var that holds the address: it names the Service (or its ClusterIP) and the port.
+        let names = [svc.name.as_str(), host];
+        let found = spec.containers.iter().enumerate().find_map(|(i, ctr)| {
+            ctr.env.iter().flatten().enumerate().find_map(|(j, e)| {
+                let val = e.value.as_deref()?;
+                (val.contains(&needle) && names.iter().any(|n| val.contains(n)))
+                    .then(|| (i, j, e.name.clone(), val.to_string()))
+            })
+        });
+        if found.is_none() {
+            // The configuration already names the Service with a port it exposes (a fixed
+            // snapshot, or a log older than the fix): nothing to blame here.
+            let right = spec
+                .containers
+                .iter()
+                .flat_map(|c| c.env.iter().flatten())
+                .any(|e| {
+                    e.value.as_deref().is_some_and(|v| {
+                        ports
+                            .iter()
+                            .any(|p| v.contains(&format!("{}:{p}", svc.name)))
+                    })
+                });
+            if right {
+                return None;
+            }
+        }
+        let good = ports[0];
+        let mut v = Verified::new(
+            w.clone(),
+            if found.is_some() { 1.0 } else { 0.8 },
+            format!(
+                "{} calls {}:{port}, but Service {} exposes {}: the address in its configuration names the wrong port",
+                w.kind_name(),
+                svc.name,
+                svc.name,
+                ports.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .ev(
+            EvidenceSource::Spec,
+            &svc,
+            format!("Service {} ports: {}", svc.name, ports.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")),
+            "spec.ports",
+        );
+        if let Some((i, j, name, val)) = found {
+            let fixed = val.replace(&needle, &format!(":{good}"));
+            v = v
+                .ev(
+                    EvidenceSource::Spec,
+                    &w,
+                    format!("env {name} = {val}"),
+                    &format!("spec.template.spec.containers[{i}].env[{j}].value"),
+                )
+                .param(
+                    "pointer",
+                    json!(format!("{prefix}/containers/{i}/env/{j}/value")),
+                )
+                .param("value", json!(fixed))
+                .param("env", json!(name));
+        }
+        Some(v)
+    }
+
+    /// Cluster names fail to resolve because the pod template replaces the cluster DNS:
+    /// `dnsPolicy: None` with its own nameservers, or `Default` (the node's resolv.conf).
+    pub(super) fn pod_dns_config(&self, sig: &Signal) -> Option<Verified> {
+        if sig.code != "log_dns_failure" {
+            return None;
+        }
+        let w = self.workload(&sig.object);
+        let (spec, prefix) = self.template(&w)?;
+        let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+        if !matches!(policy, "None" | "Default") {
+            return None;
+        }
+        let cluster_dns: Vec<&str> = self
+            .c
+            .services
+            .iter()
+            .filter(|s| {
+                s.r.namespace.as_deref() == Some("kube-system")
+                    && matches!(s.r.name.as_str(), "kube-dns" | "coredns")
+            })
+            .filter_map(|s| s.o.spec.as_ref()?.cluster_ip.as_deref())
+            .collect();
+        let servers: Vec<String> = spec
+            .dns_config
+            .as_ref()
+            .and_then(|d| d.nameservers.clone())
+            .unwrap_or_default();
+        if policy == "None" && servers.iter().any(|s| cluster_dns.contains(&s.as_str())) {
+            return None;
+        }
+        // A name the cluster serves, or one the app was meant to reach inside it.
+        let in_cluster = sig.peer.as_deref().is_some_and(|p| {
+            self.c.resolve_service(p, ns_of(&sig.object)).is_some() || !p.contains('.')
+        });
+        if !in_cluster {
+            return None;
+        }
+        let txt = if policy == "None" {
+            format!(
+                "dnsPolicy None with nameservers {}",
+                if servers.is_empty() {
+                    "(none)".into()
+                } else {
+                    servers.join(", ")
+                }
+            )
+        } else {
+            "dnsPolicy Default (the node's resolv.conf, which knows no Service names)".to_string()
+        };
+        Some(
+            Verified::new(
+                w.clone(),
+                1.0,
+                format!(
+                    "{}'s pods use {txt} instead of the cluster DNS, so they cannot resolve {} ({})",
+                    w.kind_name(),
+                    sig.peer.as_deref().unwrap_or("Service names"),
+                    trim(&sig.detail)
+                ),
+            )
+            .ev(EvidenceSource::Spec, &w, txt.clone(), "spec.template.spec.dnsPolicy")
+            .param("prefix", json!(prefix))
+            .param("has_dns_config", json!(spec.dns_config.is_some())),
+        )
+    }
+
+    /// A caller names a Service that does not exist while the namespace's quota on Services is
+    /// used up: the Service could not be created (`exceeded quota: Q, requested: services=1`).
+    pub(super) fn quota_blocks_service(&self, sig: &Signal) -> Option<Verified> {
+        let peer = sig.peer.as_deref()?;
+        if peer.parse::<std::net::IpAddr>().is_ok()
+            || self.c.resolve_service(peer, ns_of(&sig.object)).is_some()
+        {
+            return None;
+        }
+        let labels: Vec<&str> = peer.split('.').collect();
+        let ns = match labels.get(1) {
+            Some(ns) if labels.len() == 2 || labels.get(2) == Some(&"svc") => ns,
+            Some(_) => return None,
+            None => ns_of(&sig.object),
+        };
+        let full = self
+            .c
+            .quotas
+            .iter()
+            .filter(|q| q.r.namespace.as_deref() == Some(ns))
+            .find_map(|q| {
+                let hard = q.o.status.as_ref().and_then(|s| s.hard.as_ref()).or(q
+                    .o
+                    .spec
+                    .as_ref()?
+                    .hard
+                    .as_ref())?;
+                let used = q.o.status.as_ref()?.used.as_ref()?;
+                ["services", "count/services"].into_iter().find_map(|k| {
+                    let h = parse_quantity(&hard.get(k)?.0)?;
+                    let u = parse_quantity(&used.get(k)?.0)?;
+                    (u >= h).then_some((q, k, h, u))
+                })
+            })?;
+        let (q, key, hard, used) = full;
+        Some(
+            Verified::new(
+                q.r.clone(),
+                1.0,
+                format!(
+                    "ResourceQuota {} allows {hard} Services and {used} exist, so Service {peer} could not be created; {} cannot resolve it",
+                    q.r.name,
+                    self.workload(&sig.object).name
+                ),
+            )
+            .ev(EvidenceSource::Status, &q.r, format!("status.used[{key}] = {used}, hard = {hard}"), &format!("status.used.{key}"))
+            .param("quota_key", json!(key))
+            .param("quota_value", json!((hard as i64 + 1).to_string()))
+            .param("service", json!(peer)),
+        )
+    }
+
+    /// Callers' logs say the database refuses work (out of connections, read-only): the fault
+    /// is in the database the callers share, not in each caller.
+    pub(super) fn database_rejects(&self, sig: &Signal, path: &[ObjectRef]) -> Option<Verified> {
+        if sig.code != "log_db_rejects" {
+            return None;
+        }
+        let ns = ns_of(&sig.object);
+        // The Service the line names, else the database workload the caller's configuration
+        // points at most closely.
+        let named = self
+            .peer_service(sig, path)
+            .and_then(|s| self.selected_pods(&s).first().map(|p| self.workload(&p.r)));
+        let db = named.or_else(|| self.database_for(&sig.object, ns))?;
+        if path.contains(&db) || self.workload(&sig.object) == db {
+            return None;
+        }
+        let callers = self
+            .signals
+            .iter()
+            .filter(|s| s.code == "log_db_rejects")
+            .map(|s| self.workload(&s.object))
+            .collect::<std::collections::BTreeSet<_>>();
+        Some(
+            Verified::new(
+                db.clone(),
+                1.0,
+                format!(
+                    "database {} refuses work ({}); {} caller{} fail{} on it",
+                    db.kind_name(),
+                    trim(&sig.detail),
+                    callers.len(),
+                    if callers.len() == 1 { "" } else { "s" },
+                    if callers.len() == 1 { "s" } else { "" }
+                ),
+            )
+            .ev(
+                EvidenceSource::Graph,
+                &db,
+                format!(
+                    "callers failing on it: {}",
+                    callers
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .take(8)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "depends_on",
+            ),
+        )
+    }
+
+    /// The database workload a pod most likely uses: a database image in its namespace whose
+    /// name shares the most with the names in the pod's configuration (env, envFrom Secrets and
+    /// ConfigMaps: `ts-route-mysql` → `tsdb-mysql`).
+    fn database_for(&self, pod: &ObjectRef, ns: &str) -> Option<ObjectRef> {
+        let spec = self.pod(pod)?.o.spec.as_ref()?;
+        let mut words: Vec<String> = Vec::new();
+        for c in &spec.containers {
+            for e in c.env.iter().flatten() {
+                words.push(e.name.to_ascii_lowercase());
+                if let Some(v) = &e.value {
+                    words.push(v.to_ascii_lowercase());
+                }
+            }
+            for f in c.env_from.iter().flatten() {
+                if let Some(s) = &f.secret_ref {
+                    words.push(s.name.to_ascii_lowercase());
+                }
+                if let Some(m) = &f.config_map_ref {
+                    words.push(m.name.to_ascii_lowercase());
+                }
+            }
+        }
+        let tokens: Vec<String> = words
+            .iter()
+            .flat_map(|w| {
+                w.split(|c: char| !c.is_ascii_alphanumeric())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|t| t.len() >= 2)
+            .collect();
+        let mut best: BTreeMap<ObjectRef, f64> = BTreeMap::new();
+        let workloads = self
+            .c
+            .statefulsets
+            .iter()
+            .map(|o| {
+                (
+                    &o.r,
+                    o.o.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+                )
+            })
+            .chain(self.c.deployments.iter().map(|o| {
+                (
+                    &o.r,
+                    o.o.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+                )
+            }));
+        for (r, tspec) in workloads {
+            if r.namespace.as_deref() != Some(ns) {
+                continue;
+            }
+            let is_db = tspec.is_some_and(|s| {
+                s.containers.iter().any(|c| {
+                    let img = c.image.as_deref().unwrap_or("").to_ascii_lowercase();
+                    let repo = img.rsplit('/').next().unwrap_or("");
+                    DB_IMAGES.iter().any(|d| repo.starts_with(d))
+                })
+            });
+            if !is_db {
+                continue;
+            }
+            let name = r.name.to_ascii_lowercase();
+            let mut score = if words.iter().any(|w| w.contains(&name)) {
+                3.0
+            } else {
+                0.0
+            };
+            for part in name.split('-').filter(|p| p.len() >= 2) {
+                if tokens.iter().any(|t| t == part) {
+                    score += 1.0;
+                } else if tokens
+                    .iter()
+                    .any(|t| part.starts_with(t.as_str()) || t.starts_with(part))
+                {
+                    score += 0.5;
+                }
+            }
+            best.insert(r.clone(), score);
+        }
+        best.into_iter()
+            .filter(|(_, s)| *s > 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.name.cmp(&a.0.name)))
+            .map(|(r, _)| r)
+    }
+}
