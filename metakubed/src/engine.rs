@@ -369,13 +369,20 @@ fn evidence_of(f: &Finding) -> Vec<Evidence> {
 
 fn scoped_symptoms(a: &Analysis) -> Vec<Symptom> {
     let mut out: Vec<Symptom> = Vec::new();
+    let mut error_line = None;
     for s in &a.signals {
         let related = a.scope.contains(&s.object)
             || a.findings
                 .iter()
                 .take(3)
                 .any(|f| f.path.contains(&s.object));
-        if !related || s.code == "log_error_line" {
+        if !related {
+            continue;
+        }
+        // Error lines alone are too common to list, but they keep a target whose log keeps
+        // failing from being called healthy.
+        if s.code == "log_error_line" {
+            error_line.get_or_insert(s);
             continue;
         }
         let sym = s.to_symptom();
@@ -385,6 +392,9 @@ fn scoped_symptoms(a: &Analysis) -> Vec<Symptom> {
         {
             out.push(sym);
         }
+    }
+    if out.is_empty() {
+        out.extend(error_line.map(Signal::to_symptom));
     }
     out.truncate(30);
     out

@@ -456,6 +456,16 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                 }
             }
         }
+        "fix_volume_permissions" => {
+            let vol = p(f, "volume").map(s).unwrap_or_default();
+            let path = p(f, "path").map(s).unwrap_or_default();
+            if p(f, "kind").map(s).as_deref() == Some("hostPath") {
+                let node = p(f, "node").map(s).unwrap_or_default();
+                out.push(manual(format!("give the container's user ownership of the hostPath directory behind volume {vol} on node {node} (e.g. `chown -R 999:999 <dir>` there), or mount a PersistentVolumeClaim instead; the pod mounts it at {path}")));
+            } else {
+                out.push(manual(format!("set spec.template.spec.securityContext.fsGroup to the container's group so the kubelet makes claim {vol} (mounted at {path}) writable for it")));
+            }
+        }
         "template" => {
             let text = p(f, "fix_text").map(s).unwrap_or_default();
             out.push(command(format!("kubectl {}describe {} {}", o.namespace_flag(), o.kind.to_ascii_lowercase(), o.name), format!("inspect {} {}", o.kind, o.name), Risk::Low));

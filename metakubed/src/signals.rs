@@ -790,11 +790,19 @@ fn log_signals(c: &Cluster, p: &Obj<Pod>, patterns: &LogPatterns, out: &mut Vec<
         // help text ("see https://stackexchange.github.io/…"); the port comes with it.
         let pick = |no: usize| -> Option<(String, Option<i32>)> {
             let peers = extract_peers(lines[no]);
+            // An API path that names a Service (`/api/v1/orderservice/…` → ts-order-service)
+            // counts when nothing else resolves.
             let host = peers
                 .iter()
                 .find(|p| c.resolve_service(p, ns).is_some())
-                .or(peers.first())?
-                .clone();
+                .cloned()
+                .or_else(|| {
+                    peers
+                        .iter()
+                        .find_map(|p| c.service_named_like(p, ns))
+                        .map(|r| r.name)
+                })
+                .or_else(|| peers.first().cloned())?;
             let port = peer_port(lines[no], &host);
             Some((host, port))
         };
@@ -920,6 +928,7 @@ pub fn extract_peers(line: &str) -> Vec<String> {
             r"(?i)resolve host:?\s+([A-Za-z0-9][A-Za-z0-9.-]*)",
             r"(?i)(?:for|instances? of) service:?\s+([A-Za-z0-9][A-Za-z0-9.-]*)",
             r"UnknownHostException: ([A-Za-z0-9][A-Za-z0-9.-]*)",
+            r"/api/v\d+/([A-Za-z][A-Za-z0-9-]{3,})",
             r"(?:EAI_AGAIN|ENOTFOUND|EAI_NONAME)\s+([A-Za-z0-9][A-Za-z0-9.-]*)",
             r"(?i)lookup ([A-Za-z0-9][A-Za-z0-9.-]*)",
             r"(?i)[a-z][a-z0-9+.-]*://([A-Za-z0-9][A-Za-z0-9.-]*)",

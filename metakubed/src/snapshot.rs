@@ -197,6 +197,28 @@ impl Cluster {
         self.service(ns, name).map(|s| s.r.clone())
     }
 
+    /// The one Service of a namespace whose name, without punctuation, equals or ends with
+    /// `token` (`orderservice` → `ts-order-service`): how API paths name their service.
+    pub fn service_named_like(&self, token: &str, ns: &str) -> Option<ObjectRef> {
+        let norm = |s: &str| -> String {
+            s.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let t = norm(token);
+        if t.len() < 6 {
+            return None;
+        }
+        let mut hits = self
+            .services
+            .iter()
+            .filter(|s| s.r.namespace.as_deref() == Some(ns))
+            .filter(|s| norm(&s.r.name).ends_with(&t));
+        let first = hits.next()?;
+        hits.next().is_none().then(|| first.r.clone())
+    }
+
     /// The Endpoints of a Service.
     pub fn endpoints_of(&self, svc: &ObjectRef) -> Option<&Obj<Endpoints>> {
         self.endpoints
@@ -327,6 +349,39 @@ impl Cluster {
             "Pod" => self.pods[i].o.spec.as_ref().map(|s| (s, "/spec")),
             _ => None,
         }
+    }
+
+    /// The labels of a workload's pod template.
+    pub fn template_labels(
+        &self,
+        w: &ObjectRef,
+    ) -> Option<&std::collections::BTreeMap<String, String>> {
+        let &i = self.index.get(w)?;
+        let meta = match w.kind.as_str() {
+            "Deployment" => self.deployments[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .metadata
+                .as_ref(),
+            "StatefulSet" => self.statefulsets[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .metadata
+                .as_ref(),
+            "DaemonSet" => self.daemonsets[i]
+                .o
+                .spec
+                .as_ref()?
+                .template
+                .metadata
+                .as_ref(),
+            _ => None,
+        }?;
+        meta.labels.as_ref()
     }
 
     /// Replaces one object with a new version of it (a patched copy), typed again.

@@ -23,6 +23,7 @@ mod control_plane;
 mod dependencies;
 mod probes;
 mod template;
+mod volumes;
 
 /// Most hops a causal path may take from the target.
 pub const MAX_HOPS: usize = 3;
@@ -154,6 +155,50 @@ pub fn scope_of(c: &Cluster, g: &KubeGraph, target: &ObjectRef) -> Vec<ObjectRef
     for r in frontier {
         if !out.contains(&r) {
             out.push(r);
+        }
+    }
+    // A Service meant for the target's pods that selects none of them (a selector gone
+    // wrong) shows the target's fault from the callers' side: every selector key is a label of
+    // the target's pods with a close value, or the Service carries the workload's name.
+    if let Some((spec_labels, ns)) = matches!(
+        target.kind.as_str(),
+        "Deployment" | "StatefulSet" | "DaemonSet"
+    )
+    .then(|| c.template_labels(target))
+    .flatten()
+    .zip(target.namespace.as_deref())
+    {
+        for svc in c
+            .services
+            .iter()
+            .filter(|s| s.r.namespace.as_deref() == Some(ns))
+        {
+            let Some(sel) = svc
+                .o
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .filter(|s| !s.is_empty())
+            else {
+                continue;
+            };
+            if selector_matches(sel, Some(spec_labels))
+                || !g
+                    .neighbors(&svc.r, Edge::Selects, Direction::Outgoing)
+                    .is_empty()
+            {
+                continue;
+            }
+            let close = sel.iter().all(|(k, v)| {
+                spec_labels
+                    .get(k)
+                    .is_some_and(|pv| label_similarity(v, pv) >= 0.5)
+            });
+            let named =
+                svc.r.name == target.name && sel.keys().any(|k| spec_labels.contains_key(k));
+            if (close || named) && !out.contains(&svc.r) {
+                out.push(svc.r.clone());
+            }
         }
     }
     // Owners of selected pods (Service targets) belong too.
@@ -431,16 +476,12 @@ impl<'a> Search<'a> {
         path: &[ObjectRef],
         depth: usize,
     ) -> Vec<Verified> {
-        // A template's signal: the hand-written check of its cause, if there is one and it
-        // holds; else the template's own placement.
+        // A template's signal: the hand-written check of its cause when there is one (what it
+        // rejects stays rejected: it reads the configuration itself); else the template's own
+        // placement.
         if let Some(hit) = sig.rule.as_ref().filter(|h| h.cause == cause.reason) {
-            let v = if cause.source.is_empty() {
-                self.verify_builtin(cause, sig, scope, path, depth)
-            } else {
-                Vec::new()
-            };
-            if !v.is_empty() {
-                return v;
+            if cause.source.is_empty() {
+                return self.verify_builtin(cause, sig, scope, path, depth);
             }
             return self
                 .template_cause(cause, hit.at, sig)
@@ -514,6 +555,8 @@ impl<'a> Search<'a> {
             "PodDnsConfigBroken" => one(self.pod_dns_config(sig)),
             "QuotaBlocksService" => one(self.quota_blocks_service(sig)),
             "DatabaseRejects" => one(self.database_rejects(sig, path)),
+            "VolumePermissionDenied" => one(self.volume_permission(sig)),
+            "UpstreamServerError" => self.upstream_server_error(sig, path, depth),
             "ProbeWrongProtocol" => one(self.probe_protocol(sig)),
             "SlowDependency" => one(self.at_workload(sig, 0.9, "requests are slow because a call the application makes takes seconds").map(|v| {
                 let secs = sig.value.unwrap_or(0.0);

@@ -503,7 +503,7 @@ fn recovered(c: &Cluster, r: &ObjectRef, e: &Event) -> bool {
                         | "SuccessfulMountVolume"
                 )
             )
-            && event_last_seen(&o.o).is_some_and(|ot| ot > t)
+            && event_last_seen(&o.o).is_some_and(|ot| ot >= t)
     })
 }
 

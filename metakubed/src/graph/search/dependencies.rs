@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use metakube_shared::{EvidenceSource, ObjectRef};
 use serde_json::json;
 
-use super::{ns_of, pod_ready, trim, KindName, Search, Verified};
+use super::{ns_of, pod_ready, scope_of, trim, KindName, Search, Verified, MAX_HOPS};
 use crate::signals::Signal;
 use crate::snapshot::{parse_quantity, selector_matches};
 
@@ -356,6 +356,76 @@ impl Search<'_> {
         )
     }
 
+    /// A caller gets HTTP 5xx from a Service whose pods are Ready: the fault is behind it.
+    /// Follow the hop into the backend and take its own verified cause (a database that
+    /// refuses writes, a dependency of its own); else the backend itself.
+    pub(super) fn upstream_server_error(
+        &self,
+        sig: &Signal,
+        path: &[ObjectRef],
+        depth: usize,
+    ) -> Vec<Verified> {
+        let Some(svc) = self.peer_service(sig, path) else {
+            return Vec::new();
+        };
+        let pods = self.selected_pods(&svc);
+        if !pods.iter().any(|p| pod_ready(&p.o)) {
+            return Vec::new(); // no ready backend: BackendNotReady's case
+        }
+        let backend = self.workload(&pods[0].r);
+        let caller = self.workload(&sig.object);
+        if path.contains(&backend) || caller == backend {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if depth + 2 <= MAX_HOPS {
+            let mut p = path.to_vec();
+            p.push(svc.clone());
+            p.push(backend.clone());
+            let scope = scope_of(self.c, self.g, &backend);
+            let deeper = self.analyze(&scope, p, depth + 2);
+            for f in deeper.into_iter().filter(|f| {
+                !matches!(
+                    f.reason.as_str(),
+                    "BackendNotReady" | "UpstreamServerError" | "ApplicationCrash"
+                )
+            }) {
+                let mut v = Verified::new(
+                    f.object.clone(),
+                    f.score,
+                    format!(
+                        "{} (behind Service {}, which answers {} with server errors)",
+                        f.summary, svc.name, caller.name
+                    ),
+                );
+                v.evidence = f.evidence;
+                v.params = f.params;
+                v.via = f.path[path.len()..].to_vec();
+                v.params.insert("_reason".into(), json!(f.reason));
+                out.push(v);
+            }
+        }
+        let mut v = Verified::new(
+            backend.clone(),
+            0.6,
+            format!(
+                "{} answers {} with server errors (HTTP 5xx) while its pods are Ready: the fault is in {} or in what it calls",
+                backend.kind_name(),
+                caller.name,
+                backend.name
+            ),
+        )
+        .ev(
+            EvidenceSource::Graph,
+            &svc,
+            format!("{} calls Service {} → {}", caller.name, svc.name, backend.name),
+            "depends_on",
+        );
+        v.via = vec![svc];
+        out.push(v);
+        out
+    }
+
     /// Callers' logs say the database refuses work (out of connections, read-only): the fault
     /// is in the database the callers share, not in each caller.
     pub(super) fn database_rejects(&self, sig: &Signal, path: &[ObjectRef]) -> Option<Verified> {
@@ -430,15 +500,27 @@ impl Search<'_> {
                 }
             }
         }
-        let tokens: Vec<String> = words
-            .iter()
-            .flat_map(|w| {
-                w.split(|c: char| !c.is_ascii_alphanumeric())
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .filter(|t| t.len() >= 2)
-            .collect();
+        // A name that carries database settings (`ts-route-mysql`, `DB_HOST`) points at the
+        // database more than any other (`nacos`, a discovery config): its tokens weigh double.
+        let about_db = |w: &str| {
+            DB_IMAGES.iter().any(|d| w.contains(d))
+                || ["db", "sql", "database", "jdbc"]
+                    .iter()
+                    .any(|d| w.contains(d))
+        };
+        let mut tokens: Vec<(String, f64)> = Vec::new();
+        for w in &words {
+            let weight = if about_db(w) { 2.0 } else { 1.0 };
+            for t in w
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|t| t.len() >= 2)
+            {
+                match tokens.iter_mut().find(|(x, _)| x == t) {
+                    Some(e) => e.1 = f64::max(e.1, weight),
+                    None => tokens.push((t.to_string(), weight)),
+                }
+            }
+        }
         let mut best: BTreeMap<ObjectRef, f64> = BTreeMap::new();
         let workloads = self
             .c
@@ -477,14 +559,17 @@ impl Search<'_> {
                 0.0
             };
             for part in name.split('-').filter(|p| p.len() >= 2) {
-                if tokens.iter().any(|t| t == part) {
-                    score += 1.0;
-                } else if tokens
+                let exact = tokens
                     .iter()
-                    .any(|t| part.starts_with(t.as_str()) || t.starts_with(part))
-                {
-                    score += 0.5;
-                }
+                    .filter(|(t, _)| t == part)
+                    .map(|(_, w)| *w)
+                    .fold(0.0, f64::max);
+                let prefix = tokens
+                    .iter()
+                    .filter(|(t, _)| part.starts_with(t.as_str()) || t.starts_with(part))
+                    .map(|(_, w)| 0.5 * w)
+                    .fold(0.0, f64::max);
+                score += f64::max(exact, prefix);
             }
             best.insert(r.clone(), score);
         }
