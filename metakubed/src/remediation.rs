@@ -411,8 +411,9 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
         }
         "manual_scheduler" => {
             let node = p(f, "node").map(s).unwrap_or_else(|| "the control-plane node".into());
-            out.push(command("kubectl -n kube-system get pods -l component=kube-scheduler -o wide".into(), "see whether a kube-scheduler pod runs (static pod clusters)".into(), Risk::Low));
-            out.push(manual(format!("start kube-scheduler on {node} (systemd clusters: `systemctl status kube-scheduler`, `journalctl -u kube-scheduler`, then `systemctl restart kube-scheduler`); Pending pods are scheduled as soon as it runs")));
+            let comp = p(f, "component").map(s).unwrap_or_else(|| "kube-scheduler".into());
+            out.push(command(format!("kubectl -n kube-system get pods -l component={comp} -o wide"), format!("see whether a {comp} pod runs (static pod clusters)"), Risk::Low));
+            out.push(manual(format!("start {comp} on {node} (systemd clusters: `systemctl status {comp}`, `journalctl -u {comp}`, then `systemctl restart {comp}`); the waiting pods are handled as soon as it runs")));
         }
         "scale_up" => {
             let n = p(f, "replicas").cloned().unwrap_or(json!(1));

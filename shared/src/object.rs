@@ -179,8 +179,20 @@ pub struct TargetRef {
 }
 
 impl TargetRef {
-    /// Parses `TYPE/NAME`, or `TYPE` and `NAME` given as two words.
+    /// Parses `TYPE/NAME`, or `TYPE` and `NAME` given as two words, for a kind `diagnose`
+    /// accepts.
     pub fn parse(first: &str, second: Option<&str>) -> Result<TargetRef, KindError> {
+        let t = TargetRef::parse_any(first, second)?;
+        if !DIAGNOSABLE.contains(&t.kind.as_str()) {
+            return Err(KindError::NotDiagnosable(t.kind));
+        }
+        Ok(t)
+    }
+
+    /// Parses a reference to an object of any kind metakube reads: where a fault may live
+    /// (a Secret, ConfigMap, ResourceQuota, LimitRange, NetworkPolicy, ServiceAccount,
+    /// StorageClass, PersistentVolume, Node, Endpoints…), as `feedback --cause` names it.
+    pub fn parse_any(first: &str, second: Option<&str>) -> Result<TargetRef, KindError> {
         let (ty, name) = match (first.split_once('/'), second) {
             (Some((ty, name)), None) => (ty, name),
             (None, Some(name)) => (first, name),
@@ -198,9 +210,6 @@ impl TargetRef {
             return Err(KindError::MissingName(first.to_string()));
         }
         let info = KindInfo::lookup(ty).ok_or_else(|| KindError::Unknown(ty.to_string()))?;
-        if !DIAGNOSABLE.contains(&info.kind) {
-            return Err(KindError::NotDiagnosable(info.kind.to_string()));
-        }
         Ok(TargetRef {
             kind: info.kind.to_string(),
             name: name.to_string(),
@@ -225,6 +234,32 @@ impl TargetRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_may_be_any_kind_a_target_may_not() {
+        for c in [
+            "secret/db-creds",
+            "cm/app-config",
+            "quota/q",
+            "limits/lr",
+            "netpol/deny",
+            "sa/api",
+            "sc/fast",
+            "pv/pv-1",
+            "node/worker-1",
+            "ep/redis",
+        ] {
+            assert!(TargetRef::parse_any(c, None).is_ok(), "{c}");
+        }
+        assert!(matches!(
+            TargetRef::parse("secret/db-creds", None),
+            Err(KindError::NotDiagnosable(_))
+        ));
+        assert!(matches!(
+            TargetRef::parse_any("widget/x", None),
+            Err(KindError::Unknown(_))
+        ));
+    }
 
     #[test]
     fn kubectl_short_names_resolve() {

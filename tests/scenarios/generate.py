@@ -740,6 +740,21 @@ def kubelet_stopped(v):
     return c, expected("Deployment", ns, app, "system", "Node", bad, "NodeNotReady", rc_ns=None)
 
 
+@scenario("system", "controller-manager-not-running", 2)
+def controller_manager_down(v):
+    c = base(v, family="kcmdown")
+    ns, app = pick(NAMESPACES, v, 6), pick(APPS, v, 8)
+    noise(c, ns, v, exclude=[app])
+    # Two replicas wanted, one pod left after a pod was deleted: no SuccessfulCreate, no
+    # FailedCreate, nothing from any controller since.
+    dep, rs, pods = c.deployment(ns, app, [container("server", pick(IMAGES, v, 6).format(a=app), ports=[8080])], replicas=2,
+                                 states=[{"kind": "running"}], created=c.now - timedelta(hours=3))
+    deleted = f"{rs['metadata']['name']}-{h(rs['metadata']['name'], 'gone', n=5)}"
+    c.event(ns, "Pod", deleted, "Killing", "Stopping container server", first=c.now - timedelta(minutes=6), last=c.now - timedelta(minutes=6))
+    c.service(ns, app, {"app": app}, [(80, 8080)])
+    return c, expected("Deployment", ns, app, "system", "Node", "kind-control-plane", "ControllerManagerNotRunning", rc_ns=None)
+
+
 @scenario("healthy", "healthy-among-broken", 2)
 def healthy(v):
     c = base(v, family="healthy")

@@ -9,7 +9,7 @@ use crate::cli::{FeedbackArgs, GlobalArgs};
 pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
     let cause = match &a.cause {
         Some(c) => {
-            let t = TargetRef::parse(c, None).context("--cause")?;
+            let t = TargetRef::parse_any(c, None).context("--cause")?;
             Some(t.in_namespace(g.namespace.as_deref().unwrap_or("default")))
         }
         None => None,

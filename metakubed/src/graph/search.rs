@@ -549,6 +549,7 @@ impl<'a> Search<'a> {
             "DependencyUnreachable" => one(self.dependency_unreachable(sig)),
             "SchedulerNotRunning" => one(self.scheduler_not_running(sig)),
             "NodesCordoned" => one(self.nodes_cordoned(sig)),
+            "ControllerManagerNotRunning" => one(self.controller_manager_not_running(sig)),
             "NodeServiceProxyBroken" => one(self.node_service_proxy(sig, path)),
             "ScaledToZero" => one(self.scaled_to_zero(sig, path)),
             "WrongServicePort" => one(self.wrong_service_port(sig, path)),

@@ -191,6 +191,9 @@ pub(super) fn rule_signals(c: &Cluster, rules: &SymptomRules, out: &mut Vec<Sign
     // fields (per container) and conditions. A template never reads the same text twice.
     let read: BTreeSet<(ObjectRef, String)> = out
         .iter()
+        // The hand-written stages' catch-all for a FailedCreate they do not know leaves the
+        // event to the templates.
+        .filter(|s| s.code != "failed_create")
         .filter_map(|s| {
             let p = s.evidence.pointer.as_deref()?;
             let key = if let Some(r) = p.strip_prefix("event reason=") {

@@ -83,9 +83,61 @@ pub(super) fn workload_signals(c: &Cluster, out: &mut Vec<Signal>) {
         let ready = st.map_or(0, |s| s.number_ready);
         shortfall(out, &d.r, want, ready, "ready", Vec::new());
     }
+    for rs in &c.replicasets {
+        stalled_replicaset(c, rs, out);
+    }
     for p in &c.pods {
         pod_state_signals(c, p, out);
     }
+}
+
+/// A ReplicaSet that wants more pods than exist, with no FailedCreate to say why: the
+/// ReplicaSet controller (kube-controller-manager) is not acting on it. A quota or admission
+/// refusal always leaves a FailedCreate event (`pkg/controller/replicaset/replica_set.go`).
+fn stalled_replicaset(
+    c: &Cluster,
+    rs: &Obj<k8s_openapi::api::apps::v1::ReplicaSet>,
+    out: &mut Vec<Signal>,
+) {
+    let want = rs.o.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if want <= 0 {
+        return;
+    }
+    let have = c
+        .pods
+        .iter()
+        .filter(|p| p.o.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            crate::snapshot::controller_ref(&p.o.metadata)
+                .is_some_and(|o| o.kind == "ReplicaSet" && o.name == rs.r.name)
+                && p.r.namespace == rs.r.namespace
+        })
+        .count() as i32;
+    if have >= want || !live_events(c, &rs.r, "FailedCreate").is_empty() {
+        return;
+    }
+    let age =
+        rs.o.metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0.0, |t| (c.now - t.0).get_seconds() as f64);
+    if age < UNSCHEDULED_AFTER_SECS {
+        return;
+    }
+    out.push(
+        Signal::new(
+            "replicas_not_created",
+            &rs.r,
+            EvidenceSource::Status,
+            format!(
+                "ReplicaSet {} wants {want} pods, {have} exist, and no FailedCreate event says why: its controller has not acted",
+                rs.r.name
+            ),
+            Some("spec.replicas".into()),
+        )
+        .value(f64::from(want - have))
+        .hint(Category::System),
+    );
 }
 
 fn shortfall(

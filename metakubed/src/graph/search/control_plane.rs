@@ -99,6 +99,55 @@ impl Search<'_> {
         Some(v)
     }
 
+    /// A ReplicaSet short of pods with no FailedCreate, while no controller event has been
+    /// written since: kube-controller-manager is not running.
+    pub(super) fn controller_manager_not_running(&self, sig: &Signal) -> Option<Verified> {
+        if sig.code != "replicas_not_created" {
+            return None;
+        }
+        // Any controller event newer than the ReplicaSet's own last event proves the
+        // controllers run.
+        let last_own = self
+            .c
+            .events_for(&sig.object)
+            .filter_map(|e| event_last_seen(&e.o))
+            .max();
+        let newer_controller_event = self.c.events.iter().any(|e| {
+            matches!(
+                e.o.reason.as_deref(),
+                Some("SuccessfulCreate" | "ScalingReplicaSet" | "SuccessfulDelete")
+            ) && last_own.is_some_and(|own| event_last_seen(&e.o).is_some_and(|t| t > own))
+        });
+        if newer_controller_event {
+            return None;
+        }
+        let mut planes: Vec<&Obj<Node>> = self
+            .c
+            .nodes
+            .iter()
+            .filter(|n| is_control_plane(n))
+            .collect();
+        planes.sort_by(|a, b| a.r.name.cmp(&b.r.name));
+        let (object, strength) = match planes.first() {
+            Some(n) => (n.r.clone(), 0.9),
+            None => (sig.object.clone(), 0.6),
+        };
+        let w = self.workload(&sig.object);
+        Some(
+            Verified::new(
+                object,
+                strength,
+                format!(
+                    "kube-controller-manager is not running: {} ({})",
+                    w.kind_name(),
+                    sig.detail
+                ),
+            )
+            .param("component", json!("kube-controller-manager"))
+            .param("node", json!(planes.first().map(|n| n.r.name.clone()))),
+        )
+    }
+
     /// "N node(s) were unschedulable": the cordoned nodes the workload could otherwise run on.
     pub(super) fn nodes_cordoned(&self, sig: &Signal) -> Option<Verified> {
         let w = self.workload(&sig.object);
