@@ -457,6 +457,21 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                 }
             }
         }
+        "allow_egress" => {
+            let port = p(f, "port").cloned().unwrap_or(json!(53));
+            let dns = p(f, "dns").and_then(Value::as_bool).unwrap_or(false);
+            let rule = if dns {
+                json!({"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]})
+            } else {
+                json!({"ports": [{"port": port, "protocol": "TCP"}]})
+            };
+            let op = if p(f, "has_egress").and_then(Value::as_bool).unwrap_or(false) {
+                json!([{"op": "add", "path": "/spec/egress/-", "value": rule}])
+            } else {
+                json!([{"op": "add", "path": "/spec/egress", "value": [rule]}])
+            };
+            out.push(patch(o, "json", op, format!("allow egress to port {port}{} in NetworkPolicy {}", if dns { " (DNS)" } else { "" }, o.name), Risk::Medium));
+        }
         "fix_volume_permissions" => {
             let vol = p(f, "volume").map(s).unwrap_or_default();
             let path = p(f, "path").map(s).unwrap_or_default();

@@ -158,6 +158,16 @@ impl Cluster {
         self.collected_kinds.iter().any(|k| k == kind)
     }
 
+    /// Whether the pods of a namespace were read: a missing or unreadable pods list (a gap)
+    /// means "no pods" proves nothing.
+    pub fn pods_read(&self, ns: &str) -> bool {
+        self.has_kind("Pod")
+            && !self.gaps.iter().any(|g| {
+                g.namespace.as_deref() == Some(ns)
+                    && (g.what.ends_with("pods.json") || g.what == "pods")
+            })
+    }
+
     /// A pod by namespace and name.
     pub fn pod(&self, ns: &str, name: &str) -> Option<&Obj<Pod>> {
         let &i = self.index.get(&ObjectRef::new("Pod", ns, name))?;

@@ -755,6 +755,24 @@ def controller_manager_down(v):
     return c, expected("Deployment", ns, app, "system", "Node", "kind-control-plane", "ControllerManagerNotRunning", rc_ns=None)
 
 
+@scenario("network", "egress-deny-dns", 2)
+def egress_dns(v):
+    c = base(v, family="egressdns")
+    ns, app, db = pick(NAMESPACES, v, 7), pick(APPS, v, 9), ["orders-db", "ledger-db"][v % 2]
+    c.deployment(ns, db, [container("postgres", "postgres:16", ports=[5432])])
+    c.service(ns, db, {"app": db}, [5432])
+    log = f"dial tcp: lookup {db} on 10.96.0.10:53: read udp 10.244.0.31:48211->10.96.0.10:53: i/o timeout" if v == 0 else \
+          f"psql: error: could not translate host name \"{db}\" to address: Temporary failure in name resolution"
+    c.deployment(ns, app, [container("app", pick(IMAGES, v, 8).format(a=app), ports=[8080], env=[{"name": "DB_HOST", "value": db}])],
+                 state={"kind": "crashloop", "exit": 1, "restarts": 5, "uptime": 15, "log": log})
+    spec = {"podSelector": {}, "policyTypes": ["Egress"]}
+    if v == 1:
+        spec["egress"] = [{"ports": [{"port": 443, "protocol": "TCP"}]}]
+    c.add(ns, "networkpolicies", {"metadata": c.meta(ns, ["default-deny-egress", "only-https-out"][v % 2], c.now - timedelta(minutes=40)), "spec": spec})
+    noise(c, ns, v, exclude=[app, db])
+    return c, expected("Deployment", ns, app, "network", "NetworkPolicy", ["default-deny-egress", "only-https-out"][v % 2], "NetworkPolicyBlocksEgress")
+
+
 @scenario("healthy", "healthy-among-broken", 2)
 def healthy(v):
     c = base(v, family="healthy")

@@ -21,6 +21,7 @@ use crate::snapshot::{label_selector_matches, parse_quantity, selector_matches, 
 
 mod control_plane;
 mod dependencies;
+mod policies;
 mod probes;
 mod template;
 mod volumes;
@@ -556,6 +557,7 @@ impl<'a> Search<'a> {
             "PodDnsConfigBroken" => one(self.pod_dns_config(sig)),
             "QuotaBlocksService" => one(self.quota_blocks_service(sig)),
             "DatabaseRejects" => one(self.database_rejects(sig, path)),
+            "NetworkPolicyBlocksEgress" => one(self.egress_blocks(sig)),
             "VolumePermissionDenied" => one(self.volume_permission(sig)),
             "UpstreamServerError" => self.upstream_server_error(sig, path, depth),
             "ProbeWrongProtocol" => one(self.probe_protocol(sig)),

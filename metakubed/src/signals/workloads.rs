@@ -100,7 +100,7 @@ fn stalled_replicaset(
     out: &mut Vec<Signal>,
 ) {
     let want = rs.o.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    if want <= 0 {
+    if want <= 0 || !c.pods_read(rs.r.namespace.as_deref().unwrap_or("")) {
         return;
     }
     let have = c

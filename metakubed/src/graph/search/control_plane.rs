@@ -228,10 +228,26 @@ impl Search<'_> {
                     })
                 })
         });
-        if isolated || self.target_port_mismatch(&svc).is_some() {
+        // An egress policy on the caller drops the packets just the same.
+        let caller = self.pod(&sig.object)?;
+        let egress_limited = self.c.netpols.iter().any(|np| {
+            np.r.namespace == sig.object.namespace
+                && np.o.spec.as_ref().is_some_and(|sp| {
+                    sp.policy_types
+                        .as_ref()
+                        .is_some_and(|t| t.iter().any(|t| t == "Egress"))
+                        && sp.pod_selector.as_ref().is_none_or(|sel| {
+                            crate::snapshot::label_selector_matches(
+                                sel,
+                                caller.o.metadata.labels.as_ref(),
+                            )
+                        })
+                })
+        });
+        if isolated || egress_limited || self.target_port_mismatch(&svc).is_some() {
             return None;
         }
-        let node = self.pod(&sig.object)?.o.spec.as_ref()?.node_name.clone()?;
+        let node = caller.o.spec.as_ref()?.node_name.clone()?;
         let node_ref = ObjectRef::cluster("Node", &node);
         Some(
             Verified::new(
