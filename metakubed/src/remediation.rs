@@ -435,7 +435,7 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
         }
         "raise_quota" => {
             if let (Some(k), Some(v)) = (p(f, "quota_key"), p(f, "quota_value")) {
-                out.push(patch(o, "merge", json!({"spec": {"hard": {s(k): v}}}), format!("raise ResourceQuota {}'s {} to {} so Service {} can be created (then re-apply it)", o.name, s(k), s(v), p(f, "service").map(s).unwrap_or_default()), Risk::Medium));
+                out.push(patch(o, "merge", json!({"spec": {"hard": {s(k): v}}}), format!("raise ResourceQuota {}'s {} to {} so {} can be created (then re-apply it)", o.name, s(k), s(v), p(f, "object").map(s).unwrap_or_default()), Risk::Medium));
             }
         }
         "manual_database" => {

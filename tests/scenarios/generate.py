@@ -701,7 +701,7 @@ def service_quota(v):
     noise(c, ns, v, exclude=[front, missing])
     n = len(c.lists.get((ns, "services"), []))
     c.resourcequota(ns, ["service-quota", "object-counts"][v % 2], {"services": str(n)}, used={"services": str(n)})
-    return c, expected("Deployment", ns, front, "resource", "ResourceQuota", ["service-quota", "object-counts"][v % 2], "QuotaBlocksService",
+    return c, expected("Deployment", ns, front, "resource", "ResourceQuota", ["service-quota", "object-counts"][v % 2], "QuotaBlocksCreation",
                        also=[{"kind": "Service", "name": missing}])
 
 
@@ -771,6 +771,20 @@ def egress_dns(v):
     c.add(ns, "networkpolicies", {"metadata": c.meta(ns, ["default-deny-egress", "only-https-out"][v % 2], c.now - timedelta(minutes=40)), "spec": spec})
     noise(c, ns, v, exclude=[app, db])
     return c, expected("Deployment", ns, app, "network", "NetworkPolicy", ["default-deny-egress", "only-https-out"][v % 2], "NetworkPolicyBlocksEgress")
+
+
+@scenario("resource", "configmap-quota-exhausted", 1)
+def configmap_quota(v):
+    c = base(v, family="cmquota")
+    ns, app = pick(NAMESPACES, v, 8), pick(APPS, v, 10)
+    noise(c, ns, v, exclude=[app])
+    cm = f"{app}-settings"
+    vol = [{"configMap": {"defaultMode": 420, "name": cm}, "name": "settings"}]
+    c.deployment(ns, app, [container("app", pick(IMAGES, v, 9).format(a=app), ports=[8080], mounts=[{"mountPath": "/etc/app", "name": "settings"}])],
+                 volumes=vol, state={"kind": "mountfail", "message": f"MountVolume.SetUp failed for volume \"settings\" : configmap \"{cm}\" not found"})
+    n = len(c.lists.get((ns, "configmaps"), []))
+    c.resourcequota(ns, "object-counts", {"count/configmaps": str(n)}, used={"count/configmaps": str(n)})
+    return c, expected("Deployment", ns, app, "resource", "ResourceQuota", "object-counts", "QuotaBlocksCreation", also=[{"kind": "ConfigMap", "name": cm}])
 
 
 @scenario("healthy", "healthy-among-broken", 2)

@@ -555,7 +555,7 @@ impl<'a> Search<'a> {
             "ScaledToZero" => one(self.scaled_to_zero(sig, path)),
             "WrongServicePort" => one(self.wrong_service_port(sig, path)),
             "PodDnsConfigBroken" => one(self.pod_dns_config(sig)),
-            "QuotaBlocksService" => one(self.quota_blocks_service(sig)),
+            "QuotaBlocksCreation" => one(self.quota_blocks_creation(sig)),
             "DatabaseRejects" => one(self.database_rejects(sig, path)),
             "NetworkPolicyBlocksEgress" => one(self.egress_blocks(sig)),
             "VolumePermissionDenied" => one(self.volume_permission(sig)),

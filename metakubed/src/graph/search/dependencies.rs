@@ -304,55 +304,80 @@ impl Search<'_> {
         )
     }
 
-    /// A caller names a Service that does not exist while the namespace's quota on Services is
-    /// used up: the Service could not be created (`exceeded quota: Q, requested: services=1`).
-    pub(super) fn quota_blocks_service(&self, sig: &Signal) -> Option<Verified> {
-        let peer = sig.peer.as_deref()?;
-        if peer.parse::<std::net::IpAddr>().is_ok()
-            || self.c.resolve_service(peer, ns_of(&sig.object)).is_some()
-        {
+    /// An object the workload needs does not exist while the namespace's quota on that kind of
+    /// object is used up: it could not be created (`exceeded quota: Q, requested: services=1`).
+    /// A Service its callers cannot resolve, a ConfigMap or Secret its pods cannot mount, a
+    /// claim they cannot bind.
+    pub(super) fn quota_blocks_creation(&self, sig: &Signal) -> Option<Verified> {
+        let name = sig.peer.as_deref()?;
+        let (kind, resource, ns) = match sig.code.as_str() {
+            "log_dns_failure" | "log_connection_refused" => {
+                if name.parse::<std::net::IpAddr>().is_ok()
+                    || self.c.resolve_service(name, ns_of(&sig.object)).is_some()
+                {
+                    return None;
+                }
+                let labels: Vec<&str> = name.split('.').collect();
+                let ns = match labels.get(1) {
+                    Some(ns) if labels.len() == 2 || labels.get(2) == Some(&"svc") => *ns,
+                    Some(_) => return None,
+                    None => ns_of(&sig.object),
+                };
+                ("Service", "services", ns)
+            }
+            "mount_missing_configmap" => ("ConfigMap", "configmaps", ns_of(&sig.object)),
+            "mount_missing_secret" => ("Secret", "secrets", ns_of(&sig.object)),
+            "create_config_error" if sig.detail.contains("configmap") => {
+                ("ConfigMap", "configmaps", ns_of(&sig.object))
+            }
+            "create_config_error" if sig.detail.contains("secret") => {
+                ("Secret", "secrets", ns_of(&sig.object))
+            }
+            _ => return None,
+        };
+        let name = name.split('.').next().unwrap_or(name);
+        if self.c.exists(&ObjectRef::new(kind, ns, name)) {
             return None;
         }
-        let labels: Vec<&str> = peer.split('.').collect();
-        let ns = match labels.get(1) {
-            Some(ns) if labels.len() == 2 || labels.get(2) == Some(&"svc") => ns,
-            Some(_) => return None,
-            None => ns_of(&sig.object),
-        };
-        let full = self
+        let keys = [resource.to_string(), format!("count/{resource}")];
+        let (q, key, hard, used) = self
             .c
             .quotas
             .iter()
             .filter(|q| q.r.namespace.as_deref() == Some(ns))
             .find_map(|q| {
-                let hard = q.o.status.as_ref().and_then(|s| s.hard.as_ref()).or(q
+                // spec.hard is what the quota allows (status.hard lags an edit).
+                let hard = q.o.spec.as_ref().and_then(|s| s.hard.as_ref()).or(q
                     .o
-                    .spec
-                    .as_ref()?
-                    .hard
-                    .as_ref())?;
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.hard.as_ref()))?;
                 let used = q.o.status.as_ref()?.used.as_ref()?;
-                ["services", "count/services"].into_iter().find_map(|k| {
+                keys.iter().find_map(|k| {
                     let h = parse_quantity(&hard.get(k)?.0)?;
                     let u = parse_quantity(&used.get(k)?.0)?;
-                    (u >= h).then_some((q, k, h, u))
+                    (u >= h).then_some((q, k.clone(), h, u))
                 })
             })?;
-        let (q, key, hard, used) = full;
         Some(
             Verified::new(
                 q.r.clone(),
                 1.0,
                 format!(
-                    "ResourceQuota {} allows {hard} Services and {used} exist, so Service {peer} could not be created; {} cannot resolve it",
+                    "ResourceQuota {} allows {hard} {resource} and {used} exist, so {kind} {name} could not be created; {} needs it",
                     q.r.name,
                     self.workload(&sig.object).name
                 ),
             )
-            .ev(EvidenceSource::Status, &q.r, format!("status.used[{key}] = {used}, hard = {hard}"), &format!("status.used.{key}"))
+            .ev(
+                EvidenceSource::Status,
+                &q.r,
+                format!("status.used[{key}] = {used}, hard = {hard}"),
+                &format!("status.used.{key}"),
+            )
             .param("quota_key", json!(key))
             .param("quota_value", json!((hard as i64 + 1).to_string()))
-            .param("service", json!(peer)),
+            .param("object", json!(format!("{kind} {name}"))),
         )
     }
 
