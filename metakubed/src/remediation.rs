@@ -6,6 +6,7 @@
 //! k8s-openapi type, and re-diagnosing the snapshot with the patch applied must no longer
 //! report the cause. Nothing here deletes PVCs, Namespaces or Secrets.
 
+use metakube_shared::object::shell_word;
 use metakube_shared::{ObjectRef, Patch, Remediation, Risk};
 use serde_json::{json, Value};
 
@@ -56,7 +57,7 @@ pub fn patch_command(r: &ObjectRef, patch_type: &str, body: &Value) -> String {
         "kubectl {}patch {} {} --type {patch_type} -p '{body}'",
         r.namespace_flag(),
         r.kind.to_ascii_lowercase(),
-        r.name
+        shell_word(&r.name)
     )
 }
 
@@ -455,6 +456,17 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                         Risk::Medium,
                     ));
                 }
+            }
+        }
+        "manual_credentials" => {
+            let secret = p(f, "secret").map(s);
+            match secret {
+                Some(sec) => out.push(command(
+                    format!("kubectl {}get secret {} -o jsonpath='{{.data}}'", o.namespace_flag(), shell_word(&sec)),
+                    format!("check the credentials in Secret {sec} against the account the dependency expects, fix them, then restart {}", o.name),
+                    Risk::Low,
+                )),
+                None => out.push(manual(format!("check the user and password {} is configured with against the account the dependency expects", o.name))),
             }
         }
         "allow_egress" => {

@@ -539,10 +539,26 @@ fn pod_signals(c: &Cluster, p: &Obj<Pod>, out: &mut Vec<Signal>) {
         .flatten()
         .find(|cond| cond.type_ == "Ready" && cond.status != "True");
     if let (Some(cond), "Running") = (not_ready, phase) {
+        // On a node that stopped reporting, the node controller marks every pod not ready,
+        // restarted or not.
+        let node_down =
+            p.o.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .and_then(|n| c.node(n))
+                .is_some_and(|n| {
+                    n.o.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c.type_ == "Ready" && c.status != "True")
+                });
         let all_running = statuses(&p.o)
             .filter(|(_, init, _)| !init)
             .all(|(cs, _, _)| {
-                cs.state.as_ref().is_some_and(|s| s.running.is_some()) && cs.restart_count == 0
+                cs.state.as_ref().is_some_and(|s| s.running.is_some())
+                    && (cs.restart_count == 0 || node_down)
             });
         if all_running {
             let mut s = Signal::new(

@@ -97,6 +97,32 @@ impl KindInfo {
     }
 }
 
+/// Whether `name` is a name the API server accepts for an object: a DNS-1123 subdomain
+/// (lower-case alphanumerics, `-` and `.`, starting and ending alphanumeric, at most 253
+/// characters). Event names (`pod.17f3…`) and every kind metakube reads satisfy it.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// `s` as one word for a POSIX shell: unchanged when it holds only characters no shell
+/// interprets, else single-quoted (`'` written as `'\''`).
+pub fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// A reference to one object: kind, namespace (none for cluster-scoped kinds) and name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectRef {
@@ -140,7 +166,7 @@ impl ObjectRef {
     /// `-n NS ` for kubectl command lines (empty for cluster-scoped objects).
     pub fn namespace_flag(&self) -> String {
         match &self.namespace {
-            Some(ns) => format!("-n {ns} "),
+            Some(ns) => format!("-n {} ", shell_word(ns)),
             None => String::new(),
         }
     }
@@ -234,6 +260,21 @@ impl TargetRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_shell_words() {
+        assert!(valid_name("checkout-7d4b9c.17f3a2"));
+        for bad in ["", "$(id)", "../../x", "/tmp/x", "UPPER", "a b", "-x", "x-"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert_eq!(shell_word("checkout"), "checkout");
+        assert_eq!(shell_word("$(id)"), "'$(id)'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(
+            ObjectRef::new("Pod", "a;b", "p").namespace_flag(),
+            "-n 'a;b' "
+        );
+    }
 
     #[test]
     fn a_cause_may_be_any_kind_a_target_may_not() {

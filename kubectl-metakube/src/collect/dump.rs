@@ -142,6 +142,19 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
                     )));
                     continue;
                 }
+                // The API server only accepts DNS-1123 names: anything else in a dump was not
+                // written by one, and must never reach a path or a printed command.
+                if let Some(bad) = [Some(o.name()), o.namespace()]
+                    .into_iter()
+                    .flatten()
+                    .find(|n| !metakube_shared::object::valid_name(n))
+                {
+                    out.gaps.push(gap(format!(
+                        "a {} item is named {bad:?}, which is not a valid Kubernetes name; skipped",
+                        info.kind
+                    )));
+                    continue;
+                }
                 out.objects.push(o);
             }
         }

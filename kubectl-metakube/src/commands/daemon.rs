@@ -103,9 +103,13 @@ async fn stop(g: &GlobalArgs) -> anyhow::Result<()> {
         rustix::process::Pid::from_raw(h.pid as i32).context("invalid pid from the daemon")?;
     rustix::process::kill_process(pid, rustix::process::Signal::TERM)
         .with_context(|| format!("sending SIGTERM to pid {}", h.pid))?;
+    let socket = super::socket(g);
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if c.health().await.is_err() {
+        // Stopped means the process is gone: it stops answering first, then flushes its
+        // store and removes its socket (whose pid no longer runs).
+        let gone = rustix::process::test_kill_process(pid).is_err();
+        if c.health().await.is_err() && (gone || !socket.exists()) {
             println!("metakubed (pid {}) stopped; if systemd manages it, socket activation starts it again on the next request (systemctl --user stop metakubed.socket to prevent that)", h.pid);
             return Ok(());
         }

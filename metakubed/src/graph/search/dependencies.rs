@@ -451,6 +451,55 @@ impl Search<'_> {
         out
     }
 
+    /// A dependency refuses the caller's credentials: the credentials the caller's pod template
+    /// hands it (a Secret through env or envFrom, or literal env) are wrong or stale.
+    pub(super) fn dependency_auth(&self, sig: &Signal) -> Option<Verified> {
+        if sig.code != "log_auth_failed" {
+            return None;
+        }
+        let w = self.workload(&sig.object);
+        let (spec, _) = self.template(&w)?;
+        let secrets: Vec<String> = spec
+            .containers
+            .iter()
+            .flat_map(|c| {
+                c.env_from
+                    .iter()
+                    .flatten()
+                    .filter_map(|f| f.secret_ref.as_ref().map(|r| r.name.clone()))
+                    .chain(c.env.iter().flatten().filter_map(|e| {
+                        e.value_from
+                            .as_ref()?
+                            .secret_key_ref
+                            .as_ref()
+                            .map(|r| r.name.clone())
+                    }))
+            })
+            .collect();
+        let mut v = Verified::new(
+            w.clone(),
+            0.9,
+            format!(
+                "{} is refused by {} with the credentials it is configured with ({})",
+                w.kind_name(),
+                sig.peer.as_deref().unwrap_or("its dependency"),
+                trim(&sig.detail)
+            ),
+        );
+        if let Some(s) = secrets.first() {
+            let r = ObjectRef::new("Secret", ns_of(&w), s);
+            v = v
+                .ev(
+                    EvidenceSource::Spec,
+                    &w,
+                    format!("credentials come from Secret {s}"),
+                    "spec.template.spec.containers[].env",
+                )
+                .param("secret", json!(r.name));
+        }
+        Some(v)
+    }
+
     /// Callers' logs say the database refuses work (out of connections, read-only): the fault
     /// is in the database the callers share, not in each caller.
     pub(super) fn database_rejects(&self, sig: &Signal, path: &[ObjectRef]) -> Option<Verified> {
