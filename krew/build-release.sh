@@ -32,8 +32,9 @@ path = "krew/metakube.yaml"
 text = open(path).read()
 text = re.sub(r"(?m)^  version: v\S+$", f"  version: {version}", text)
 text = re.sub(r"/download/v[^/]+/metakube_v[^_]+_", f"/download/{version}/metakube_{version}_", text)
-pat = re.compile(rf"(os: {os_}\n\s+arch: {arch}\n\s+uri: \S+\n\s+sha256: )[0-9a-f]{{64}}")
-text, n = pat.subn(rf"\g<1>{sha}", text)
+# Quoted: an all-digit sha256 unquoted is a YAML integer, which krew rejects.
+pat = re.compile(rf"(os: {os_}\n\s+arch: {arch}\n\s+uri: \S+\n\s+sha256: )\"?[0-9a-f]{{64}}\"?")
+text, n = pat.subn(rf'\g<1>"{sha}"', text)
 assert n == 1, f"no platform entry for {os_}/{arch}"
 open(path, "w").write(text)
 PY

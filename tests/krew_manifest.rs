@@ -13,6 +13,7 @@ fn manifest() -> Value {
 #[test]
 fn manifest_follows_krew_rules() {
     let m = manifest();
+    let text = std::fs::read_to_string(repo_root().join("krew/metakube.yaml")).unwrap();
     assert_eq!(
         m["apiVersion"],
         "krew.googlecontainertools.github.com/v1alpha2"
@@ -70,7 +71,13 @@ fn manifest_follows_krew_rules() {
             uri.contains(&format!("/{version}/")),
             "{uri} is the release of {version}"
         );
+        // krew's YAML reader (YAML 1.1) reads an unquoted all-digit sha256 as an integer and
+        // rejects the manifest; the values must be quoted strings in the file itself.
         let sha = p["sha256"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("sha256: \"{sha}\"")),
+            "the sha256 of {uri} must be a quoted string in krew/metakube.yaml"
+        );
         assert_eq!(sha.len(), 64, "sha256 of {uri}");
         assert!(sha
             .chars()

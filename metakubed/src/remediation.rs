@@ -800,11 +800,12 @@ mod tests {
 
     #[test]
     fn commands_are_shell_quoted() {
+        // The name is quoted too: a crafted dump must not turn a pasted fix into code.
         let r = ObjectRef::new("Service", "shop", "it's");
         let cmd = patch_command(&r, "merge", &json!({"a": "it's"}));
         assert_eq!(
             cmd,
-            r#"kubectl -n shop patch service it's --type merge -p '{"a":"it'\''s"}'"#
+            r#"kubectl -n shop patch service 'it'\''s' --type merge -p '{"a":"it'\''s"}'"#
         );
     }
 }
