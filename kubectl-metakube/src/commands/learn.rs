@@ -34,6 +34,8 @@ pub struct Step {
     pub analytical_top1: bool,
     /// The controller's θ after this step's feedback... as reported with the answer.
     pub theta: f64,
+    /// The answer with memory on (`Kind/name Reason`), to see what a wrong recall chose.
+    pub answer: Option<String>,
 }
 
 /// The learning-curve report.
@@ -118,6 +120,10 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
             memory_top1: right(&on),
             analytical_top1: right(&off),
             theta: on.memory.as_ref().map_or(0.0, |m| m.theta),
+            answer: on
+                .root_cause
+                .as_ref()
+                .map(|r| format!("{}/{} {}", r.object.kind, r.object.name, r.reason)),
         };
         // The SRE's feedback: confirm, or name the real cause.
         let fb = if step.memory_top1 {

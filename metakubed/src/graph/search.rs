@@ -451,6 +451,31 @@ impl<'a> Search<'a> {
                 f.note = format!("explained by {by}");
             }
         }
+        // A stronger cause on another object, read from the same scope's logs (the database the
+        // crashing caller names), explains a plain crash too.
+        let stronger: Vec<(ObjectRef, f64, String)> = findings
+            .iter()
+            .filter(|g| g.symptoms.iter().any(|s| s.starts_with("log_")))
+            .map(|g| {
+                (
+                    g.object.clone(),
+                    g.score,
+                    format!("{} at {}", g.reason, g.object),
+                )
+            })
+            .collect();
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.reason == "ApplicationCrash" && f.note.is_empty())
+        {
+            if let Some((_, _, by)) = stronger
+                .iter()
+                .find(|(o, score, _)| *o != f.object && *score > f.score)
+            {
+                f.score *= 0.5;
+                f.note = format!("explained by {by}");
+            }
+        }
         // A plain crash is the least specific answer: a more specific cause verified on the
         // same object (an unreachable dependency, a refused configuration) says why it crashes.
         let specific: Vec<(ObjectRef, String)> = findings
