@@ -24,6 +24,18 @@ pub(super) fn is_control_plane(n: &Obj<Node>) -> bool {
 }
 
 impl Search<'_> {
+    /// The control-plane nodes, by name.
+    fn control_plane_nodes(&self) -> Vec<&Obj<Node>> {
+        let mut planes: Vec<&Obj<Node>> = self
+            .c
+            .nodes
+            .iter()
+            .filter(|n| is_control_plane(n))
+            .collect();
+        planes.sort_by(|a, b| a.r.name.cmp(&b.r.name));
+        planes
+    }
+
     /// A pod the scheduler never tried (no PodScheduled condition, no scheduling event) while
     /// nothing else was scheduled since it was created: the scheduler is not running.
     pub(super) fn scheduler_not_running(&self, sig: &Signal) -> Option<Verified> {
@@ -54,13 +66,7 @@ impl Search<'_> {
         if scheduled_since {
             return None;
         }
-        let mut planes: Vec<&Obj<Node>> = self
-            .c
-            .nodes
-            .iter()
-            .filter(|n| is_control_plane(n))
-            .collect();
-        planes.sort_by(|a, b| a.r.name.cmp(&b.r.name));
+        let planes = self.control_plane_nodes();
         let w = self.workload(&sig.object);
         let (object, strength, where_) = match planes.first() {
             Some(n) => (
@@ -121,13 +127,7 @@ impl Search<'_> {
         if newer_controller_event {
             return None;
         }
-        let mut planes: Vec<&Obj<Node>> = self
-            .c
-            .nodes
-            .iter()
-            .filter(|n| is_control_plane(n))
-            .collect();
-        planes.sort_by(|a, b| a.r.name.cmp(&b.r.name));
+        let planes = self.control_plane_nodes();
         let (object, strength) = match planes.first() {
             Some(n) => (n.r.clone(), 0.9),
             None => (sig.object.clone(), 0.6),
@@ -168,13 +168,11 @@ impl Search<'_> {
             first.r.clone(),
             if workers > 0 { 1.0 } else { 0.5 },
             format!(
-                "node{} {} {} cordoned (spec.unschedulable) and {} the only node{} {} may run on, so its pods stay Pending",
+                "{} may run on node{} {}, but {} cordoned (spec.unschedulable), so its pods stay Pending",
+                w.kind_name(),
                 if names.len() > 1 { "s" } else { "" },
                 names.join(", "),
-                if names.len() > 1 { "are" } else { "is" },
-                if names.len() > 1 { "are" } else { "is" },
-                if names.len() > 1 { "s" } else { "" },
-                w.kind_name()
+                if names.len() > 1 { "they are" } else { "it is" }
             ),
         )
         .param("nodes", json!(names));

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Container;
 use metakube_shared::{EvidenceSource, ObjectRef};
 use serde_json::json;
 
@@ -16,6 +17,23 @@ use crate::snapshot::{parse_quantity, selector_matches};
 const DB_IMAGES: [&str; 7] = [
     "mysql", "mariadb", "percona", "postgres", "mongo", "redis", "tidb",
 ];
+
+/// The ConfigMaps or Secrets a container reads its environment from (envFrom, and
+/// valueFrom key references).
+fn env_sources(c: &Container, kind: &str) -> Vec<String> {
+    let from = c.env_from.iter().flatten().filter_map(|f| match kind {
+        "ConfigMap" => f.config_map_ref.as_ref().map(|r| r.name.clone()),
+        _ => f.secret_ref.as_ref().map(|r| r.name.clone()),
+    });
+    let keys = c.env.iter().flatten().filter_map(|e| {
+        let v = e.value_from.as_ref()?;
+        match kind {
+            "ConfigMap" => v.config_map_key_ref.as_ref().map(|r| r.name.clone()),
+            _ => v.secret_key_ref.as_ref().map(|r| r.name.clone()),
+        }
+    });
+    from.chain(keys).collect()
+}
 
 impl Search<'_> {
     /// Where a workload's configuration names `needle`: an env value of its pod template
@@ -36,19 +54,7 @@ impl Search<'_> {
         let maps = spec
             .containers
             .iter()
-            .flat_map(|c| {
-                c.env_from
-                    .iter()
-                    .flatten()
-                    .filter_map(|f| f.config_map_ref.as_ref().map(|r| r.name.clone()))
-                    .chain(c.env.iter().flatten().filter_map(|e| {
-                        e.value_from
-                            .as_ref()?
-                            .config_map_key_ref
-                            .as_ref()
-                            .map(|r| r.name.clone())
-                    }))
-            })
+            .flat_map(|c| env_sources(c, "ConfigMap"))
             .chain(
                 spec.volumes
                     .iter()
@@ -462,19 +468,7 @@ impl Search<'_> {
         let secrets: Vec<String> = spec
             .containers
             .iter()
-            .flat_map(|c| {
-                c.env_from
-                    .iter()
-                    .flatten()
-                    .filter_map(|f| f.secret_ref.as_ref().map(|r| r.name.clone()))
-                    .chain(c.env.iter().flatten().filter_map(|e| {
-                        e.value_from
-                            .as_ref()?
-                            .secret_key_ref
-                            .as_ref()
-                            .map(|r| r.name.clone())
-                    }))
-            })
+            .flat_map(|c| env_sources(c, "Secret"))
             .collect();
         let mut v = Verified::new(
             w.clone(),
