@@ -31,6 +31,14 @@ pub enum ClientError {
         /// The error body.
         body: ErrorBody,
     },
+    /// The process listening on the socket is not the user's own daemon.
+    #[error("refusing to talk to {socket}: {why}; another user may have taken the socket (set --socket / METAKUBE_SOCKET to a folder of your own)")]
+    Untrusted {
+        /// Socket path.
+        socket: PathBuf,
+        /// What was found.
+        why: String,
+    },
     /// The exchange failed.
     #[error("talking to metakubed on {socket}: {why}")]
     Transport {
@@ -46,6 +54,8 @@ pub struct DaemonClient {
     socket: PathBuf,
     http: Client<UnixConnector, Full<Bytes>>,
     timeout: Duration,
+    /// Set once the listener was found to run as this user.
+    trusted: tokio::sync::OnceCell<()>,
 }
 
 impl DaemonClient {
@@ -56,7 +66,36 @@ impl DaemonClient {
             socket,
             http: Client::unix(),
             timeout,
+            trusted: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Checks, once, that the process listening on the socket runs as this user
+    /// (SO_PEERCRED): a snapshot is never sent to anyone else. A socket nobody listens on is
+    /// left to the request, which reports it.
+    async fn check_listener(&self) -> Result<(), ClientError> {
+        if self.trusted.initialized() {
+            return Ok(());
+        }
+        let Ok(stream) = tokio::net::UnixStream::connect(&self.socket).await else {
+            return Ok(());
+        };
+        let me = rustix::process::geteuid().as_raw();
+        let cred = stream.peer_cred().map_err(|e| ClientError::Untrusted {
+            socket: self.socket.clone(),
+            why: format!("cannot read the listener's credentials: {e}"),
+        })?;
+        if cred.uid() != me {
+            return Err(ClientError::Untrusted {
+                socket: self.socket.clone(),
+                why: format!(
+                    "the listener runs as uid {}, not as you (uid {me})",
+                    cred.uid()
+                ),
+            });
+        }
+        let _ = self.trusted.set(());
+        Ok(())
     }
 
     /// The socket path.
@@ -70,6 +109,7 @@ impl DaemonClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, Bytes), ClientError> {
+        self.check_listener().await?;
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, path).into();
         let req = hyper::Request::builder()
             .method(method)
@@ -179,6 +219,7 @@ impl DaemonClient {
             why,
         };
         let bytes = serde_json::to_vec(body).map_err(|e| transport(e.to_string()))?;
+        self.check_listener().await?;
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, "/v1/diagnose").into();
         let req = hyper::Request::builder()
             .method(hyper::Method::POST)

@@ -48,6 +48,9 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Everything the daemon writes (store, index, socket, logs) is for this user only: no
+    // other user may read the RocksDB files or the write-ahead log.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -163,6 +163,16 @@ impl RocksStore {
             path: path.clone(),
             source,
         })?;
+        // A store made by an older version (or under another umask) is closed to others too.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+        }
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);

@@ -42,6 +42,14 @@ pub enum ServerError {
     /// Another daemon answers on the socket.
     #[error("another metakubed is already listening on {0}")]
     AlreadyRunning(PathBuf),
+    /// The socket's folder could let another user in (or swap the socket).
+    #[error("refusing to listen in {path}: {why}; remove it or use --socket / METAKUBE_SOCKET with a folder of your own")]
+    UnsafeSocketDir {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// What the daemon keeps warm.
@@ -326,6 +334,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
                 .create(dir)
                 .map_err(err)?;
         }
+        check_socket_dir(dir)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -336,6 +345,35 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
     let l = UnixListener::bind(path).map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     Ok(l)
+}
+
+/// The socket's folder must be this user's and closed to others: in a folder another user
+/// owns or may write to (a predictable `/tmp/metakube-$UID` made first by someone else), that
+/// user could replace the socket and receive every snapshot.
+fn check_socket_dir(dir: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::MetadataExt;
+    let unsafe_dir = |why: String| ServerError::UnsafeSocketDir {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let m = std::fs::symlink_metadata(dir).map_err(|e| unsafe_dir(e.to_string()))?;
+    if !m.is_dir() {
+        return Err(unsafe_dir("it is not a directory (a symlink?)".into()));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if m.uid() != me {
+        return Err(unsafe_dir(format!(
+            "it belongs to uid {}, not to you (uid {me})",
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(unsafe_dir(format!(
+            "its mode is {:o}: group or others may enter it (it must be 0700)",
+            m.mode() & 0o777
+        )));
+    }
+    Ok(())
 }
 
 /// A listener handed over by systemd (`LISTEN_FDS`), if any.
