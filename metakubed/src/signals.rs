@@ -64,7 +64,7 @@ pub struct RuleHit {
 }
 
 impl Signal {
-    fn new(
+    pub(crate) fn new(
         code: &str,
         object: &ObjectRef,
         source: EvidenceSource,

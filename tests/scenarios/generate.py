@@ -787,6 +787,35 @@ def configmap_quota(v):
     return c, expected("Deployment", ns, app, "resource", "ResourceQuota", "object-counts", "QuotaBlocksCreation", also=[{"kind": "ConfigMap", "name": cm}])
 
 
+@scenario("system", "kube-proxy-stopped", 2)
+def kube_proxy(v):
+    c = base(v, nodes=("worker-01", "worker-02"), family="kubeproxy")
+    ns = pick(NAMESPACES, v, 9)
+    backend, middle, front = "cart", "checkout", "web"
+    c.deployment(ns, backend, [container("server", "acme/cart:2.1.0", ports=[7070])], node="worker-01")
+    ip = c.service(ns, backend, {"app": backend}, [7070])["spec"]["clusterIP"]
+    dial = f"dial tcp {ip}:7070: i/o timeout"
+    if v == 0:
+        # The caller on worker-02 times out on a healthy Service.
+        log = "\n".join([f'{{"error":"could not retrieve cart: rpc error: code = Unavailable desc = connection error: desc = \\"transport: Error while dialing: {dial}\\"","severity":"error"}}'] * 4)
+        c.deployment(ns, middle, [container("server", "acme/checkout:1.3.0", ports=[5050], env=[{"name": "CART_SERVICE_ADDR", "value": f"{backend}:7070"}])],
+                     node="worker-02", state={"kind": "running", "log": log})
+        c.service(ns, middle, {"app": middle}, [5050])
+        target = middle
+    else:
+        # Only the front (on worker-01) logs it, relaying the error checkout (on worker-02) got.
+        c.deployment(ns, middle, [container("server", "acme/checkout:1.3.0", ports=[5050], env=[{"name": "CART_SERVICE_ADDR", "value": f"{backend}:7070"}])],
+                     node="worker-02", state={"kind": "running", "log": '{"severity":"info","message":"starting to listen on tcp: \\"[::]:5050\\""}'})
+        c.service(ns, middle, {"app": middle}, [5050])
+        log = "\n".join([f'{{"error":"failed to complete the order: rpc error: code = Internal desc = cart failure: failed to get user cart during checkout: rpc error: code = Unavailable desc = connection error: desc = \\"transport: Error while dialing: {dial}\\"","severity":"error"}}'] * 3)
+        c.deployment(ns, front, [container("web", "acme/web:0.9.1", ports=[8080], env=[{"name": "CHECKOUT_SERVICE_ADDR", "value": f"{middle}:5050"}])],
+                     node="worker-01", state={"kind": "running", "log": log})
+        c.service(ns, front, {"app": front}, [(80, 8080)])
+        target = middle
+    noise(c, ns, v, exclude=[backend, middle, front])
+    return c, expected("Deployment", ns, target, "system", "Node", "worker-02", "NodeServiceProxyBroken", rc_ns=None)
+
+
 @scenario("healthy", "healthy-among-broken", 2)
 def healthy(v):
     c = base(v, family="healthy")

@@ -229,6 +229,7 @@ impl<'a> Search<'a> {
     /// merged per (reason, object).
     pub fn run(&self, target: &ObjectRef, scope: &[ObjectRef]) -> Vec<Finding> {
         let mut raw = self.analyze(scope, vec![target.clone()], 0);
+        raw.extend(self.relayed_proxy_failures(target, scope));
         // Nothing in the target's own scope: the target may be a bystander whose owner is
         // fine; look at what the target itself references (e.g. a missing ConfigMap).
         raw.sort_by(|a, b| b.score.total_cmp(&a.score));

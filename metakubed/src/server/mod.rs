@@ -43,7 +43,7 @@ pub enum ServerError {
     #[error("another metakubed is already listening on {0}")]
     AlreadyRunning(PathBuf),
     /// The socket's folder could let another user in (or swap the socket).
-    #[error("refusing to listen in {path}: {why}; remove it or use --socket / METAKUBE_SOCKET with a folder of your own")]
+    #[error("refusing to listen in {path}: {why}; put the socket in a folder only you can enter (--socket / METAKUBE_SOCKET)")]
     UnsafeSocketDir {
         /// The folder.
         path: PathBuf,
@@ -370,7 +370,7 @@ fn check_socket_dir(dir: &Path) -> Result<(), ServerError> {
     if m.mode() & 0o077 != 0 {
         return Err(unsafe_dir(format!(
             "its mode is {:o}: group or others may enter it (it must be 0700)",
-            m.mode() & 0o777
+            m.mode() & 0o7777
         )));
     }
     Ok(())

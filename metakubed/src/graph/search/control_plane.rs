@@ -2,10 +2,12 @@
 //! that never looks at a pod, nodes cordoned out of scheduling.
 
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, PodSpec, Taint, Toleration};
-use metakube_shared::{EvidenceSource, ObjectRef};
+use metakube_shared::{Evidence, EvidenceSource, ObjectRef};
+use petgraph::Direction;
 use serde_json::json;
 
-use super::{KindName, Search, Verified};
+use super::{Finding, KindName, Search, Verified};
+use crate::graph::instance::Edge;
 use crate::signals::{event_last_seen, Signal};
 use crate::snapshot::Obj;
 
@@ -271,6 +273,125 @@ impl Search<'_> {
             v.via = vec![svc.clone()];
             v
         })
+    }
+}
+
+impl Search<'_> {
+    /// A caller's log relays the target's own failure: a gRPC error whose message carries the
+    /// error the target got from its own call (`rpc error: … desc = cart failure: … rpc error:
+    /// … dial tcp IP:PORT: i/o timeout`). When the caller calls the target's Service, the inner
+    /// dial timeout happened on the target's node: check that node's Service proxy as if the
+    /// target had logged it.
+    pub(super) fn relayed_proxy_failures(
+        &self,
+        target: &ObjectRef,
+        scope: &[ObjectRef],
+    ) -> Vec<Finding> {
+        let pods: Vec<&ObjectRef> = scope.iter().filter(|r| r.kind == "Pod").collect();
+        let Some(pod) = pods.first() else {
+            return Vec::new();
+        };
+        let services: Vec<&ObjectRef> = pods
+            .iter()
+            .flat_map(|p| self.g.neighbors(p, Edge::Selects, Direction::Incoming))
+            .filter(|s| s.kind == "Service")
+            .collect();
+        let mut out = Vec::new();
+        // Callers of the target's Services (outside the target), and the lines of their logs
+        // that relay a dial timeout the target hit.
+        let callers: Vec<&ObjectRef> = services
+            .iter()
+            .flat_map(|s| self.g.neighbors(s, Edge::DependsOn, Direction::Incoming))
+            .filter(|c| c.kind == "Pod" && !scope.contains(c))
+            .collect();
+        for caller in callers {
+            let ns = super::ns_of(caller);
+            let line = self.c.logs_of(ns, &caller.name).find_map(|l| {
+                l.text
+                    .lines()
+                    .find(|line| {
+                        line.contains("dial tcp")
+                            && line.contains("i/o timeout")
+                            && line.matches("rpc error").count() >= 2
+                    })
+                    .map(|line| (l.container.clone(), line.trim().to_string()))
+            });
+            let Some((container, line)) = line else {
+                continue;
+            };
+            let peers = crate::signals::extract_peers(&line);
+            // The Service the target itself dialled (not the target's own, which the caller
+            // reached: the error came back from it).
+            let Some(host) = peers
+                .iter()
+                .find(|p| {
+                    self.c
+                        .resolve_service(p, ns)
+                        .is_some_and(|s| !services.contains(&&s))
+                })
+                .cloned()
+            else {
+                continue;
+            };
+            let mut relayed = Signal::new(
+                "log_timeout",
+                pod,
+                EvidenceSource::Log,
+                format!(
+                    "relayed in the log of {} (container {container}): {line}",
+                    caller.name
+                ),
+                Some(format!("logs/{container}")),
+            );
+            relayed.port = crate::signals::peer_port(&line, &host);
+            relayed.peer = Some(host);
+            let sig = &relayed;
+            let Some(cause) = self.d.cause("NodeServiceProxyBroken") else {
+                continue;
+            };
+            let Some(w) = self
+                .d
+                .causes_for("log_timeout")
+                .find(|(c, _)| c.reason == cause.reason)
+                .map(|(_, w)| w)
+            else {
+                continue;
+            };
+            let Some(mut v) = self.node_service_proxy(sig, &[target.clone()]) else {
+                continue;
+            };
+            v.evidence.insert(
+                0,
+                Evidence {
+                    source: EvidenceSource::Log,
+                    object: caller.clone(),
+                    detail: format!(
+                        "{} relays the error {} got from its own call: {line}",
+                        caller.name, target.name
+                    ),
+                    pointer: sig.evidence.pointer.clone(),
+                },
+            );
+            let mut path = vec![target.clone()];
+            path.extend(v.via.iter().cloned());
+            path.push(v.object.clone());
+            out.push(Finding {
+                reason: cause.reason.clone(),
+                category: cause.category,
+                object: v.object,
+                // Relayed, so one step less direct than the target's own log.
+                score: (w * v.strength * 0.7).clamp(0.0, 0.99),
+                summary: v.summary,
+                evidence: v.evidence,
+                symptoms: vec![sig.code.clone()],
+                path,
+                fix: cause.fix.clone(),
+                params: v.params,
+                note: String::new(),
+            });
+            break;
+        }
+        out
     }
 }
 
