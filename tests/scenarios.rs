@@ -210,7 +210,7 @@ fn shared_scenarios_accuracy() {
     let s = run(&root);
     report("shared/scenarios", &s);
     assert!(s.n >= 24);
-    // Regression floor below the figure measured when it was set (87 of 88, see README).
+    // Regression floor below the figure measured when it was set (88 of 88, see README).
     assert!(
         s.both * 100 >= s.n * FLOOR_SHARED_BOTH,
         "object and category {}/{} fell below {FLOOR_SHARED_BOTH}%",

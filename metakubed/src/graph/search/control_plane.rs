@@ -357,7 +357,7 @@ impl Search<'_> {
             else {
                 continue;
             };
-            let Some(mut v) = self.node_service_proxy(sig, &[target.clone()]) else {
+            let Some(mut v) = self.node_service_proxy(sig, std::slice::from_ref(target)) else {
                 continue;
             };
             v.evidence.insert(
