@@ -239,7 +239,7 @@ pub fn diagnose_with(
             report.as_ref().map_or(0, |r| r.seen)
         ),
         Some(f) => explain(f, &remediation),
-        None if symptoms.is_empty() && !snap.meta.gaps.is_empty() => format!(
+        None if symptoms.is_empty() && missing_input(&snap.meta.gaps, &analysis.scope) => format!(
             "Inconclusive: nothing wrong was seen with {}, but {} input(s) could not be read ({}), so it is not called healthy.",
             snap.target,
             snap.meta.gaps.len(),
@@ -266,7 +266,7 @@ pub fn diagnose_with(
     let verdict = match &top {
         Some(_) => Verdict::RootCause,
         None if !symptoms.is_empty() => Verdict::SymptomsOnly,
-        None if !snap.meta.gaps.is_empty() => Verdict::Inconclusive,
+        None if missing_input(&snap.meta.gaps, &analysis.scope) => Verdict::Inconclusive,
         None => Verdict::Healthy,
     };
     let diagnosis = Diagnosis {
@@ -317,6 +317,19 @@ pub fn diagnose_with(
         edges,
         trace,
     })
+}
+
+/// Whether input the answer depends on is missing: any list that could not be read, or the
+/// logs of the target's own pods (another pod's unreadable log says nothing about the target).
+fn missing_input(gaps: &[metakube_shared::Gap], scope: &[metakube_shared::ObjectRef]) -> bool {
+    gaps.iter()
+        .any(|g| match g.what.strip_prefix("logs of pod/") {
+            Some(rest) => {
+                let pod = rest.split(' ').next().unwrap_or("");
+                scope.iter().any(|r| r.kind == "Pod" && r.name == pod)
+            }
+            None => true,
+        })
 }
 
 fn round3(x: f64) -> f64 {
