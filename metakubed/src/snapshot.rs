@@ -361,6 +361,35 @@ impl Cluster {
         }
     }
 
+    /// The Deployments and StatefulSets of a namespace: each one's reference, metadata, pod
+    /// template labels and the replicas it asks for.
+    pub fn templated_workloads<'a>(
+        &'a self,
+        ns: &'a str,
+    ) -> impl Iterator<Item = TemplatedWorkload<'a>> + 'a {
+        let deployments = self.deployments.iter().map(|d| {
+            let spec = d.o.spec.as_ref();
+            (
+                &d.r,
+                &d.o.metadata,
+                spec.and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
+                spec.and_then(|s| s.replicas),
+            )
+        });
+        let statefulsets = self.statefulsets.iter().map(|d| {
+            let spec = d.o.spec.as_ref();
+            (
+                &d.r,
+                &d.o.metadata,
+                spec.and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
+                spec.and_then(|s| s.replicas),
+            )
+        });
+        deployments
+            .chain(statefulsets)
+            .filter(move |(r, ..)| r.namespace.as_deref() == Some(ns))
+    }
+
     /// The labels of a workload's pod template.
     pub fn template_labels(
         &self,
@@ -503,6 +532,15 @@ impl Cluster {
         out
     }
 }
+
+/// A workload as [`Cluster::templated_workloads`] lists it: reference, metadata, pod template
+/// labels, replicas.
+pub type TemplatedWorkload<'a> = (
+    &'a ObjectRef,
+    &'a ObjectMeta,
+    Option<&'a std::collections::BTreeMap<String, String>>,
+    Option<i32>,
+);
 
 /// The owner reference marked `controller: true`, or the first one.
 pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {

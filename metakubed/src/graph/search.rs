@@ -965,32 +965,10 @@ impl<'a> Search<'a> {
         }
         // A workload whose pod template the selector matches would give it endpoints: the
         // selector is right and the pods are missing for another reason (scaled to 0).
-        let template_matches =
-            |labels: Option<&BTreeMap<String, String>>| selector_matches(&sel, labels);
         let templated = self
             .c
-            .deployments
-            .iter()
-            .filter(|d| d.r.namespace.as_deref() == Some(ns))
-            .any(|d| {
-                template_matches(
-                    d.o.spec
-                        .as_ref()
-                        .and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
-                )
-            })
-            || self
-                .c
-                .statefulsets
-                .iter()
-                .filter(|d| d.r.namespace.as_deref() == Some(ns))
-                .any(|d| {
-                    template_matches(
-                        d.o.spec
-                            .as_ref()
-                            .and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
-                    )
-                });
+            .templated_workloads(ns)
+            .any(|(_, _, labels, _)| selector_matches(&sel, labels));
         if templated {
             return None;
         }

@@ -395,69 +395,29 @@ pub(super) fn rule_signals(c: &Cluster, rules: &SymptomRules, out: &mut Vec<Sign
             }
         }
     }
-    // (object, type, status, reason, message) of the controllers' conditions.
-    type Cond<'c> = (
-        &'c ObjectRef,
-        &'c str,
-        &'c str,
-        Option<&'c str>,
-        Option<&'c str>,
-    );
-    fn conds<'c, C: 'c>(
-        r: &'c ObjectRef,
-        list: Option<&'c Vec<C>>,
-        f: impl Fn(&'c C) -> (&'c str, &'c str, Option<&'c str>, Option<&'c str>) + 'c,
-    ) -> impl Iterator<Item = Cond<'c>> + 'c {
-        list.into_iter().flatten().map(move |c| {
-            let (t, s, rs, m) = f(c);
-            (r, t, s, rs, m)
-        })
+    // (object, type, status, reason, message) of the controllers' conditions: three types of
+    // the same shape.
+    macro_rules! conditions {
+        ($objs:expr) => {
+            $objs.iter().flat_map(|d| {
+                d.o.status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter().flatten())
+                    .map(move |c| {
+                        (
+                            &d.r,
+                            c.type_.as_str(),
+                            c.status.as_str(),
+                            c.reason.as_deref(),
+                            c.message.as_deref(),
+                        )
+                    })
+            })
+        };
     }
-    let controller_conditions = c
-        .deployments
-        .iter()
-        .flat_map(|d| {
-            conds(
-                &d.r,
-                d.o.status.as_ref().and_then(|s| s.conditions.as_ref()),
-                |c| {
-                    (
-                        c.type_.as_str(),
-                        c.status.as_str(),
-                        c.reason.as_deref(),
-                        c.message.as_deref(),
-                    )
-                },
-            )
-        })
-        .chain(c.replicasets.iter().flat_map(|d| {
-            conds(
-                &d.r,
-                d.o.status.as_ref().and_then(|s| s.conditions.as_ref()),
-                |c| {
-                    (
-                        c.type_.as_str(),
-                        c.status.as_str(),
-                        c.reason.as_deref(),
-                        c.message.as_deref(),
-                    )
-                },
-            )
-        }))
-        .chain(c.jobs.iter().flat_map(|d| {
-            conds(
-                &d.r,
-                d.o.status.as_ref().and_then(|s| s.conditions.as_ref()),
-                |c| {
-                    (
-                        c.type_.as_str(),
-                        c.status.as_str(),
-                        c.reason.as_deref(),
-                        c.message.as_deref(),
-                    )
-                },
-            )
-        }));
+    let controller_conditions = conditions!(c.deployments)
+        .chain(conditions!(c.replicasets))
+        .chain(conditions!(c.jobs));
     for (r, type_, status, reason, msg) in controller_conditions {
         // Conditions in their bad state only: Available/Progressing False, the others True.
         let bad = match type_ {

@@ -97,36 +97,12 @@ impl Search<'_> {
             return None;
         }
         let ns = ns_of(&svc);
-        let zero = self
+        let (w, meta, ..) = self
             .c
-            .deployments
-            .iter()
-            .filter(|d| d.o.spec.as_ref().and_then(|s| s.replicas) == Some(0))
-            .map(|d| {
-                (
-                    &d.r,
-                    &d.o.metadata,
-                    d.o.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-                )
-            })
-            .chain(
-                self.c
-                    .statefulsets
-                    .iter()
-                    .filter(|d| d.o.spec.as_ref().and_then(|s| s.replicas) == Some(0))
-                    .map(|d| {
-                        (
-                            &d.r,
-                            &d.o.metadata,
-                            d.o.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-                        )
-                    }),
-            )
-            .find(|(r, _, tm)| {
-                r.namespace.as_deref() == Some(ns)
-                    && selector_matches(&sel, tm.and_then(|m| m.labels.as_ref()))
+            .templated_workloads(ns)
+            .find(|(_, _, labels, replicas)| {
+                *replicas == Some(0) && selector_matches(&sel, *labels)
             })?;
-        let (w, meta, _) = zero;
         // The replica count it had: the last applied configuration, when kubectl apply left one.
         let before = meta
             .annotations
