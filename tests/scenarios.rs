@@ -57,21 +57,21 @@ fn run(root: &Path) -> Score {
         let target: ObjectRef = serde_json::from_value(truth["target"].clone()).unwrap();
         let any_of: Vec<ObjectRef> =
             serde_json::from_value(truth["root_cause_any_of"].clone()).unwrap_or_default();
+        let c = read_dump(&dir.join("dump")).unwrap();
+        let snap = select(
+            c,
+            &target,
+            SnapshotSource::Dump {
+                path: dir.display().to_string(),
+            },
+            None,
+        )
+        .unwrap();
+        let d = metakubed::diagnose(&k, &snap, "t".into())
+            .unwrap()
+            .diagnosis;
         // A healthy target among broken neighbours: right when nothing is named as its cause.
         if truth["verdict"].as_str() == Some("healthy") {
-            let c = read_dump(&dir.join("dump")).unwrap();
-            let snap = select(
-                c,
-                &target,
-                SnapshotSource::Dump {
-                    path: dir.display().to_string(),
-                },
-                None,
-            )
-            .unwrap();
-            let d = metakubed::diagnose(&k, &snap, "t".into())
-                .unwrap()
-                .diagnosis;
             s.n += 1;
             s.healthy += 1;
             let ok = d.root_cause.is_none() && d.verdict == metakube_shared::Verdict::Healthy;
@@ -101,19 +101,6 @@ fn run(root: &Path) -> Score {
                     .filter_map(|c| c.as_str().and_then(Category::parse)),
             )
             .collect();
-        let c = read_dump(&dir.join("dump")).unwrap();
-        let snap = select(
-            c,
-            &target,
-            SnapshotSource::Dump {
-                path: dir.display().to_string(),
-            },
-            None,
-        )
-        .unwrap();
-        let d = metakubed::diagnose(&k, &snap, "t".into())
-            .unwrap()
-            .diagnosis;
         s.n += 1;
         let top1 = d
             .root_cause
