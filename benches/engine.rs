@@ -57,9 +57,13 @@ fn intuitive(c: &mut Criterion) {
         cause: None,
         reason: None,
         note: None,
+        category: None,
+        fix_command: None,
     };
     memory
-        .learn(&stored, &fb, jiff::Timestamp::now(), |ops| store.write(ops))
+        .learn(&stored, &fb, &|_| None, jiff::Timestamp::now(), |ops| {
+            store.write(ops)
+        })
         .expect("learn");
     let recall: &dyn Recall = &memory;
     let mut g = c.benchmark_group("diagnose_intuitive");

@@ -285,3 +285,169 @@ fn learning_curve_repeats_are_answered_intuitively_without_losing_accuracy() {
     assert!(r["memory_top1"].as_f64().unwrap() >= r["analytical_top1"].as_f64().unwrap());
     assert!(r["intuitive_top1"].as_f64().unwrap() >= 0.95);
 }
+
+/// The root-cause object a corpus scenario expects, as (kind, namespace, name).
+fn expected_root(name: &str) -> (String, String, String) {
+    let y: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(scenario(name).join("expected.yaml")).unwrap(),
+    )
+    .unwrap();
+    let r = &y["root_cause"];
+    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+    (s("kind"), s("namespace"), s("name"))
+}
+
+#[test]
+fn one_correction_teaches_a_cause_the_engine_does_not_know() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The engine is kept from concluding MissingSecret: only memory can learn it.
+    let d = Daemon::start(
+        tmp.path(),
+        &["--ephemeral", "--withhold-causes", "MissingSecret"],
+    );
+    let first = diagnose(&d.socket, "missing-secret-env-0");
+    let (kind, _, secret) = expected_root("missing-secret-env-0");
+    assert_eq!(kind, "Secret");
+    assert_ne!(
+        first["root_cause"]["object"]["name"], secret,
+        "withheld: {first}"
+    );
+    let said = feedback(
+        &d.socket,
+        first["id"].as_str().unwrap(),
+        &[
+            "--not-fixed",
+            "--cause",
+            &format!("secret/{secret}"),
+            "--reason",
+            "DbCredentialsSecretMissing",
+            "--note",
+            "the Secret with the database credentials was never created in this namespace",
+            "--fix-command",
+            &format!("kubectl -n NS create secret generic {secret} --from-env-file=db.env"),
+        ],
+    );
+    assert!(said.contains("learned a new cause"), "{said}");
+    assert!(said.contains("reached as target's pod"), "{said}");
+    // The same fault in another deployment, other names and namespace: answered from memory.
+    let repeat = diagnose(&d.socket, "missing-secret-env-1");
+    let (_, ns1, secret1) = expected_root("missing-secret-env-1");
+    assert_ne!(secret1, secret);
+    let rc = &repeat["root_cause"];
+    assert_eq!(rc["object"]["kind"], "Secret", "{repeat}");
+    assert_eq!(rc["object"]["name"], secret1.as_str(), "{repeat}");
+    assert_eq!(rc["object"]["namespace"], ns1.as_str(), "{repeat}");
+    assert_eq!(rc["reason"], "DbCredentialsSecretMissing", "{repeat}");
+    assert_eq!(repeat["category"], "configuration", "{repeat}");
+    assert_eq!(repeat["pathway"], "intuitive", "{repeat}");
+    assert!(
+        repeat["memory"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("DbCredentialsSecretMissing"),
+        "{repeat}"
+    );
+    // The remembered command follows the new names.
+    let cmds: Vec<&str> = repeat["remediation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["command"].as_str())
+        .collect();
+    assert!(
+        cmds.iter()
+            .any(|c| c.contains(&format!("create secret generic {secret1}"))),
+        "{cmds:?}"
+    );
+    // memory list/show name it as a learned cause with its path.
+    let list = ok_stdout(&plugin(&d.socket, &["memory", "list"]));
+    assert!(list.contains("learned"), "{list}");
+    let show = ok_stdout(&plugin(&d.socket, &["memory", "show", "1"]));
+    assert!(show.contains("found again as: target's pod"), "{show}");
+}
+
+#[test]
+fn a_learned_cause_is_not_recalled_for_a_near_miss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        tmp.path(),
+        &["--ephemeral", "--withhold-causes", "MemoryLimitTooLow"],
+    );
+    // OOM right at start (limit too low), taught by a correction...
+    let first = diagnose(&d.socket, "oom-at-startup-0");
+    assert_ne!(first["root_cause"]["reason"], "MemoryLimitTooLow");
+    let (_, _, name) = expected_root("oom-at-startup-0");
+    let said = feedback(
+        &d.socket,
+        first["id"].as_str().unwrap(),
+        &[
+            "--not-fixed",
+            "--cause",
+            &format!("deployment/{name}"),
+            "--reason",
+            "MemoryLimitTooLow",
+            "--note",
+            "killed by the OOM killer seconds after start: the memory limit is below its working set",
+        ],
+    );
+    assert!(said.contains("learned a known cause"), "{said}");
+    // ...is not what a slow leak (same OOMKilled symptom, other cause) gets,
+    let leak = diagnose(&d.socket, "oom-leak-0");
+    assert_eq!(leak["root_cause"]["reason"], "MemoryLeak", "{leak}");
+    assert_eq!(leak["pathway"], "analytical", "{leak}");
+    // nor an image that does not exist (another symptom on the same kind of target),
+    let image = diagnose(&d.socket, "image-not-found-0");
+    assert_eq!(image["root_cause"]["reason"], "ImageNotFound", "{image}");
+    // while the same fault in another deployment is recognised.
+    let repeat = diagnose(&d.socket, "oom-at-startup-1");
+    assert_eq!(
+        repeat["root_cause"]["reason"], "MemoryLimitTooLow",
+        "{repeat}"
+    );
+    assert_eq!(repeat["category"], "resource", "{repeat}");
+    assert_eq!(repeat["pathway"], "intuitive", "{repeat}");
+}
+
+#[test]
+fn eval_corrections_learns_each_family_from_one_correction() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A folder of three families the engine is kept from knowing at all.
+    let dir = tmp.path().join("set");
+    for name in [
+        "missing-secret-env-0",
+        "storageclass-missing-0",
+        "networkpolicy-blocks-0",
+    ] {
+        let from = scenario(name);
+        metakube_tests::copy_dir(&from, &dir.join(from.file_name().unwrap()));
+    }
+    let d = Daemon::start(
+        &tmp.path().join("d"),
+        &["--ephemeral", "--withhold-causes", "all"],
+    );
+    let out = ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "eval",
+            dir.to_str().unwrap(),
+            "--learn",
+            "--corrections",
+            "--with-category",
+            "-o",
+            "json",
+        ],
+    ));
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["n"], 3, "{r}");
+    assert_eq!(r["first_right"], 0, "nothing is known before: {r}");
+    assert_eq!(r["corrected"], 3, "{r}");
+    // Each renamed repeat (target and namespace renamed) is right, from memory.
+    assert_eq!(r["corrected_then_right_intuitive"], 3, "{r}");
+    for c in r["cases"].as_array().unwrap() {
+        let learned = c["learned"].as_str().unwrap();
+        assert!(learned.starts_with("learned a new cause"), "{c}");
+        assert!(learned.contains("reached as"), "found by relation, not name: {c}");
+        assert_eq!(c["repeat_right"], true, "{c}");
+    }
+    assert_eq!(r["calibration"][1]["pathway"], "intuitive");
+}

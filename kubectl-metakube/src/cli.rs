@@ -116,15 +116,34 @@ pub struct FeedbackArgs {
     /// The cause or the fix was wrong
     #[arg(long)]
     pub not_fixed: bool,
-    /// The real cause, as TYPE/NAME
+    /// The real cause, as TYPE/NAME (any kind: secret/db-creds, node/worker-2,
+    /// resourcequota/q); in the diagnosis' namespace unless -n says otherwise
     #[arg(long)]
     pub cause: Option<String>,
-    /// The real reason code
+    /// The real reason code; one the engine does not know becomes a new learned cause
     #[arg(long)]
     pub reason: Option<String>,
-    /// Free text
+    /// The real category, when the answer's was wrong [default: read from --note, else from
+    /// the cause's kind]
+    #[arg(long, value_parser = parse_category)]
+    pub category: Option<metakube_shared::Category>,
+    /// What the fault was and how it was resolved (remembered with the cause)
     #[arg(long)]
     pub note: Option<String>,
+    /// The command that resolved it, offered again when the fault recurs
+    #[arg(long)]
+    pub fix_command: Option<String>,
+}
+
+fn parse_category(s: &str) -> Result<metakube_shared::Category, String> {
+    metakube_shared::Category::parse(&s.to_ascii_lowercase()).ok_or_else(|| {
+        format!(
+            "unknown category {s:?}; one of: {}",
+            metakube_shared::Category::ALL
+                .map(|c| c.as_str())
+                .join(", ")
+        )
+    })
 }
 
 /// `eval DIR`.
@@ -142,6 +161,14 @@ pub struct EvalArgs {
     /// (run it against a daemon whose memory starts empty, e.g. `metakubed --ephemeral`)
     #[arg(long)]
     pub learn: bool,
+    /// With --learn: answer each first diagnosis from the truth (--fixed, or --not-fixed with
+    /// the real cause and the truth's fault sentence as the note), then diagnose the same fault
+    /// with the target and namespace renamed: is it right, and intuitive, after one correction?
+    #[arg(long, requires = "learn")]
+    pub corrections: bool,
+    /// With --corrections: the corrections also state the category (`feedback --category`)
+    #[arg(long, requires = "corrections")]
+    pub with_category: bool,
 }
 
 /// `memory stats|list|show|forget|export|import`.

@@ -25,6 +25,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Snapshot(a) => commands::snapshot::run(&cli.global, a).await?,
         Command::Feedback(a) => commands::feedback::run(&cli.global, a).await?,
+        Command::Eval(a) if a.corrections => {
+            commands::corrections::run(&cli.global, a, &mut out).await?;
+        }
         Command::Eval(a) if a.learn => {
             commands::learn::run(&cli.global, a, &mut out).await?;
         }

@@ -29,6 +29,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// The explanation model.
     pub llm: LlmConfig,
+    /// Causes the analytical pathway must not conclude (ablation; `*` for all).
+    pub withhold_causes: Vec<String>,
 }
 
 impl Config {
@@ -43,6 +45,7 @@ impl Config {
             memory_enabled: true,
             memory: MemoryConfig::default(),
             llm: LlmConfig::default(),
+            withhold_causes: Vec::new(),
         }
     }
 

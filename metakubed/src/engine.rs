@@ -15,10 +15,13 @@ use metakube_shared::{
 
 use crate::graph::domain::DomainGraph;
 use crate::graph::instance::KubeGraph;
+use crate::graph::relations::{codes_by_object, neighbourhood};
 use crate::graph::search::{scope_of, Finding, Search};
-use crate::memory::controller::Decision;
+use crate::memory::controller::{self, Decision};
+use crate::memory::correction::{Brief, NearObject};
+use crate::memory::learned::{materialize, Here};
 use crate::memory::signature::Signature;
-use crate::memory::Trace;
+use crate::memory::{Recalled, Trace, Weights};
 use crate::remediation;
 use crate::signals::rules::SymptomRules;
 use crate::signals::{self, LogPatterns, Signal};
@@ -33,6 +36,9 @@ pub struct Knowledge {
     pub patterns: LogPatterns,
     /// Event, status and condition templates of Kubernetes' own components.
     pub rules: SymptomRules,
+    /// Causes the analytical pathway must not conclude (`*` for all): an ablation for
+    /// measuring how memory learns them from corrections (`metakubed --withhold-causes`).
+    pub withheld: std::collections::BTreeSet<String>,
 }
 
 impl Knowledge {
@@ -42,7 +48,13 @@ impl Knowledge {
             domain: DomainGraph::builtin(),
             patterns: LogPatterns::builtin(),
             rules: SymptomRules::builtin(),
+            withheld: Default::default(),
         }
+    }
+
+    /// Whether the analytical pathway may conclude a cause.
+    pub fn withholds(&self, reason: &str) -> bool {
+        !self.withheld.is_empty() && (self.withheld.contains("*") || self.withheld.contains(reason))
     }
 }
 
@@ -68,6 +80,8 @@ pub struct Analysis {
     pub scope: Vec<metakube_shared::ObjectRef>,
     /// Nodes and edges of the instance graph.
     pub graph_size: (usize, usize),
+    /// The instance graph.
+    pub graph: KubeGraph,
 }
 
 /// Minimum score for a finding to be named the root cause.
@@ -103,13 +117,16 @@ pub fn analyze_cluster(
     lap(timings, "graph", t);
     let t = Instant::now();
     let scope = scope_of(cluster, &graph, &cluster.target);
-    let findings = Search::new(cluster, &graph, &k.domain, &signals).run(&cluster.target, &scope);
+    let mut findings =
+        Search::new(cluster, &graph, &k.domain, &signals).run(&cluster.target, &scope);
+    findings.retain(|f| !k.withholds(&f.reason));
     lap(timings, "search", t);
     Analysis {
         signals,
         findings,
         scope,
         graph_size: (graph.node_count(), graph.edge_count()),
+        graph,
     }
 }
 
@@ -132,13 +149,23 @@ pub struct Diagnosed {
     pub trace: Trace,
 }
 
-/// Episodic memory as the engine sees it: given the masked signature and the verified
-/// findings, the controller's decision. (The daemon's `Memory` implements it; the engine
-/// itself does no I/O.)
+/// Episodic memory as the engine sees it: the episodes similar to a masked signature, and
+/// the controller's settings. (The daemon's `Memory` implements it; the engine itself does no
+/// I/O.)
 pub trait Recall {
-    /// The decision, or an error message when memory could not be read (the analytical
-    /// pathway answers then).
-    fn decide(&self, sig: &Signature, findings: &[Finding]) -> Result<Decision, String>;
+    /// The recalled episodes, or an error message when memory could not be read (the
+    /// analytical pathway answers then).
+    fn recall(&self, sig: &Signature) -> Result<Recollection, String>;
+}
+
+/// What memory gives back for one signature.
+pub struct Recollection {
+    /// The most similar episodes, best first.
+    pub recalled: Vec<Recalled>,
+    /// The controller's threshold now.
+    pub theta: f64,
+    /// Its confidence weights.
+    pub weights: Weights,
 }
 
 /// Diagnoses a snapshot on the analytical pathway.
@@ -161,9 +188,17 @@ pub fn diagnose_with(
     let (cluster, mut analysis) = analyze(k, snap, &mut stages)?;
     let t = Instant::now();
     let signature = Signature::of(&analysis, &snap.target.kind);
+    let codes = codes_by_object(&analysis.signals);
     let decision = match memory {
-        Some(m) if !signature.is_empty() => match m.decide(&signature, &analysis.findings) {
-            Ok(d) => Some(d),
+        Some(m) if !signature.is_empty() => match m.recall(&signature) {
+            Ok(rec) => Some(decide_with_learned(
+                &rec,
+                &cluster,
+                snap,
+                &codes,
+                &signature,
+                &mut analysis,
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "episodic memory failed; analytical pathway");
                 None
@@ -311,12 +346,67 @@ pub fn diagnose_with(
         intuitive: intuitive.is_some(),
         episode: decision.as_ref().and_then(|d| d.episode),
         pattern: decision.as_ref().and_then(|d| d.pattern),
+        near: neighbourhood(&analysis.graph, &cluster, &snap.target)
+            .into_iter()
+            .map(|n| NearObject {
+                codes: codes.of(&n.object).into_iter().collect(),
+                object: n.object,
+                path: n.path,
+            })
+            .collect(),
+        findings: analysis
+            .findings
+            .iter()
+            .take(20)
+            .map(|f| Brief {
+                object: f.object.clone(),
+                reason: f.reason.clone(),
+                category: f.category,
+            })
+            .collect(),
     };
     Ok(Diagnosed {
         diagnosis,
         edges,
         trace,
     })
+}
+
+/// The controller's decision over the verified findings plus the learned causes of the
+/// recalled episodes that map onto this snapshot; learned causes it does not choose are
+/// dropped again (they were not verified by any rule of the engine).
+fn decide_with_learned(
+    rec: &Recollection,
+    cluster: &Cluster,
+    snap: &Snapshot,
+    codes: &crate::graph::relations::CodesByObject,
+    signature: &Signature,
+    analysis: &mut Analysis,
+) -> Decision {
+    let learned = materialize(
+        &rec.recalled,
+        &Here {
+            cluster,
+            graph: &analysis.graph,
+            codes,
+            target: &snap.target,
+            findings: &analysis.findings,
+        },
+    );
+    analysis.findings.extend(learned);
+    let d = controller::decide(
+        &rec.recalled,
+        &analysis.findings,
+        signature,
+        rec.theta,
+        &rec.weights,
+    );
+    let chosen = d.chosen.map(|i| analysis.findings[i].clone());
+    analysis
+        .findings
+        .retain(|f| f.learned_from.is_none() || chosen.as_ref() == Some(f));
+    let at = chosen.and_then(|c| analysis.findings.iter().position(|f| *f == c));
+    Decision { chosen: at, ..d }
 }
 
 /// Whether input the answer depends on is missing: any list that could not be read, or the

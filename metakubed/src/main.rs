@@ -42,6 +42,10 @@ struct Args {
     /// OpenAI-compatible base URL for the openai backend (e.g. http://127.0.0.1:8000/v1)
     #[arg(long, env = "METAKUBE_LLM_ENDPOINT")]
     llm_endpoint: Option<String>,
+    /// Ablation for measuring learning: the analytical pathway does not conclude these causes
+    /// (comma-separated reason codes, or `all`), so only memory taught by corrections can
+    #[arg(long, value_delimiter = ',', value_name = "REASONS")]
+    withhold_causes: Vec<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. info or metakubed=debug
     #[arg(long, env = "METAKUBE_LOG", default_value = "info")]
     log: String,
@@ -81,6 +85,11 @@ fn main() -> anyhow::Result<()> {
         config.models_dir = d;
     }
     config.memory_enabled = !args.no_memory;
+    config.withhold_causes = args
+        .withhold_causes
+        .into_iter()
+        .map(|r| if r == "all" { "*".to_string() } else { r })
+        .collect();
     if let Some(m) = file.memory {
         config.memory = m;
     }

@@ -501,6 +501,19 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                 out.push(manual(text));
             }
         }
+        "remembered" => {
+            let text = p(f, "resolution").map(s).unwrap_or_default();
+            let episode = p(f, "episode").map(|e| e.to_string()).unwrap_or_default();
+            match p(f, "command").map(s).filter(|c| !c.is_empty()) {
+                Some(cmd) => out.push(command(
+                    cmd.to_string(),
+                    format!("the command that resolved it last time (episode {episode}); read it before running it"),
+                    Risk::Medium,
+                )),
+                None if !text.is_empty() => out.push(manual(format!("as resolved last time (episode {episode}): {text}"))),
+                None => {}
+            }
+        }
         "manual_upstream" => out.push(manual(format!("fix {} so it answers with valid data; check its recent changes and what it returns: {}", o.name, logs_cmd(o)))),
         "manual_dependency" => {
             let host = p(f, "host").map(s).unwrap_or_default();

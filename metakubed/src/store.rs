@@ -504,6 +504,8 @@ mod tests {
                     cause: None,
                     reason: None,
                     note: None,
+                    category: None,
+                    fix_command: None,
                 },
                 at: Timestamp::UNIX_EPOCH,
             };

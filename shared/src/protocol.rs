@@ -33,7 +33,7 @@ use crate::snapshot::Snapshot;
 pub const PROTOCOL_HEADER: &str = "x-metakube-protocol";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 2 };
+pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 3 };
 
 /// Media type of the streamed diagnose answer.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -181,9 +181,16 @@ pub struct FeedbackRequest {
     /// The real reason code, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Free text.
+    /// Free text: what the fault was and how it was resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The real category, when the answer's was wrong (read from the note or the cause's
+    /// kind when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<crate::Category>,
+    /// The command that resolved it, remembered with the learned cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_command: Option<String>,
 }
 
 /// Answer to `POST /v1/feedback`: written durably before it is sent.
@@ -196,6 +203,9 @@ pub struct FeedbackResponse {
     /// The episode episodic memory made of it, when it confirmed a cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub episode: Option<u64>,
+    /// What a correction taught, in one line (the cause, its category, how it is found again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<String>,
 }
 
 /// State of one warm component.
@@ -319,8 +329,9 @@ mod tests {
             ProtocolVersion { major: 1, minor: 0 }
         );
         assert!("x.y".parse::<ProtocolVersion>().is_err());
-        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.2\"");
-        // 1.1 added the NDJSON stream, 1.2 the verdict: a 1.0 peer still talks to it.
+        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.3\"");
+        // 1.1 added the NDJSON stream, 1.2 the verdict, 1.3 a correction's category and fix
+        // command: a 1.0 peer still talks to it.
         assert!(PROTOCOL.compatible_with("1.0".parse().unwrap()));
     }
 }

@@ -38,6 +38,9 @@ pub struct Truth {
     /// The expected reason code, when the scenario names one.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The fault in one sentence, as an SRE would write it in a correction's note.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 impl Truth {
@@ -107,6 +110,8 @@ pub struct CaseResult {
     pub verdict: Option<String>,
     /// Whether the first patch validated (None when no patch was offered).
     pub patch_valid: Option<bool>,
+    /// The confidence reported with the root cause (0 when none was named).
+    pub confidence: f64,
     /// Round trip, ms.
     pub latency_ms: f64,
     /// Error, if the case failed to run.
@@ -147,6 +152,9 @@ pub struct Report {
     pub latency_p50_ms: f64,
     /// Latency p99, ms.
     pub latency_p99_ms: f64,
+    /// Reliability of the reported confidence over the answers that named a root cause
+    /// (right = object and category).
+    pub calibration: super::calibration::Calibration,
     /// Each case.
     pub cases: Vec<CaseResult>,
 }
@@ -238,6 +246,7 @@ pub async fn run(
             reason_ok: None,
             verdict: None,
             patch_valid: None,
+            confidence: 0.0,
             latency_ms: 0.0,
             error: None,
         };
@@ -285,6 +294,7 @@ pub async fn run(
                     .as_ref()
                     .map(|want| r.got_reason.as_deref() == Some(want.as_str()));
                 r.verdict = Some(d.verdict.as_str().to_string());
+                r.confidence = d.confidence;
                 r.patch_valid = d
                     .remediation
                     .iter()
@@ -347,6 +357,14 @@ pub async fn run(
         false_positives,
         latency_p50_ms: percentile(&mut lat, 0.5),
         latency_p99_ms: percentile(&mut lat, 0.99),
+        calibration: super::calibration::calibration(
+            "analytical",
+            &cases
+                .iter()
+                .filter(|c| c.got_root.is_some())
+                .map(|c| (c.confidence, c.both))
+                .collect::<Vec<_>>(),
+        ),
         cases,
     };
     match a.output {
@@ -392,6 +410,15 @@ pub async fn run(
                 "latency (round trip, warm daemon, --no-llm): p50 {:.1} ms, p99 {:.1} ms",
                 report.latency_p50_ms, report.latency_p99_ms
             )?;
+            if a.verbose {
+                super::calibration::print(out, std::slice::from_ref(&report.calibration))?;
+            } else {
+                writeln!(
+                    out,
+                    "calibration: expected calibration error {:.3} over {} answers (-v for the table)",
+                    report.calibration.ece, report.calibration.n
+                )?;
+            }
         }
     }
     Ok(report)

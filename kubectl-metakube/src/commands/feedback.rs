@@ -1,7 +1,7 @@
 //! `feedback ID --fixed|--not-fixed`.
 
 use anyhow::Context;
-use metakube_shared::{FeedbackOutcome, FeedbackRequest, FeedbackResponse, TargetRef};
+use metakube_shared::{FeedbackOutcome, FeedbackRequest, FeedbackResponse, ObjectRef, TargetRef};
 
 use crate::cli::{FeedbackArgs, GlobalArgs};
 
@@ -10,7 +10,15 @@ pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
     let cause = match &a.cause {
         Some(c) => {
             let t = TargetRef::parse_any(c, None).context("--cause")?;
-            Some(t.in_namespace(g.namespace.as_deref().unwrap_or("default")))
+            // Without -n the daemon places a namespaced cause in the diagnosis' namespace.
+            Some(match g.namespace.as_deref() {
+                Some(ns) => t.in_namespace(ns),
+                None => ObjectRef {
+                    kind: t.kind,
+                    namespace: None,
+                    name: t.name,
+                },
+            })
         }
         None => None,
     };
@@ -24,6 +32,8 @@ pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
         cause,
         reason: a.reason.clone(),
         note: a.note.clone(),
+        category: a.category,
+        fix_command: a.fix_command.clone(),
     };
     let client = super::daemon(g).await?;
     let r: FeedbackResponse = client.post("/v1/feedback", &req).await?;
@@ -33,6 +43,9 @@ pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
             r.diagnosis_id
         ),
         None => println!("feedback for {} recorded", r.diagnosis_id),
+    }
+    if let Some(l) = &r.learned {
+        println!("{l}");
     }
     Ok(())
 }

@@ -133,6 +133,8 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
                 cause: None,
                 reason: None,
                 note: None,
+                category: None,
+                fix_command: None,
             }
         } else {
             FeedbackRequest {
@@ -144,6 +146,8 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
                     .or_else(|| truth.root_cause_any_of.first().cloned()),
                 reason: truth.reason.clone(),
                 note: Some("eval --learn: the truth of the scenario".into()),
+                category: None,
+                fix_command: None,
             }
         };
         let r: FeedbackResponse = client.post("/v1/feedback", &fb).await?;

@@ -30,10 +30,13 @@ fn episode_line(e: &Value) -> String {
         e["time"].as_str().unwrap_or("").get(..19).unwrap_or(""),
         e["outcome"]["reason"].as_str().unwrap_or(""),
         e["context"]["cause_kind"].as_str().unwrap_or(""),
-        if e["outcome"]["fixed"].as_bool() == Some(true) {
-            "fixed    "
-        } else {
-            "corrected"
+        match (
+            e["outcome"]["corrected"].as_bool() == Some(true),
+            e["learned"]["known"].as_bool(),
+        ) {
+            (true, Some(false)) => "learned  ",
+            (true, _) => "corrected",
+            (false, _) => "fixed    ",
         },
         e["symptoms"]
             .as_array()
@@ -42,6 +45,30 @@ fn episode_line(e: &Value) -> String {
             .to_string()
             + " symptom lines"
     )
+}
+
+/// A relation path as the daemon stores it, in words (`target's pod → mounts → Secret`).
+fn relation_path(p: &Value) -> String {
+    let Some(origin) = p["origin"].as_str() else {
+        return "by name in the target's namespace".into();
+    };
+    let mut out = match origin {
+        "target_pod" => "target's pod".to_string(),
+        "namespace" => "target's namespace".to_string(),
+        _ => "target".to_string(),
+    };
+    for s in p["steps"].as_array().into_iter().flatten() {
+        let (edge, kind) = (
+            s["edge"].as_str().unwrap_or("?"),
+            s["kind"].as_str().unwrap_or("?"),
+        );
+        if s["outgoing"].as_bool() == Some(true) {
+            out.push_str(&format!(" → {edge} → {kind}"));
+        } else {
+            out.push_str(&format!(" ← {edge} ← {kind}"));
+        }
+    }
+    out
 }
 
 /// Runs a memory command against the daemon.
@@ -94,6 +121,36 @@ pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow:
                 writeln!(out, "reasoning:")?;
                 for s in v["reasoning"].as_array().into_iter().flatten() {
                     writeln!(out, "  {}", s.as_str().unwrap_or(""))?;
+                }
+                let l = &v["learned"];
+                if l.is_object() {
+                    writeln!(
+                        out,
+                        "learned cause: {} ({}, category from {}), named {}",
+                        v["outcome"]["reason"].as_str().unwrap_or(""),
+                        v["outcome"]["category"].as_str().unwrap_or("-"),
+                        l["category_from"].as_str().unwrap_or("-"),
+                        l["name"].as_str().unwrap_or("")
+                    )?;
+                    writeln!(out, "  found again as: {}", relation_path(&l["path"]))?;
+                    if let Some(codes) = l["codes"].as_array().filter(|c| !c.is_empty()) {
+                        let codes: Vec<&str> = codes.iter().filter_map(Value::as_str).collect();
+                        writeln!(out, "  showing: {}", codes.join(", "))?;
+                    }
+                    if let Some(r) = l["refuted"].as_object() {
+                        writeln!(
+                            out,
+                            "  corrects: {} on a {}",
+                            r["reason"].as_str().unwrap_or(""),
+                            r["kind"].as_str().unwrap_or("")
+                        )?;
+                    }
+                    if let Some(n) = v["outcome"]["note"].as_str() {
+                        writeln!(out, "  resolution: {n}")?;
+                    }
+                    if let Some(c) = l["fix_command"].as_str() {
+                        writeln!(out, "  fix command: {c}")?;
+                    }
                 }
             }
         }

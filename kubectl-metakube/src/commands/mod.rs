@@ -1,6 +1,8 @@
 //! One file per subcommand; shared plumbing here.
 
+pub mod calibration;
 pub mod completion;
+pub mod corrections;
 pub mod daemon;
 pub mod diagnose;
 pub mod eval;

@@ -42,6 +42,9 @@ pub enum Edge {
     Constrains,
     /// An HPA scales a workload.
     Scales,
+    /// A Service's selector matches a workload's pod template (Service → Deployment,
+    /// StatefulSet, DaemonSet), whether or not any pod of it runs.
+    SelectsWorkload,
 }
 
 impl Edge {
@@ -60,6 +63,7 @@ impl Edge {
             Edge::UsesClass => "uses_class",
             Edge::Constrains => "constrains",
             Edge::Scales => "scales",
+            Edge::SelectsWorkload => "selects_workload",
         }
     }
 }
@@ -210,6 +214,42 @@ impl KubeGraph {
     }
 
     fn add_service_relations(&mut self, c: &Cluster) {
+        // Workload templates per namespace, so a Service is matched against its own only.
+        type Labels = BTreeMap<String, String>;
+        let mut templates: HashMap<&str, Vec<(&ObjectRef, &Labels)>> = HashMap::new();
+        let workloads = c
+            .deployments
+            .iter()
+            .map(|o| &o.r)
+            .chain(c.statefulsets.iter().map(|o| &o.r))
+            .chain(c.daemonsets.iter().map(|o| &o.r));
+        for r in workloads {
+            if let Some(l) = c.template_labels(r) {
+                templates
+                    .entry(r.namespace.as_deref().unwrap_or(""))
+                    .or_default()
+                    .push((r, l));
+            }
+        }
+        let mut backs = Vec::new();
+        for s in &c.services {
+            let sel = s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref());
+            let Some(sel) = sel.filter(|m| !m.is_empty()) else {
+                continue;
+            };
+            for (w, labels) in templates
+                .get(s.r.namespace.as_deref().unwrap_or(""))
+                .into_iter()
+                .flatten()
+            {
+                if selector_matches(sel, Some(labels)) {
+                    backs.push((s.r.clone(), (*w).clone()));
+                }
+            }
+        }
+        for (svc, w) in backs {
+            self.edge(&svc, &w, Edge::SelectsWorkload, true);
+        }
         for s in &c.services {
             let ns = s.r.namespace.as_deref();
             if let Some(sel) = s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref()) {
@@ -361,6 +401,22 @@ impl KubeGraph {
                 &self.g[other].r
             })
             .collect()
+    }
+
+    /// Every relation of an object: (edge, followed outgoing, the object at its other end).
+    pub fn edges_of(&self, r: &ObjectRef) -> Vec<(Edge, bool, &ObjectRef)> {
+        let Some(&i) = self.idx.get(r) else {
+            return Vec::new();
+        };
+        let out = self
+            .g
+            .edges_directed(i, Direction::Outgoing)
+            .map(|x| (*x.weight(), true, &self.g[x.target()].r));
+        let inc = self
+            .g
+            .edges_directed(i, Direction::Incoming)
+            .map(|x| (*x.weight(), false, &self.g[x.source()].r));
+        out.chain(inc).collect()
     }
 
     /// Whether the node exists in the snapshot (false for referenced-but-absent objects).

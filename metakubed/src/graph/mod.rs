@@ -3,4 +3,5 @@
 
 pub mod domain;
 pub mod instance;
+pub mod relations;
 pub mod search;

@@ -54,6 +54,8 @@ pub struct Finding {
     pub params: BTreeMap<String, Value>,
     /// Why it ranks where it does.
     pub note: String,
+    /// The episode whose learned cause this is (None: a built-in verifier found it).
+    pub learned_from: Option<u64>,
 }
 
 struct Verified {
@@ -306,6 +308,7 @@ impl<'a> Search<'a> {
                         fix: cause.fix.clone(),
                         params: v.params,
                         note: String::new(),
+                        learned_from: None,
                     });
                 }
             }
@@ -405,6 +408,7 @@ impl<'a> Search<'a> {
                                 fix: cause.fix.clone(),
                                 params: v.params,
                                 note: String::new(),
+                                learned_from: None,
                             });
                         }
                     }

@@ -32,7 +32,9 @@ impl Default for Theta {
         Theta {
             value: 0.70,
             min: 0.50,
-            max: 0.95,
+            // Below the confidence an exact repeat of a once-confirmed cause reaches (≈ 0.93):
+            // a θ above it would stop memory from ever answering again.
+            max: 0.90,
             down: 0.01,
             up: 0.05,
         }
@@ -100,12 +102,20 @@ pub fn decide(
     let top_score = findings.first().map_or(0.0, |f| f.score);
     for r in recalled {
         let e = &r.episode;
-        let at = findings.iter().position(|f| {
-            f.reason == e.outcome.reason
-                && f.object.kind == e.context.cause_kind
-                && f.score >= VERIFY_FLOOR
-                && !f.note.starts_with("explained by")
-        });
+        // Its own learned cause first, else a verified finding of the same cause.
+        let at = findings
+            .iter()
+            .position(|f| f.learned_from == Some(e.id))
+            .or_else(|| {
+                findings.iter().position(|f| {
+                    f.learned_from.is_none()
+                        && f.reason == e.outcome.reason
+                        && f.object.kind == e.context.cause_kind
+                        && e.outcome.category.is_none_or(|c| c == f.category)
+                        && f.score >= VERIFY_FLOOR
+                        && !f.note.starts_with("explained by")
+                })
+            });
         similar.push(SimilarEpisode {
             episode: e.id,
             reason: e.outcome.reason.clone(),

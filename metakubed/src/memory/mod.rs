@@ -7,8 +7,10 @@
 //! the FAISS index and the in-memory tables are derived from it at start.
 
 pub mod controller;
+pub mod correction;
 pub mod embed;
 pub mod index;
+pub mod learned;
 pub mod signature;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -174,6 +176,9 @@ pub struct Episode {
     /// Object names in `reasoning` and their placeholders, for masking.
     #[serde(default)]
     pub names: Vec<(String, String)>,
+    /// The cause a correction taught, and how to find it again in another snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<correction::LearnedCause>,
 }
 
 /// A fault family: episodes whose signatures cluster around one centroid with one cause.
@@ -213,12 +218,17 @@ pub struct Recalled {
 }
 
 impl Recalled {
-    /// Historical success of its pattern: (worked + 1) / (episodes + failed + 2).
+    /// Historical success: its pattern's (worked + 1) / (episodes + failed + 2), lowered to
+    /// the episode's own (recalled ok + 1) / (recalled ok + refuted + 1) when that is worse (a
+    /// family's good record does not cover an episode the user refuted).
     pub fn success_rate(&self) -> f64 {
-        match &self.pattern {
+        let pattern = match &self.pattern {
             Some(p) => f64::from(p.worked + 1) / f64::from(p.episodes + p.failed + 2),
             None => 0.5,
-        }
+        };
+        let e = &self.episode;
+        let own = f64::from(e.recalled_ok + 1) / f64::from(e.recalled_ok + e.recalled_bad + 1);
+        pattern.min(own)
     }
 }
 
@@ -237,6 +247,21 @@ pub struct Trace {
     /// Its pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<u64>,
+    /// Objects around the target with their relation paths, for a correction to name one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub near: Vec<correction::NearObject>,
+    /// The verified findings, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<correction::Brief>,
+}
+
+/// What one feedback taught.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Learnt {
+    /// The episode made of it.
+    pub episode: Option<u64>,
+    /// What a correction taught, in one line.
+    pub learned: Option<String>,
 }
 
 /// Memory failures.
@@ -540,7 +565,9 @@ impl Memory {
                     (id, sim, rec, score)
                 })
                 .collect();
-            scored.sort_by(|a, b| b.3.total_cmp(&a.3));
+            // Equal scores: the newer episode first (a later correction of the same signature
+            // supersedes an earlier one).
+            scored.sort_by(|a, b| b.3.total_cmp(&a.3).then(b.0.cmp(&a.0)));
             scored.truncate(self.cfg.k);
             (scored, g.patterns.clone())
         };
@@ -573,38 +600,32 @@ impl Memory {
 
     /// Learns from feedback on a stored diagnosis. The memory writes are handed to `commit`
     /// (which writes them with the feedback record in one durable batch); the in-memory
-    /// state changes only once it succeeds. Returns the new episode's id, if one was made.
+    /// state changes only once it succeeds. Returns the new episode and what a correction taught.
     pub fn learn(
         &self,
         stored: &StoredDiagnosis,
         req: &FeedbackRequest,
+        known: &dyn Fn(&str) -> Option<Category>,
         now: Timestamp,
         commit: impl FnOnce(&[Op]) -> Result<(), StoreError>,
-    ) -> Result<Option<u64>, MemoryError> {
+    ) -> Result<Learnt, MemoryError> {
         let Some(trace) = &stored.trace else {
-            return commit(&[]).map(|_| None).map_err(Into::into);
+            return commit(&[]).map(|_| Learnt::default()).map_err(Into::into);
         };
         let d = &stored.diagnosis;
         let fixed = req.outcome == FeedbackOutcome::Fixed;
-        let reason = req
-            .reason
-            .clone()
-            .or_else(|| d.root_cause.as_ref().map(|r| r.reason.clone()));
-        let cause_kind = req
-            .cause
-            .as_ref()
-            .or(d.root_cause.as_ref().map(|r| &r.object))
-            .map(|o| o.kind.clone());
-        let corrected = req
-            .reason
-            .as_ref()
-            .is_some_and(|r| Some(r) != d.root_cause.as_ref().map(|c| &c.reason))
-            || req
-                .cause
+        let correction = correction::interpret(stored, req, known);
+        let corrected = correction.is_some();
+        // What is confirmed: the correction's cause, or the answer as given when it worked. A
+        // refuted answer with no correction confirms nothing: no episode.
+        let confirmed: Option<(String, String, Option<Category>)> = match &correction {
+            Some(c) => Some((c.reason.clone(), c.cause.kind.clone(), Some(c.category))),
+            None if fixed => d
+                .root_cause
                 .as_ref()
-                .is_some_and(|c| Some(c) != d.root_cause.as_ref().map(|c| &c.object));
-        // A refuted answer with no correction confirms nothing: no episode.
-        let confirmed = reason.zip(cause_kind).filter(|_| fixed || corrected);
+                .map(|r| (r.reason.clone(), r.object.kind.clone(), d.category)),
+            None => None,
+        };
         let vector = match &confirmed {
             Some(_) if !trace.signature.is_empty() => Some(self.embed(&trace.signature)?),
             _ => None,
@@ -651,20 +672,30 @@ impl Memory {
         let mut new_id = None;
         let mut evicted = Vec::new();
         let mut new_vec = None;
-        if let (Some((reason, cause_kind)), Some(v)) = (confirmed, vector) {
+        if let (Some((reason, cause_kind, category)), Some(v)) = (confirmed, vector) {
             let id = g.next_id;
-            let pattern = self.join_pattern(&g, &touched, &reason, &cause_kind, &v, fixed, now);
-            let names = names_of(d);
+            let pattern = self.join_pattern(
+                &g,
+                &touched,
+                &reason,
+                &cause_kind,
+                &v,
+                fixed || corrected,
+                now,
+            );
+            let mut names = names_of(d);
+            if let Some(c) = &correction {
+                add_name(&mut names, &c.cause);
+            }
             let e = Episode {
                 id,
                 symptoms: trace.signature.lines.clone(),
                 context: EpisodeContext {
                     target_kind: trace.signature.context.target_kind.clone(),
                     cause_kind,
-                    path_kinds: if corrected {
-                        Vec::new()
-                    } else {
-                        trace.path_kinds.clone()
+                    path_kinds: match &correction {
+                        Some(c) => vec![d.target.kind.clone(), c.cause.kind.clone()],
+                        None => trace.path_kinds.clone(),
                     },
                     codes: trace.signature.context.codes.clone(),
                 },
@@ -679,7 +710,7 @@ impl Memory {
                     .collect(),
                 outcome: Outcome {
                     reason,
-                    category: if corrected { None } else { d.category },
+                    category,
                     fixed,
                     corrected,
                     note: req.note.clone(),
@@ -696,6 +727,7 @@ impl Memory {
                     .map(|e| format!("{}: {}", e.object, e.detail))
                     .collect(),
                 names,
+                learned: correction.as_ref().map(|c| c.learned.clone()),
             };
             let slim = Slim {
                 time: now.as_second(),
@@ -760,7 +792,10 @@ impl Memory {
                 tracing::warn!(error = %e, "saving the episode index failed; it is rebuilt at start if needed");
             }
         }
-        Ok(new_id)
+        Ok(Learnt {
+            episode: new_id,
+            learned: correction.map(|c| c.message),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1066,21 +1101,13 @@ impl Memory {
 }
 
 impl crate::engine::Recall for Memory {
-    fn decide(
-        &self,
-        sig: &Signature,
-        findings: &[crate::graph::search::Finding],
-    ) -> Result<controller::Decision, String> {
-        let recalled = self
-            .recall(sig, Timestamp::now())
-            .map_err(|e| e.to_string())?;
-        Ok(controller::decide(
-            &recalled,
-            findings,
-            sig,
-            self.theta(),
-            &self.cfg.weights,
-        ))
+    fn recall(&self, sig: &Signature) -> Result<crate::engine::Recollection, String> {
+        let recalled = Memory::recall(self, sig, Timestamp::now()).map_err(|e| e.to_string())?;
+        Ok(crate::engine::Recollection {
+            recalled,
+            theta: self.theta(),
+            weights: self.cfg.weights,
+        })
     }
 }
 
@@ -1119,6 +1146,28 @@ fn names_of(d: &metakube_shared::Diagnosis) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = names.into_iter().collect();
     v.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
     v
+}
+
+/// Adds an object's name (and namespace) to a masking table, longest names first.
+fn add_name(names: &mut Vec<(String, String)>, r: &metakube_shared::ObjectRef) {
+    let count = |names: &[(String, String)], kind: &str| {
+        names
+            .iter()
+            .filter(|(_, ph)| ph.starts_with(&format!("<{kind}-")))
+            .count()
+    };
+    if !names.iter().any(|(n, _)| *n == r.name) {
+        let kind = r.kind.to_lowercase();
+        let n = count(names, &kind) + 1;
+        names.push((r.name.clone(), format!("<{kind}-{n}>")));
+    }
+    if let Some(ns) = &r.namespace {
+        if !names.iter().any(|(n, _)| n == ns) {
+            let n = count(names, "namespace") + 1;
+            names.push((ns.clone(), format!("<namespace-{n}>")));
+        }
+    }
+    names.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
 }
 
 /// Replaces every known name in `text` with its placeholder.
@@ -1263,6 +1312,11 @@ mod tests {
         }
     }
 
+    /// No reason code is known to these tests' engine.
+    fn no_causes(_: &str) -> Option<Category> {
+        None
+    }
+
     fn fixed(id: &str) -> FeedbackRequest {
         FeedbackRequest {
             diagnosis_id: id.into(),
@@ -1270,6 +1324,8 @@ mod tests {
             cause: None,
             reason: None,
             note: None,
+            category: None,
+            fix_command: None,
         }
     }
 
@@ -1284,20 +1340,25 @@ mod tests {
         let now = Timestamp::now();
         // An old episode is worth less than new ones.
         let old = now - jiff::SignedDuration::from_hours(24 * 365);
-        m.learn(&stored("a", "code_a", "A"), &fixed("a"), old, |ops| {
-            store.write(ops)
-        })
+        m.learn(
+            &stored("a", "code_a", "A"),
+            &fixed("a"),
+            &no_causes,
+            old,
+            |ops| store.write(ops),
+        )
         .unwrap();
         for (i, c) in ["b", "c", "d"].iter().enumerate() {
             let id = m
                 .learn(
                     &stored(c, &format!("code_{c}"), "B"),
                     &fixed(c),
+                    &no_causes,
                     now,
                     |ops| store.write(ops),
                 )
                 .unwrap();
-            assert_eq!(id, Some(i as u64 + 2));
+            assert_eq!(id.episode, Some(i as u64 + 2));
         }
         let s = m.stats();
         assert_eq!(s.episodes, 3);
@@ -1335,6 +1396,7 @@ mod tests {
                 m.learn(
                     &stored(c, &format!("code_{c}"), "R"),
                     &fixed(c),
+                    &no_causes,
                     now,
                     |ops| store.write(ops),
                 )
@@ -1377,9 +1439,13 @@ mod tests {
         )
         .unwrap();
         let now = Timestamp::now();
-        m.learn(&stored("a", "code_a", "A"), &fixed("a"), now, |ops| {
-            store.write(ops)
-        })
+        m.learn(
+            &stored("a", "code_a", "A"),
+            &fixed("a"),
+            &no_causes,
+            now,
+            |ops| store.write(ops),
+        )
         .unwrap();
         let theta0 = m.theta();
         let mut s = stored("b", "code_a", "A");
@@ -1390,7 +1456,12 @@ mod tests {
         }
         let mut no = fixed("b");
         no.outcome = FeedbackOutcome::NotFixed;
-        assert_eq!(m.learn(&s, &no, now, |ops| store.write(ops)).unwrap(), None);
+        assert_eq!(
+            m.learn(&s, &no, &no_causes, now, |ops| store.write(ops))
+                .unwrap()
+                .episode,
+            None
+        );
         assert!(m.theta() > theta0);
         let p = &m.stats().families[0];
         assert_eq!((p.episodes, p.worked, p.failed), (1, 1, 1));

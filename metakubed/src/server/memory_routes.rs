@@ -128,6 +128,18 @@ fn export(memory: &Memory, unmasked: bool, episodes: bool) -> Result<Vec<u8>, St
                         .as_deref()
                         .map(|c| crate::memory::mask(c, &e.names));
                 }
+                e.outcome.note = e
+                    .outcome
+                    .note
+                    .as_deref()
+                    .map(|n| crate::memory::mask(n, &e.names));
+                if let Some(l) = &mut e.learned {
+                    l.name = crate::memory::mask(&l.name, &e.names);
+                    l.fix_command = l
+                        .fix_command
+                        .as_deref()
+                        .map(|c| crate::memory::mask(c, &e.names));
+                }
                 e.names.clear();
             }
             serde_json::to_vec(&e)

@@ -120,6 +120,10 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
     tokio::task::spawn_blocking(move || {
         let t = Instant::now();
         let mut knowledge = Knowledge::builtin();
+        knowledge.withheld = state.config.withhold_causes.iter().cloned().collect();
+        if !knowledge.withheld.is_empty() {
+            tracing::warn!(causes = ?knowledge.withheld, "ablation: the analytical pathway withholds these causes");
+        }
         let store: Arc<dyn Store> = if state.config.ephemeral {
             state.set_component(
                 "store",

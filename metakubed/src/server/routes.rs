@@ -468,23 +468,25 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
                 at: now,
             };
             let commit = |ops: &[crate::store::Op]| w.store.put_feedback(&record, &changed, ops);
-            let episode = match &w.memory {
-                Some(m) => m.learn(&stored, &request, now, commit).map_err(|e| {
-                    crate::store::StoreError::Io {
+            let known = |r: &str| next.cause(r).map(|c| c.category);
+            let learnt = match &w.memory {
+                Some(m) => m
+                    .learn(&stored, &request, &known, now, commit)
+                    .map_err(|e| crate::store::StoreError::Io {
                         path: "episodic memory".into(),
                         source: std::io::Error::other(e.to_string()),
-                    }
-                })?,
+                    })?,
                 None => {
                     commit(&[])?;
-                    None
+                    crate::memory::Learnt::default()
                 }
             };
             k.domain = next;
             Ok(Ok(FeedbackResponse {
                 diagnosis_id: id,
                 recorded: true,
-                episode,
+                episode: learnt.episode,
+                learned: learnt.learned,
             }))
         },
     )

@@ -388,6 +388,7 @@ impl Search<'_> {
                 fix: cause.fix.clone(),
                 params: v.params,
                 note: String::new(),
+                learned_from: None,
             });
             break;
         }
