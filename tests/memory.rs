@@ -364,6 +364,16 @@ fn one_correction_teaches_a_cause_the_engine_does_not_know() {
     assert!(list.contains("learned"), "{list}");
     let show = ok_stdout(&plugin(&d.socket, &["memory", "show", "1"]));
     assert!(show.contains("found again as: target's pod"), "{show}");
+    // The KFRD export carries the learned cause and the operator's fix, names masked.
+    let kfrd = ok_stdout(&plugin(&d.socket, &["memory", "export"]));
+    assert!(kfrd.contains("found as target's pod"), "{kfrd}");
+    assert!(kfrd.contains("create secret generic"), "{kfrd}");
+    assert!(!kfrd.contains(&secret), "names leak: {kfrd}");
+    let episodes = ok_stdout(&plugin(
+        &d.socket,
+        &["memory", "export", "--format", "episodes"],
+    ));
+    assert!(!episodes.contains(&secret), "names leak: {episodes}");
 }
 
 #[test]
@@ -446,7 +456,10 @@ fn eval_corrections_learns_each_family_from_one_correction() {
     for c in r["cases"].as_array().unwrap() {
         let learned = c["learned"].as_str().unwrap();
         assert!(learned.starts_with("learned a new cause"), "{c}");
-        assert!(learned.contains("reached as"), "found by relation, not name: {c}");
+        assert!(
+            learned.contains("reached as"),
+            "found by relation, not name: {c}"
+        );
         assert_eq!(c["repeat_right"], true, "{c}");
     }
     assert_eq!(r["calibration"][1]["pathway"], "intuitive");

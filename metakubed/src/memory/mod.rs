@@ -1204,11 +1204,30 @@ impl Episode {
                 mask(s, &self.names)
             }
         };
-        let fix = self
-            .actions
-            .first()
-            .map(|a| a.summary.clone())
-            .unwrap_or_else(|| "no fix recorded".into());
+        // A learned cause's fix is what the operator did, not what was offered.
+        let fix = match (&self.learned, &self.outcome.note) {
+            (Some(l), note) => {
+                let mut f = note.clone().unwrap_or_default();
+                if let Some(c) = &l.fix_command {
+                    f = format!("{f} Fixed with: {c}").trim().to_string();
+                }
+                if f.is_empty() {
+                    "no fix recorded".into()
+                } else {
+                    f
+                }
+            }
+            (None, _) => self
+                .actions
+                .first()
+                .map(|a| a.summary.clone())
+                .unwrap_or_else(|| "no fix recorded".into()),
+        };
+        let found = self
+            .learned
+            .as_ref()
+            .and_then(|l| l.path.as_ref())
+            .map(|p| format!(" It is found as {p}."));
         Kfrd {
             problem: format!(
                 "A {} shows: {}. What is the root cause?",
@@ -1230,7 +1249,7 @@ impl Episode {
                 })
                 .collect(),
             solution: format!(
-                "{} on the {} ({}). {}",
+                "{} on the {} ({}).{} {}",
                 self.outcome.reason,
                 self.context.cause_kind,
                 if self.outcome.fixed {
@@ -1238,6 +1257,7 @@ impl Episode {
                 } else {
                     "cause confirmed by the operator"
                 },
+                found.unwrap_or_default(),
                 m(&fix)
             ),
             reasoning: m(&self.reasoning.join("\n")),
