@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use metakube_shared::paths;
 use metakubed::config::{FileConfig, DEFAULT_MAX_BODY_BYTES};
+use metakubed::store::Store;
 use metakubed::Config;
 
 /// The metakube daemon: answers `kubectl metakube` over a Unix socket.
@@ -46,9 +47,61 @@ struct Args {
     /// (comma-separated reason codes, or `all`), so only memory taught by corrections can
     #[arg(long, value_delimiter = ',', value_name = "REASONS")]
     withhold_causes: Vec<String>,
+    /// Maintenance of the data folder instead of serving
+    #[command(subcommand)]
+    command: Option<Maintenance>,
     /// Log filter (tracing EnvFilter syntax), e.g. info or metakubed=debug
     #[arg(long, env = "METAKUBE_LOG", default_value = "info")]
     log: String,
+}
+
+/// Commands that work on the data folder while no daemon runs on it.
+#[derive(Debug, clap::Subcommand)]
+enum Maintenance {
+    /// The RocksDB store: back it up, or repair one that does not open
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum StoreAction {
+    /// Copy every file of the store, as it is, into a new folder (do this before a repair)
+    Backup {
+        /// Where to copy it (new or empty)
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Rebuild a store that does not open (lost CURRENT or MANIFEST) from its table files
+    Repair,
+}
+
+/// Runs a maintenance command; the data folder's lock keeps a daemon out meanwhile.
+fn maintain(data_dir: &std::path::Path, m: &Maintenance) -> anyhow::Result<()> {
+    let _lock = metakubed::server::DataDirLock::acquire(data_dir, std::path::Path::new("-"))
+        .context("stop the daemon first (kubectl metakube daemon stop)")?;
+    let db = data_dir.join("db");
+    match m {
+        Maintenance::Store {
+            action: StoreAction::Backup { to },
+        } => {
+            let n = metakubed::store::RocksStore::backup(&db, to)?;
+            println!("copied {n} file(s) of {} to {}", db.display(), to.display());
+        }
+        Maintenance::Store {
+            action: StoreAction::Repair,
+        } => {
+            metakubed::store::RocksStore::repair(&db)?;
+            let s = metakubed::store::RocksStore::open(&db)?;
+            let (d, f) = s.counts()?;
+            println!(
+                "repaired {}: it opens, with {d} diagnoses and {f} feedback records",
+                db.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,6 +129,9 @@ fn main() -> anyhow::Result<()> {
             .or(file.data_dir)
             .unwrap_or_else(|| paths::data_dir(paths::process_env)),
     );
+    if let Some(m) = &args.command {
+        return maintain(&config.data_dir, m);
+    }
     config.max_body_bytes = args
         .max_body_bytes
         .or(file.max_body_bytes)

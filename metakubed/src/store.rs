@@ -58,6 +58,20 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The store is not open; nothing can be read from or written to it.
+    #[error("the store is not open ({0}); nothing is saved until it is — see `metakubed store repair --help`")]
+    Unavailable(String),
+    /// The store folder holds data RocksDB cannot open as it is; opening it would start an
+    /// empty store over it.
+    #[error("{path} {detail}; refusing to open it (a new store would be created over the existing files). Stop the daemon, back the folder up with `metakubed --data-dir {data_dir} store backup --to DIR`, then run `metakubed --data-dir {data_dir} store repair`")]
+    Damaged {
+        /// Database directory.
+        path: String,
+        /// The data folder it is in (what `--data-dir` takes).
+        data_dir: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The data directory cannot be created.
     #[error("cannot create data directory {path}: {source}")]
     Io {
@@ -67,6 +81,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// Whether the error means the store is not open at all (answered 503, not 500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// A domain-graph edge (symptom, reason) and its weight.
@@ -142,6 +163,62 @@ const CF_FEEDBACK: &str = "feedback";
 const CF_WEIGHTS: &str = "graph_weights";
 const CF_META: &str = "meta";
 
+/// The store of a daemon whose RocksDB could not be opened: every read and write fails with
+/// [`StoreError::Unavailable`], so nothing is acknowledged that is not saved.
+pub struct UnavailableStore {
+    why: String,
+}
+
+impl UnavailableStore {
+    /// A store that is not open, and why.
+    pub fn new(why: impl Into<String>) -> UnavailableStore {
+        UnavailableStore { why: why.into() }
+    }
+
+    fn no<T>(&self) -> Result<T, StoreError> {
+        Err(StoreError::Unavailable(self.why.clone()))
+    }
+}
+
+impl Store for UnavailableStore {
+    fn put_diagnosis(&self, _: &StoredDiagnosis) -> Result<(), StoreError> {
+        self.no()
+    }
+    fn get_diagnosis(&self, _: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
+        self.no()
+    }
+    fn put_feedback(&self, _: &FeedbackRecord, _: &[EdgeWeight], _: &[Op]) -> Result<(), StoreError> {
+        self.no()
+    }
+    fn write(&self, _: &[Op]) -> Result<(), StoreError> {
+        self.no()
+    }
+    fn get(&self, _: Cf, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.no()
+    }
+    fn scan(&self, _: Cf, _: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        self.no()
+    }
+    fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
+        self.no()
+    }
+    fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError> {
+        self.no()
+    }
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        self.no()
+    }
+    fn get_meta(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.no()
+    }
+    fn put_meta(&self, _: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+        self.no()
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 /// RocksDB-backed store.
 pub struct RocksStore {
     db: rocksdb::DBWithThreadMode<rocksdb::MultiThreaded>,
@@ -173,8 +250,30 @@ impl RocksStore {
                 },
             )?;
         }
+        // RocksDB's create_if_missing writes a fresh CURRENT over a folder whose CURRENT is
+        // gone and then deletes the "obsolete" tables: memory would be wiped. Only an empty
+        // folder may become a new store.
+        let files = std::fs::read_dir(dir)
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name() != "LOCK")
+            .count();
+        if files > 0 && !dir.join("CURRENT").exists() {
+            return Err(StoreError::Damaged {
+                path: path.clone(),
+                data_dir: dir
+                    .parent()
+                    .unwrap_or(dir)
+                    .display()
+                    .to_string(),
+                detail: format!("holds {files} file(s) but no CURRENT"),
+            });
+        }
         let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
+        opts.create_if_missing(files == 0);
         opts.create_missing_column_families(true);
         let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META]
             .into_iter()
@@ -188,6 +287,46 @@ impl RocksStore {
             source,
         })?;
         Ok(RocksStore { db, path })
+    }
+
+    /// Rebuilds a damaged store's manifest from its table files (RocksDB's `RepairDB`): what
+    /// the tables hold is kept; what only the lost manifest knew is not.
+    pub fn repair(dir: &Path) -> Result<(), StoreError> {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(false);
+        rocksdb::DB::repair(&opts, dir).map_err(|source| StoreError::Rocks {
+            path: dir.display().to_string(),
+            source,
+        })
+    }
+
+    /// Copies every file of the store folder into `to` (which must be new or empty), byte for
+    /// byte, whether or not RocksDB can open it: the copy to keep before a repair.
+    pub fn backup(dir: &Path, to: &Path) -> Result<usize, StoreError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| StoreError::Io { path, source }
+        };
+        if to.exists() && std::fs::read_dir(to).map_err(io(to))?.next().is_some() {
+            return Err(StoreError::Io {
+                path: to.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the backup folder is not empty",
+                ),
+            });
+        }
+        std::fs::create_dir_all(to).map_err(io(to))?;
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).map_err(io(dir))? {
+            let e = e.map_err(io(dir))?;
+            let ft = e.file_type().map_err(io(&e.path()))?;
+            if ft.is_file() && e.file_name() != "LOCK" {
+                std::fs::copy(e.path(), to.join(e.file_name())).map_err(io(&e.path()))?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     fn err(&self, source: rocksdb::Error) -> StoreError {

@@ -23,7 +23,7 @@ use crate::graph::domain::{Cause, DomainGraph};
 use crate::llm::Explainer;
 use crate::memory::embed::MiniLm;
 use crate::memory::Memory;
-use crate::store::{MemStore, RocksStore, Store};
+use crate::store::{MemStore, RocksStore, Store, UnavailableStore};
 
 pub use metrics::Metrics;
 
@@ -50,6 +50,74 @@ pub enum ServerError {
         /// What is wrong with it.
         why: String,
     },
+    /// Another daemon holds the data folder.
+    #[error("the data folder {path} is in use by another metakubed ({holder}); stop it first, or give this one its own --data-dir")]
+    DataDirInUse {
+        /// The folder.
+        path: PathBuf,
+        /// Who holds it (pid, socket), as it wrote.
+        holder: String,
+    },
+    /// The data folder's lock cannot be taken.
+    #[error("cannot lock the data folder {path}: {source}")]
+    DataDirLock {
+        /// The lock file.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An exclusive lock on the data folder, held for the daemon's life: a second daemon on the
+/// same folder would fail on RocksDB's LOCK, fall back to no store, and lose what it
+/// acknowledged. It refuses to start instead, naming the first.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes `DIR/metakubed.lock` (flock, exclusive, non-blocking) and writes this daemon's pid
+    /// and socket into it.
+    pub fn acquire(dir: &Path, socket: &Path) -> Result<DataDirLock, ServerError> {
+        use std::io::{Read, Seek, Write};
+        let path = dir.join("metakubed.lock");
+        let err = |source| ServerError::DataDirLock {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(err)?;
+        if let Err(e) =
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        {
+            if e == rustix::io::Errno::WOULDBLOCK {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(ServerError::DataDirInUse {
+                    path: dir.to_path_buf(),
+                    holder: holder.trim().to_string(),
+                });
+            }
+            return Err(err(e.into()));
+        }
+        file.set_len(0).map_err(err)?;
+        file.rewind().map_err(err)?;
+        writeln!(
+            file,
+            "pid {}, socket {}",
+            std::process::id(),
+            socket.display()
+        )
+        .map_err(err)?;
+        Ok(DataDirLock { _file: file })
+    }
 }
 
 /// What the daemon keeps warm.
@@ -146,9 +214,10 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
                     Arc::new(s)
                 }
                 Err(e) => {
-                    warn!(error = %e, "store unavailable; running without persistence");
+                    // Diagnoses are still answered; nothing that needs saving is acknowledged.
+                    warn!(error = %e, "store unavailable: feedback and memory writes answer 503");
                     state.set_component("store", ComponentState::Failed, e.to_string());
-                    Arc::new(MemStore::default())
+                    Arc::new(UnavailableStore::new(e.to_string()))
                 }
             }
         };
@@ -390,6 +459,11 @@ fn activated_listener() -> Option<UnixListener> {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    let _lock = if config.ephemeral {
+        None
+    } else {
+        Some(DataDirLock::acquire(&config.data_dir, &config.socket)?)
+    };
     let (listener, owned_socket) = match activated_listener() {
         Some(l) => {
             info!("using the socket passed by systemd (socket activation)");

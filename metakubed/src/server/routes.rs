@@ -502,6 +502,12 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
             ErrorCode::UnknownDiagnosis,
             msg,
         ),
+        Ok(Err(e)) if e.is_unavailable() => error(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            format!("feedback was not stored: {e}"),
+        ),
         Ok(Err(e)) => error(
             &state,
             StatusCode::INTERNAL_SERVER_ERROR,

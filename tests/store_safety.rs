@@ -1,0 +1,136 @@
+//! Nothing acknowledged is lost: a second daemon on the same data folder refuses to start
+//! (instead of running without a store and acknowledging feedback it cannot keep), a store that
+//! does not open answers 503 to every write, and a store whose CURRENT is gone is refused —
+//! never recreated over its tables — until `metakubed store backup` / `store repair`.
+
+use std::process::Command;
+
+use metakube_tests::{bin, expected_target, http, ok_stdout, plugin, scenario, Daemon};
+use rustix::process::Signal;
+use serde_json::Value;
+
+fn diagnose_id(socket: &std::path::Path) -> String {
+    let dir = scenario("oom-at-startup-0");
+    let (kind, ns, name) = expected_target(&dir);
+    let out = ok_stdout(&plugin(
+        socket,
+        &[
+            "diagnose",
+            &format!("{}/{}", kind.to_lowercase(), name),
+            "-n",
+            &ns,
+            "--from-dump",
+            dir.join("dump").to_str().unwrap(),
+            "--no-llm",
+            "-o",
+            "json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != "LOCK" && !n.starts_with("LOG"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_folder_refuses_to_start_naming_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &[]);
+    let out = Command::new(bin("metakubed"))
+        .arg("--socket")
+        .arg(tmp.path().join("run/second.sock"))
+        .arg("--data-dir")
+        .arg(&d.data)
+        .args(["--llm", "none"])
+        .env("METAKUBE_LOG", "warn")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another metakubed"), "{err}");
+    assert!(err.contains(&format!("pid {}", d.child.id())), "{err}");
+    assert!(!tmp.path().join("run/second.sock").exists());
+    // The first one still answers and keeps what it acknowledges.
+    let id = diagnose_id(&d.socket);
+    assert!(ok_stdout(&plugin(&d.socket, &["feedback", &id, "--fixed"])).contains("recorded"));
+}
+
+#[test]
+fn a_store_without_current_is_refused_not_recreated_and_repair_brings_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(tmp.path(), &[]);
+    let id = diagnose_id(&d.socket);
+    ok_stdout(&plugin(&d.socket, &["feedback", &id, "--fixed"]));
+    assert!(d.signal(Signal::TERM).success());
+    let db = d.data.join("db");
+    std::fs::remove_file(db.join("CURRENT")).unwrap();
+    let before = files(&db);
+    assert!(before.iter().any(|f| f.ends_with(".sst") || f.ends_with(".log")));
+
+    let mut d = Daemon::start(tmp.path(), &[]);
+    let store_component = || -> (Value, Value) {
+        let (_, body) = http(&d.socket, "GET", "/v1/health", &[], b"").unwrap();
+        let h: Value = serde_json::from_slice(&body).unwrap();
+        let c = h["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "store")
+            .unwrap()
+            .clone();
+        (h, c)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (h, store) = loop {
+        let (h, c) = store_component();
+        if c["state"] != "loading" || std::time::Instant::now() > deadline {
+            break (h, c);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(store["state"], "failed", "{h}");
+    let detail = store["detail"].as_str().unwrap();
+    assert!(detail.contains("no CURRENT") && detail.contains("store repair"), "{detail}");
+    // Diagnoses are still answered; what needs saving is refused, not acknowledged.
+    let id2 = diagnose_id(&d.socket);
+    let o = plugin(&d.socket, &["feedback", &id2, "--fixed"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("503") && err.contains("not stored"), "{err}");
+    assert!(d.signal(Signal::TERM).success());
+    assert_eq!(files(&db), before, "no table was deleted, no CURRENT written");
+
+    let maint = |args: &[&str]| {
+        Command::new(bin("metakubed"))
+            .arg("--data-dir")
+            .arg(&d.data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let bak = tmp.path().join("backup");
+    let o = maint(&["store", "backup", "--to", bak.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(files(&bak), before, "the backup is the folder as it was");
+    let o = maint(&["store", "repair"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 diagnoses and 1 feedback"));
+
+    let d = Daemon::start(tmp.path(), &[]);
+    let (_, body) = http(&d.socket, "GET", "/v1/stats", &[], b"").unwrap();
+    let s: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(s["diagnoses_stored"], 1, "{s}");
+    assert_eq!(s["feedback_total"], 1, "{s}");
+    let (_, body) = http(&d.socket, "GET", "/v1/memory/stats", &[], b"").unwrap();
+    let m: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(m["episodes"], 1, "the episode survived: {m}");
+}
