@@ -59,9 +59,10 @@ fn intuitive(c: &mut Criterion) {
         note: None,
         category: None,
         fix_command: None,
+        replace: false,
     };
     memory
-        .learn(&stored, &fb, &|_| None, jiff::Timestamp::now(), |ops| {
+        .learn(&stored, &fb, &|_| None, jiff::Timestamp::now(), |ops, _| {
             store.write(ops)
         })
         .expect("learn");

@@ -57,7 +57,14 @@ fn restart_keeps_diagnoses_and_feedback() {
     // The stored diagnosis still accepts feedback after the restart.
     ok_stdout(&plugin(
         &d2.socket,
-        &["feedback", &id, "--not-fixed", "--note", "second opinion"],
+        &[
+            "feedback",
+            &id,
+            "--not-fixed",
+            "--note",
+            "second opinion",
+            "--replace",
+        ],
     ));
     assert_eq!(stats(&d2.socket)["feedback_total"], 2);
 }

@@ -134,3 +134,48 @@ fn a_store_without_current_is_refused_not_recreated_and_repair_brings_it_back() 
     let m: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(m["episodes"], 1, "the episode survived: {m}");
 }
+
+#[test]
+fn feedback_is_one_outcome_per_diagnosis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &[]);
+    let id = diagnose_id(&d.socket);
+    let count = |path: &str, field: &str| -> Value {
+        let (_, body) = http(&d.socket, "GET", path, &[], b"").unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v[field].clone()
+    };
+    // A retried confirmation is one confirmation.
+    assert!(ok_stdout(&plugin(&d.socket, &["feedback", &id, "--fixed"])).contains("episode 1"));
+    for _ in 0..2 {
+        let again = ok_stdout(&plugin(&d.socket, &["feedback", &id, "--fixed"]));
+        assert!(again.contains("already recorded"), "{again}");
+    }
+    assert_eq!(count("/v1/memory/stats", "episodes"), 1);
+    assert_eq!(count("/v1/stats", "feedback_total"), 1);
+    // A contradicting outcome is refused, naming the one on record and how to replace it.
+    let o = plugin(&d.socket, &["feedback", &id, "--not-fixed"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("409") && err.contains("fixed") && err.contains("--replace"), "{err}");
+    assert_eq!(count("/v1/stats", "feedback_total"), 1);
+    // An explicit correction replaces it: the old episode goes, the corrected one stays.
+    let (_, _, name) = expected_target(&scenario("oom-at-startup-0"));
+    let said = ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "feedback",
+            &id,
+            "--not-fixed",
+            "--replace",
+            "--cause",
+            &format!("deployment/{name}"),
+            "--reason",
+            "MemoryLeak",
+        ],
+    ));
+    assert!(said.contains("episode 2"), "{said}");
+    assert_eq!(count("/v1/memory/stats", "episodes"), 1);
+    let list = ok_stdout(&plugin(&d.socket, &["memory", "list"]));
+    assert!(list.contains("MemoryLeak") && !list.contains("MemoryLimitTooLow"), "{list}");
+}

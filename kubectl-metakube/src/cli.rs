@@ -133,6 +133,10 @@ pub struct FeedbackArgs {
     /// The command that resolved it, offered again when the fault recurs
     #[arg(long)]
     pub fix_command: Option<String>,
+    /// Replace the feedback already given for this diagnosis (one outcome per diagnosis; the
+    /// same feedback again is a no-op, another one is refused without this)
+    #[arg(long)]
+    pub replace: bool,
 }
 
 fn parse_category(s: &str) -> Result<metakube_shared::Category, String> {

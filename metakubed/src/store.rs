@@ -35,6 +35,9 @@ pub struct FeedbackRecord {
     pub request: FeedbackRequest,
     /// When.
     pub at: Timestamp,
+    /// The episode memory made of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<u64>,
 }
 
 /// Store failures.
@@ -146,6 +149,8 @@ pub trait Store: Send + Sync {
     fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError>;
     /// All feedback records.
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError>;
+    /// The feedback records of one diagnosis, oldest first.
+    fn feedback_for(&self, diagnosis_id: &str) -> Result<Vec<FeedbackRecord>, StoreError>;
     /// Persisted edge weights.
     fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError>;
     /// Counts: (diagnoses, feedback).
@@ -200,6 +205,9 @@ impl Store for UnavailableStore {
         self.no()
     }
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
+        self.no()
+    }
+    fn feedback_for(&self, _: &str) -> Result<Vec<FeedbackRecord>, StoreError> {
         self.no()
     }
     fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError> {
@@ -437,6 +445,27 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    fn feedback_for(&self, diagnosis_id: &str) -> Result<Vec<FeedbackRecord>, StoreError> {
+        let prefix = format!("{diagnosis_id}\0");
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(
+            &self.cf(CF_FEEDBACK),
+            rocksdb::IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push(
+                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                    cf: CF_FEEDBACK,
+                    source,
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
         self.db
             .iterator_cf(&self.cf(CF_FEEDBACK), rocksdb::IteratorMode::Start)
@@ -563,6 +592,15 @@ impl Store for MemStore {
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
         Ok(self.lock().feedback.clone())
     }
+    fn feedback_for(&self, diagnosis_id: &str) -> Result<Vec<FeedbackRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .feedback
+            .iter()
+            .filter(|f| f.request.diagnosis_id == diagnosis_id)
+            .cloned()
+            .collect())
+    }
     fn weights(&self) -> Result<Vec<EdgeWeight>, StoreError> {
         Ok(self
             .lock()
@@ -645,8 +683,10 @@ mod tests {
                     note: None,
                     category: None,
                     fix_command: None,
+                    replace: false,
                 },
                 at: Timestamp::UNIX_EPOCH,
+                episode: None,
             };
             s.put_feedback(
                 &fb,

@@ -191,6 +191,10 @@ pub struct FeedbackRequest {
     /// The command that resolved it, remembered with the learned cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix_command: Option<String>,
+    /// Replace the feedback already given for this diagnosis (one outcome per diagnosis: a
+    /// different one without this is refused with `conflict`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
 }
 
 /// Answer to `POST /v1/feedback`: written durably before it is sent.
@@ -206,6 +210,9 @@ pub struct FeedbackResponse {
     /// What a correction taught, in one line (the cause, its category, how it is found again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<String>,
+    /// The same feedback was already recorded for this diagnosis: nothing changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
 }
 
 /// State of one warm component.
@@ -288,8 +295,10 @@ pub enum ErrorCode {
     InvalidSnapshot,
     /// The daemon failed; the message says where.
     Internal,
-    /// The daemon is shutting down.
+    /// The daemon is shutting down, or what the request needs (the store) is not open.
     Unavailable,
+    /// The request contradicts what is recorded (other feedback for the same diagnosis).
+    Conflict,
 }
 
 /// Body of every error answer.

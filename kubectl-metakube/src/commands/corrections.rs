@@ -239,6 +239,7 @@ pub async fn run(
                 .then_some(truth.category)
                 .flatten(),
             fix_command: None,
+            replace: false,
         };
         let r: FeedbackResponse = client.post("/v1/feedback", &fb).await?;
         let renamer = Renamer::new(&truth.target);

@@ -34,9 +34,17 @@ pub async fn run(g: &GlobalArgs, a: &FeedbackArgs) -> anyhow::Result<()> {
         note: a.note.clone(),
         category: a.category,
         fix_command: a.fix_command.clone(),
+        replace: a.replace,
     };
     let client = super::daemon(g).await?;
     let r: FeedbackResponse = client.post("/v1/feedback", &req).await?;
+    if r.unchanged {
+        println!(
+            "feedback for {} was already recorded as given; nothing changed",
+            r.diagnosis_id
+        );
+        return Ok(());
+    }
     match r.episode {
         Some(e) => println!(
             "feedback for {} recorded; remembered as episode {e}",

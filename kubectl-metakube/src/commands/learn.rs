@@ -135,6 +135,7 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
                 note: None,
                 category: None,
                 fix_command: None,
+                replace: false,
             }
         } else {
             FeedbackRequest {
@@ -148,6 +149,7 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
                 note: Some("eval --learn: the truth of the scenario".into()),
                 category: None,
                 fix_command: None,
+                replace: false,
             }
         };
         let r: FeedbackResponse = client.post("/v1/feedback", &fb).await?;

@@ -599,7 +599,7 @@ impl Memory {
     }
 
     /// Learns from feedback on a stored diagnosis. The memory writes are handed to `commit`
-    /// (which writes them with the feedback record in one durable batch); the in-memory
+    /// with the new episode's id (it writes them with the feedback record in one durable batch); the in-memory
     /// state changes only once it succeeds. Returns the new episode and what a correction taught.
     pub fn learn(
         &self,
@@ -607,10 +607,12 @@ impl Memory {
         req: &FeedbackRequest,
         known: &dyn Fn(&str) -> Option<Category>,
         now: Timestamp,
-        commit: impl FnOnce(&[Op]) -> Result<(), StoreError>,
+        commit: impl FnOnce(&[Op], Option<u64>) -> Result<(), StoreError>,
     ) -> Result<Learnt, MemoryError> {
         let Some(trace) = &stored.trace else {
-            return commit(&[]).map(|_| Learnt::default()).map_err(Into::into);
+            return commit(&[], None)
+                .map(|_| Learnt::default())
+                .map_err(Into::into);
         };
         let d = &stored.diagnosis;
         let fixed = req.outcome == FeedbackOutcome::Fixed;
@@ -758,7 +760,7 @@ impl Memory {
         ops.push((Cf::Controller, KEY_THETA.to_vec(), Some(json(&theta))));
         let generation = g.generation + 1;
         ops.push(counter(KEY_GENERATION, generation));
-        commit(&ops)?;
+        commit(&ops, new_id)?;
         // Durable: now the in-memory state follows. From here nothing may fail the feedback
         // (it is stored); an index that falls out of step is rebuilt by the next upkeep.
         g.generation = generation;
@@ -1346,6 +1348,7 @@ mod tests {
             note: None,
             category: None,
             fix_command: None,
+            replace: false,
         }
     }
 
@@ -1365,7 +1368,7 @@ mod tests {
             &fixed("a"),
             &no_causes,
             old,
-            |ops| store.write(ops),
+            |ops, _| store.write(ops),
         )
         .unwrap();
         for (i, c) in ["b", "c", "d"].iter().enumerate() {
@@ -1375,7 +1378,7 @@ mod tests {
                     &fixed(c),
                     &no_causes,
                     now,
-                    |ops| store.write(ops),
+                    |ops, _| store.write(ops),
                 )
                 .unwrap();
             assert_eq!(id.episode, Some(i as u64 + 2));
@@ -1418,7 +1421,7 @@ mod tests {
                     &fixed(c),
                     &no_causes,
                     now,
-                    |ops| store.write(ops),
+                    |ops, _| store.write(ops),
                 )
                 .unwrap();
             }
@@ -1464,7 +1467,7 @@ mod tests {
             &fixed("a"),
             &no_causes,
             now,
-            |ops| store.write(ops),
+            |ops, _| store.write(ops),
         )
         .unwrap();
         let theta0 = m.theta();
@@ -1477,7 +1480,7 @@ mod tests {
         let mut no = fixed("b");
         no.outcome = FeedbackOutcome::NotFixed;
         assert_eq!(
-            m.learn(&s, &no, &no_causes, now, |ops| store.write(ops))
+            m.learn(&s, &no, &no_causes, now, |ops, _| store.write(ops))
                 .unwrap()
                 .episode,
             None

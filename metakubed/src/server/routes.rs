@@ -413,6 +413,67 @@ pub const FIXED_DELTA: f64 = 0.05;
 /// How much one refutation moves a domain-graph edge.
 pub const NOT_FIXED_DELTA: f64 = -0.1;
 
+/// Why feedback was refused (besides a store failure).
+enum Refused {
+    /// No such diagnosis.
+    Unknown(String),
+    /// Other feedback is recorded for it.
+    Conflict(String),
+}
+
+/// Whether two feedbacks say the same (a retry, not a change of mind).
+fn same_feedback(a: &FeedbackRequest, b: &FeedbackRequest) -> bool {
+    a.outcome == b.outcome
+        && a.cause == b.cause
+        && a.reason == b.reason
+        && a.category == b.category
+        && a.note == b.note
+        && a.fix_command == b.fix_command
+}
+
+/// A feedback in a few words, for the conflict message.
+fn describe(r: &FeedbackRequest) -> String {
+    let mut s = match r.outcome {
+        FeedbackOutcome::Fixed => "fixed".to_string(),
+        FeedbackOutcome::NotFixed => "not fixed".to_string(),
+    };
+    if let Some(c) = &r.cause {
+        s.push_str(&format!(", cause {}/{}", c.kind, c.name));
+    }
+    if let Some(x) = &r.reason {
+        s.push_str(&format!(", reason {x}"));
+    }
+    s
+}
+
+/// How a feedback moves the domain graph's edges: its outcome's delta on the (symptom, reason)
+/// edges behind the answer, and a confirmation of a corrected reason for the symptoms seen.
+fn weight_moves(stored: &StoredDiagnosis, r: &FeedbackRequest) -> Vec<((String, String), f64)> {
+    let delta = match r.outcome {
+        FeedbackOutcome::Fixed => FIXED_DELTA,
+        FeedbackOutcome::NotFixed => NOT_FIXED_DELTA,
+    };
+    let mut out: Vec<((String, String), f64)> = stored
+        .edges
+        .iter()
+        .map(|(s, c)| ((s.clone(), c.clone()), delta))
+        .collect();
+    if let Some(reason) = r
+        .reason
+        .as_ref()
+        .filter(|x| stored.diagnosis.root_cause.as_ref().map(|c| &c.reason) != Some(*x))
+    {
+        let symptoms: std::collections::BTreeSet<&String> =
+            stored.edges.iter().map(|(s, _)| s).collect();
+        out.extend(
+            symptoms
+                .into_iter()
+                .map(|s| ((s.clone(), reason.clone()), FIXED_DELTA)),
+        );
+    }
+    out
+}
+
 async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let request: FeedbackRequest = match read_body(&state, req, "feedback").await {
         Ok(r) => r,
@@ -424,84 +485,115 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
     };
     let w = warm.clone();
     let res = tokio::task::spawn_blocking(
-        move || -> Result<Result<FeedbackResponse, String>, crate::store::StoreError> {
+        move || -> Result<Result<FeedbackResponse, Refused>, crate::store::StoreError> {
             let Some(stored) = w.store.get_diagnosis(&request.diagnosis_id)? else {
-                return Ok(Err(format!(
+                return Ok(Err(Refused::Unknown(format!(
                     "no diagnosis with id {} is stored here",
                     request.diagnosis_id
-                )));
+                ))));
             };
-            let delta = match request.outcome {
-                FeedbackOutcome::Fixed => FIXED_DELTA,
-                FeedbackOutcome::NotFixed => NOT_FIXED_DELTA,
-            };
+            // One outcome per diagnosis: the same feedback again changes nothing; another one
+            // must say it replaces the first.
+            let previous = w.store.feedback_for(&request.diagnosis_id)?.pop();
+            if let Some(p) = &previous {
+                if same_feedback(&p.request, &request) {
+                    return Ok(Ok(FeedbackResponse {
+                        diagnosis_id: request.diagnosis_id.clone(),
+                        recorded: true,
+                        episode: p.episode,
+                        learned: None,
+                        unchanged: true,
+                    }));
+                }
+                if !request.replace {
+                    return Ok(Err(Refused::Conflict(format!(
+                        "diagnosis {} already has feedback ({}, at {}); to change it, send the new one with --replace",
+                        request.diagnosis_id,
+                        describe(&p.request),
+                        p.at
+                    ))));
+                }
+            }
             // Hold the write lock across the durable write so weights and store stay in step; the
             // in-memory weights change only once the record is on disk.
             let mut k = w.knowledge.write().unwrap_or_else(|p| p.into_inner());
             let mut next = k.domain.clone();
-            let mut changed: Vec<((String, String), f64)> = stored
-                .edges
-                .iter()
-                .filter_map(|(s, r)| {
-                    next.adjust(s, r, delta)
-                        .map(|nw| ((s.clone(), r.clone()), nw))
-                })
-                .collect();
-            // A correction confirms the named cause for the symptoms seen.
-            if let Some(reason) = request
-                .reason
-                .as_ref()
-                .filter(|r| stored.diagnosis.root_cause.as_ref().map(|c| &c.reason) != Some(*r))
-            {
-                let symptoms: std::collections::BTreeSet<&String> =
-                    stored.edges.iter().map(|(s, _)| s).collect();
-                for s in symptoms {
-                    if let Some(nw) = next.adjust(s, reason, FIXED_DELTA) {
-                        changed.push(((s.clone(), reason.clone()), nw));
+            let mut changed: Vec<((String, String), f64)> = Vec::new();
+            // A replaced outcome's moves are taken back first.
+            if let Some(p) = &previous {
+                for ((s, r), d) in weight_moves(&stored, &p.request) {
+                    if let Some(nw) = next.adjust(&s, &r, -d) {
+                        changed.push(((s, r), nw));
                     }
+                }
+            }
+            for ((s, r), d) in weight_moves(&stored, &request) {
+                if let Some(nw) = next.adjust(&s, &r, d) {
+                    changed.retain(|(k, _)| *k != (s.clone(), r.clone()));
+                    changed.push(((s, r), nw));
                 }
             }
             let id = request.diagnosis_id.clone();
             let now = Timestamp::now();
-            let record = FeedbackRecord {
-                request: request.clone(),
-                at: now,
+            let commit = |ops: &[crate::store::Op], episode: Option<u64>| {
+                let record = FeedbackRecord {
+                    request: request.clone(),
+                    at: now,
+                    episode,
+                };
+                w.store.put_feedback(&record, &changed, ops)
             };
-            let commit = |ops: &[crate::store::Op]| w.store.put_feedback(&record, &changed, ops);
             let known = |r: &str| next.cause(r).map(|c| c.category);
             let learnt = match &w.memory {
                 Some(m) => m
                     .learn(&stored, &request, &known, now, commit)
-                    .map_err(|e| crate::store::StoreError::Io {
-                        path: "episodic memory".into(),
-                        source: std::io::Error::other(e.to_string()),
+                    .map_err(|e| match e {
+                        crate::memory::MemoryError::Store(s) => s,
+                        other => crate::store::StoreError::Io {
+                            path: "episodic memory".into(),
+                            source: std::io::Error::other(other.to_string()),
+                        },
                     })?,
                 None => {
-                    commit(&[])?;
+                    commit(&[], None)?;
                     crate::memory::Learnt::default()
                 }
             };
             k.domain = next;
+            drop(k);
+            // The replaced feedback's episode goes (after the new record is durable: a crash in
+            // between leaves one episode too many, never one too few).
+            if let (Some(m), Some(old)) = (&w.memory, previous.and_then(|p| p.episode)) {
+                if let Err(e) = m.forget(&[old]) {
+                    tracing::warn!(error = %e, episode = old, "could not forget the replaced episode");
+                }
+            }
             Ok(Ok(FeedbackResponse {
                 diagnosis_id: id,
                 recorded: true,
                 episode: learnt.episode,
                 learned: learnt.learned,
+                unchanged: false,
             }))
         },
     )
     .await;
     match res {
         Ok(Ok(Ok(r))) => {
-            state.metrics.feedback.fetch_add(1, Ordering::Relaxed);
+            if !r.unchanged {
+                state.metrics.feedback.fetch_add(1, Ordering::Relaxed);
+            }
             json(StatusCode::OK, &r)
         }
-        Ok(Ok(Err(msg))) => error(
+        Ok(Ok(Err(Refused::Unknown(msg)))) => error(
             &state,
             StatusCode::NOT_FOUND,
             ErrorCode::UnknownDiagnosis,
             msg,
         ),
+        Ok(Ok(Err(Refused::Conflict(msg)))) => {
+            error(&state, StatusCode::CONFLICT, ErrorCode::Conflict, msg)
+        }
         Ok(Err(e)) if e.is_unavailable() => error(
             &state,
             StatusCode::SERVICE_UNAVAILABLE,
