@@ -74,7 +74,9 @@ fn a_store_without_current_is_refused_not_recreated_and_repair_brings_it_back() 
     let db = d.data.join("db");
     std::fs::remove_file(db.join("CURRENT")).unwrap();
     let before = files(&db);
-    assert!(before.iter().any(|f| f.ends_with(".sst") || f.ends_with(".log")));
+    assert!(before
+        .iter()
+        .any(|f| f.ends_with(".sst") || f.ends_with(".log")));
 
     let mut d = Daemon::start(tmp.path(), &[]);
     let store_component = || -> (Value, Value) {
@@ -99,7 +101,10 @@ fn a_store_without_current_is_refused_not_recreated_and_repair_brings_it_back() 
     };
     assert_eq!(store["state"], "failed", "{h}");
     let detail = store["detail"].as_str().unwrap();
-    assert!(detail.contains("no CURRENT") && detail.contains("store repair"), "{detail}");
+    assert!(
+        detail.contains("no CURRENT") && detail.contains("store repair"),
+        "{detail}"
+    );
     // Diagnoses are still answered; what needs saving is refused, not acknowledged.
     let id2 = diagnose_id(&d.socket);
     let o = plugin(&d.socket, &["feedback", &id2, "--fixed"]);
@@ -107,7 +112,11 @@ fn a_store_without_current_is_refused_not_recreated_and_repair_brings_it_back() 
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("503") && err.contains("not stored"), "{err}");
     assert!(d.signal(Signal::TERM).success());
-    assert_eq!(files(&db), before, "no table was deleted, no CURRENT written");
+    assert_eq!(
+        files(&db),
+        before,
+        "no table was deleted, no CURRENT written"
+    );
 
     let maint = |args: &[&str]| {
         Command::new(bin("metakubed"))
@@ -157,7 +166,10 @@ fn feedback_is_one_outcome_per_diagnosis() {
     let o = plugin(&d.socket, &["feedback", &id, "--not-fixed"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("409") && err.contains("fixed") && err.contains("--replace"), "{err}");
+    assert!(
+        err.contains("409") && err.contains("fixed") && err.contains("--replace"),
+        "{err}"
+    );
     assert_eq!(count("/v1/stats", "feedback_total"), 1);
     // An explicit correction replaces it: the old episode goes, the corrected one stays.
     let (_, _, name) = expected_target(&scenario("oom-at-startup-0"));
@@ -177,5 +189,8 @@ fn feedback_is_one_outcome_per_diagnosis() {
     assert!(said.contains("episode 2"), "{said}");
     assert_eq!(count("/v1/memory/stats", "episodes"), 1);
     let list = ok_stdout(&plugin(&d.socket, &["memory", "list"]));
-    assert!(list.contains("MemoryLeak") && !list.contains("MemoryLimitTooLow"), "{list}");
+    assert!(
+        list.contains("MemoryLeak") && !list.contains("MemoryLimitTooLow"),
+        "{list}"
+    );
 }

@@ -70,6 +70,13 @@ impl DaemonClient {
         }
     }
 
+    /// The same client with another request timeout (for requests whose work grows with
+    /// their size, such as a memory import).
+    pub fn with_timeout(mut self, timeout: Duration) -> DaemonClient {
+        self.timeout = timeout;
+        self
+    }
+
     /// Checks, once, that the process listening on the socket runs as this user
     /// (SO_PEERCRED): a snapshot is never sent to anyone else. A socket nobody listens on is
     /// left to the request, which reports it.

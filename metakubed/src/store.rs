@@ -192,7 +192,12 @@ impl Store for UnavailableStore {
     fn get_diagnosis(&self, _: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
         self.no()
     }
-    fn put_feedback(&self, _: &FeedbackRecord, _: &[EdgeWeight], _: &[Op]) -> Result<(), StoreError> {
+    fn put_feedback(
+        &self,
+        _: &FeedbackRecord,
+        _: &[EdgeWeight],
+        _: &[Op],
+    ) -> Result<(), StoreError> {
         self.no()
     }
     fn write(&self, _: &[Op]) -> Result<(), StoreError> {
@@ -272,11 +277,7 @@ impl RocksStore {
         if files > 0 && !dir.join("CURRENT").exists() {
             return Err(StoreError::Damaged {
                 path: path.clone(),
-                data_dir: dir
-                    .parent()
-                    .unwrap_or(dir)
-                    .display()
-                    .to_string(),
+                data_dir: dir.parent().unwrap_or(dir).display().to_string(),
                 detail: format!("holds {files} file(s) but no CURRENT"),
             });
         }

@@ -197,7 +197,13 @@ pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow:
                     .with_context(|| format!("{}:{}: not a JSON episode", file.display(), i + 1))?;
                 episodes.push(v);
             }
-            let v: Value = client.post("/v1/memory/import", &episodes).await?;
+            // Each episode is embedded again (~15–25 ms on 2 cores): allow for it.
+            let timeout = std::time::Duration::from_secs(30)
+                + std::time::Duration::from_millis(50) * episodes.len() as u32;
+            let v: Value = client
+                .with_timeout(timeout)
+                .post("/v1/memory/import", &episodes)
+                .await?;
             writeln!(out, "imported {} episode(s)", v["imported"])?;
         }
     }

@@ -1093,6 +1093,24 @@ impl Memory {
                 g.slim.insert(id, s);
                 n += 1;
             }
+            // The pool stays bounded: beyond max_episodes the least valuable go, imported or not.
+            let over = g.slim.len().saturating_sub(self.cfg.max_episodes);
+            if over > 0 {
+                let evicted = self.least_valuable(&g, over, Timestamp::now().as_second());
+                let mut ops: Vec<Op> = Vec::new();
+                for id in &evicted {
+                    ops.push((Cf::Episodes, key(*id), None));
+                    ops.push((Cf::Embeddings, key(*id), None));
+                }
+                let generation = g.generation + 1;
+                ops.push(counter(KEY_GENERATION, generation));
+                self.store.write(&ops)?;
+                g.generation = generation;
+                g.index.remove(&evicted)?;
+                for id in &evicted {
+                    g.slim.remove(id);
+                }
+            }
         }
         if self.lock().index.wants_rebuild(self.cfg.hnsw_above) {
             self.rebuild_index()?;
@@ -1395,6 +1413,37 @@ mod tests {
             .recall(&stored("x", "code_a", "A").trace.unwrap().signature, now)
             .unwrap();
         assert!(r.iter().all(|e| e.episode.id != 1));
+    }
+
+    #[test]
+    fn import_keeps_the_pool_bounded() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let cfg = MemoryConfig {
+            max_episodes: 3,
+            ..Default::default()
+        };
+        let m = Memory::open(cfg, store.clone(), Box::new(Hashing), None).unwrap();
+        let now = Timestamp::now();
+        m.learn(
+            &stored("a", "code_a", "A"),
+            &fixed("a"),
+            &no_causes,
+            now,
+            |ops, _| store.write(ops),
+        )
+        .unwrap();
+        let one = m.get(1).unwrap().unwrap();
+        let many: Vec<Episode> = (0..100).map(|_| one.clone()).collect();
+        assert_eq!(m.import(many).unwrap(), 100);
+        assert_eq!(m.stats().episodes, 3, "max_episodes holds after an import");
+        let mut kept = 0;
+        store
+            .scan(Cf::Episodes, &mut |_, _| {
+                kept += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!(kept, 3, "the evicted are gone from the store too");
     }
 
     #[test]
