@@ -58,6 +58,15 @@ pub enum CollectError {
     /// The API server refused or failed.
     #[error("{0}")]
     Api(String),
+    /// A file would be written outside the output folder (a name that is not a Kubernetes
+    /// name, a symlink out of it).
+    #[error("refusing to write {path}: {why}")]
+    UnsafePath {
+        /// What would have been written.
+        path: PathBuf,
+        /// Why not.
+        why: String,
+    },
 }
 
 /// Most pods whose logs are kept (the target's first, then failing ones).
