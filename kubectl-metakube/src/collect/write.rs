@@ -65,10 +65,12 @@ fn create_file(path: &Path) -> Result<std::fs::File, CollectError> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => CollectError::UnsafePath {
-                path: path.to_path_buf(),
-                why: "it is a symlink".into(),
-            },
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => {
+                CollectError::UnsafePath {
+                    path: path.to_path_buf(),
+                    why: "it is a symlink".into(),
+                }
+            }
             _ => io(path)(e),
         })
 }
@@ -206,7 +208,12 @@ mod tests {
     fn names_that_are_not_kubernetes_names_never_become_paths() {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("out");
-        for (ns, pod) in [("../../x", "p"), ("shop", "/tmp/x"), ("shop", ".."), ("a/b", "p")] {
+        for (ns, pod) in [
+            ("../../x", "p"),
+            ("shop", "/tmp/x"),
+            ("shop", ".."),
+            ("a/b", "p"),
+        ] {
             let e = write_dump(&snap(ns, pod), &out).unwrap_err();
             assert!(
                 matches!(e, CollectError::UnsafePath { .. }),

@@ -69,6 +69,26 @@ pub enum ServerError {
     },
 }
 
+/// Time a client has to send a request's headers, from connecting or from its previous
+/// answer (keep-alive idle); then the connection is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time a client has to send a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections served at once beyond the regular ones, one request each with a short header
+/// timeout: health and a stop still answer while held connections fill the regular slots.
+const SPARE_CONNECTIONS: usize = 32;
+
+/// Regular connection slots: half the open-file limit (RocksDB, models and the index need the
+/// rest), between 64 and 16,384.
+fn connection_slots() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024);
+    ((soft / 2) as usize).clamp(64, 16_384)
+}
+
 /// An exclusive lock on the data folder, held for the daemon's life: a second daemon on the
 /// same folder would fail on RocksDB's LOCK, fall back to no store, and lose what it
 /// acknowledged. It refuses to start instead, naming the first.
@@ -539,6 +559,9 @@ pub async fn serve(
     let upkeep = tokio::spawn(memory_upkeep(state.clone()));
     let my_uid = rustix::process::getuid().as_raw();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(connection_slots()));
+    let spare = Arc::new(tokio::sync::Semaphore::new(SPARE_CONNECTIONS));
+    let mut refused_logged = Instant::now() - Duration::from_secs(60);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -562,12 +585,31 @@ pub async fn serve(
                         continue;
                     }
                 }
+                // A slot per connection keeps file descriptors for the store and models; when
+                // the regular slots are full, a spare one serves a single request quickly.
+                let (permit, spare_lane) = match slots.clone().try_acquire_owned() {
+                    Ok(p) => (p, false),
+                    Err(_) => match spare.clone().try_acquire_owned() {
+                        Ok(p) => (p, true),
+                        Err(_) => {
+                            if refused_logged.elapsed() > Duration::from_secs(10) {
+                                warn!("every connection slot is taken; closing new connections until one frees");
+                                refused_logged = Instant::now();
+                            }
+                            continue;
+                        }
+                    },
+                };
                 let st = state.clone();
                 let conn = hyper::server::conn::http1::Builder::new()
                     .max_buf_size(64 * 1024)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(if spare_lane { Duration::from_secs(2) } else { HEADER_TIMEOUT })
+                    .keep_alive(!spare_lane)
                     .serve_connection(TokioIo::new(stream), service_fn(move |req| routes::handle(st.clone(), req)));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Err(e) = conn.await {
                         debug!(error = %e, "connection ended with an error");
                     }

@@ -207,7 +207,23 @@ pub(super) async fn read_body<T: serde::de::DeserializeOwned>(
     if declared.is_some_and(|n| n > limit) {
         return Err(error(state, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, format!("{what} body of {} bytes exceeds the daemon's limit of {limit} bytes (max_body_bytes)", declared.unwrap_or(0))));
     }
-    let body = match Limited::new(req.into_body(), limit).collect().await {
+    let collected = tokio::time::timeout(
+        super::BODY_TIMEOUT,
+        Limited::new(req.into_body(), limit).collect(),
+    )
+    .await;
+    let Ok(collected) = collected else {
+        return Err(error(
+            state,
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BadRequest,
+            format!(
+                "the {what} body did not arrive within {} s",
+                super::BODY_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -1,0 +1,85 @@
+//! Held connections cannot take the daemon down: a client that never finishes its headers is
+//! cut off after the header timeout, and with the open-file limit low and more connections held
+//! than it allows, health still answers.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use metakube_tests::{bin, http, Daemon};
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &["--ephemeral"]);
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 256];
+    // The daemon closes it (EOF, or a 408 then EOF) instead of waiting forever.
+    let mut closed = false;
+    for _ in 0..4 {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("no close within the read timeout: {e}"),
+        }
+    }
+    assert!(closed);
+}
+
+#[test]
+fn health_answers_while_more_connections_are_held_than_files_allow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("run/metakubed.sock");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(tmp.path().join("run"))
+            .unwrap();
+    }
+    // 256 open files: 128 regular slots, 32 spare.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec '{}' --socket '{}' --ephemeral --llm none --no-memory",
+            bin("metakubed").display(),
+            socket.display()
+        ))
+        .env("METAKUBE_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(&socket, "GET", "/v1/health", &[], b"").is_err() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Hold 400 idle connections: more than the daemon has descriptors for.
+    let held: Vec<UnixStream> = (0..400)
+        .filter_map(|_| UnixStream::connect(&socket).ok())
+        .collect();
+    assert!(held.len() > 256, "{} held", held.len());
+    let deadline = Instant::now() + Duration::from_secs(9);
+    let mut answered = false;
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = http(&socket, "GET", "/v1/health", &[], b"") {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        answered,
+        "health did not answer while connections were held"
+    );
+    drop(held);
+    let _ = child.kill();
+    let _ = child.wait();
+}
