@@ -264,3 +264,46 @@ fn a_snapshot_carrying_secret_values_is_refused() {
     assert_eq!(code, 422);
     assert!(String::from_utf8_lossy(&body).contains("Secret s carries values"));
 }
+
+#[test]
+fn a_fifo_or_a_device_in_a_dump_is_skipped_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = scenario(SCENARIO);
+    let dump = tmp.path().join("dump");
+    copy_dir(&src.join("dump"), &dump);
+    let (target, ns) = target_args(&src);
+    // A FIFO nobody writes to would block an open(); a link to /dev/zero would stream forever.
+    let fifo = dump.join(&ns).join("configmaps.json");
+    std::fs::remove_file(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("/dev/zero", dump.join(&ns).join("secrets.json")).unwrap();
+    let d = Daemon::start(tmp.path(), &["--ephemeral"]);
+    let o = plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &target,
+            "-n",
+            &ns,
+            "--from-dump",
+            dump.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&ok_stdout(&o)).unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("configmaps.json") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("secrets.json") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert_eq!(v["root_cause"]["reason"], "SelectorMatchesNoPods");
+}

@@ -123,7 +123,9 @@ fn the_plugin_starts_a_daemon_when_none_runs_and_stops_it() {
         ])
         .arg(&socket)
         .envs(env)
-        .env("NO_COLOR", "1")
+        // Not a terminal: plain text without NO_COLOR too, from the plugin and in the
+        // daemon's log file.
+        .env_remove("NO_COLOR")
         .output()
         .unwrap();
     let out = ok_stdout(&o);
@@ -146,6 +148,12 @@ fn the_plugin_starts_a_daemon_when_none_runs_and_stops_it() {
     let stop = ok_stdout(&plugin_env(&socket, &["daemon", "stop"], &env));
     assert!(stop.contains("stopped"), "{stop}");
     assert!(!socket.exists());
+    let log = std::fs::read_to_string(tmp.path().join("metakube/metakubed.log")).unwrap();
+    assert!(log.contains("metakubed listening"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes in the log file: {log}"
+    );
 }
 
 #[test]
@@ -178,6 +186,30 @@ fn no_daemon_and_no_autostart_says_how_to_start_it() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("systemctl --user start metakubed"), "{err}");
+    // The environment says the same as the flag, in the usual spellings of "yes".
+    for yes in ["1", "true", "yes"] {
+        let o = std::process::Command::new(bin("kubectl-metakube"))
+            .args([
+                "diagnose",
+                &format!("{}/{}", kind.to_lowercase(), name),
+                "-n",
+                &ns,
+                "--from-dump",
+                dir.join("dump").to_str().unwrap(),
+                "--socket",
+                tmp.path().join("none.sock").to_str().unwrap(),
+            ])
+            .env("METAKUBE_NO_AUTOSTART", yes)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("systemctl --user start metakubed"),
+            "{yes}: {err}"
+        );
+    }
 }
 
 #[test]

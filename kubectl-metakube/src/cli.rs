@@ -35,8 +35,14 @@ pub struct GlobalArgs {
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/metakube/metakubed.sock]
     #[arg(long, global = true, env = "METAKUBE_SOCKET")]
     pub socket: Option<PathBuf>,
-    /// Do not start metakubed when none is running
-    #[arg(long, global = true, env = "METAKUBE_NO_AUTOSTART")]
+    /// Do not start metakubed when none is running (METAKUBE_NO_AUTOSTART=1|true|yes|on)
+    #[arg(
+        long,
+        global = true,
+        env = "METAKUBE_NO_AUTOSTART",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
     pub no_start_daemon: bool,
 }
 

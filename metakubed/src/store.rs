@@ -284,6 +284,9 @@ impl RocksStore {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(files == 0);
         opts.create_missing_column_families(true);
+        // RocksDB's own LOG rotates at every open; keep a few, not every one ever written.
+        opts.set_keep_log_file_num(3);
+        opts.set_max_log_file_size(4 << 20);
         let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META]
             .into_iter()
             .chain(Cf::ALL.map(Cf::name))

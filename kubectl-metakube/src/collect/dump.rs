@@ -162,7 +162,18 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
     }
 }
 
+/// Only regular files are read: opening a FIFO would block, a device could stream forever.
+fn regular_file(path: &Path) -> Result<(), String> {
+    let m = std::fs::metadata(path).map_err(|e| format!("cannot open: {e}"))?;
+    if m.is_file() {
+        Ok(())
+    } else {
+        Err("not a regular file (a FIFO, device or folder); skipped".into())
+    }
+}
+
 fn read_bounded(path: &Path) -> Result<String, String> {
+    regular_file(path)?;
     let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len > MAX_LIST_BYTES {
@@ -228,6 +239,7 @@ pub fn strip_noise(o: &mut Value) {
 
 /// Parses a `logs.txt`: one block per container between START and END lines.
 pub fn read_logs(path: &Path) -> std::io::Result<Vec<ContainerLog>> {
+    regular_file(path).map_err(std::io::Error::other)?;
     let mut r = BufReader::new(File::open(path)?);
     let mut out = Vec::new();
     let mut cur: Option<(String, String, String)> = None;

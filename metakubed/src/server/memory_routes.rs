@@ -32,7 +32,7 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let Some(memory) = warm.memory.clone() else {
         let why = state
             .component("episode_index")
-            .map(|c| format!("{:?}: {}", c.state, c.detail).to_lowercase())
+            .map(|c| format!("{}: {}", format!("{:?}", c.state).to_lowercase(), c.detail))
             .unwrap_or_default();
         return error(
             &state,

@@ -397,16 +397,16 @@ fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_l
                     crate::llm::explain(model.as_mut(), &st.config.llm, &d, &names, &mut on_text)
                 }
                 None => unavailable(match st.component("llm") {
+                    // The state in lower case, the detail as written (paths keep their case).
                     Some(c) => format!(
-                        "model {:?}{}",
-                        c.state,
+                        "model {}{}",
+                        format!("{:?}", c.state).to_lowercase(),
                         if c.detail.is_empty() {
                             String::new()
                         } else {
                             format!(": {}", c.detail)
                         }
-                    )
-                    .to_lowercase(),
+                    ),
                     None => "no model".into(),
                 }),
             }
