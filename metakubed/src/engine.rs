@@ -472,9 +472,15 @@ fn evidence_of(f: &Finding) -> Vec<Evidence> {
 
 fn scoped_symptoms(a: &Analysis) -> Vec<Symptom> {
     let mut out: Vec<Symptom> = Vec::new();
+    let mut listed: std::collections::HashSet<(metakube_shared::ObjectRef, String)> =
+        Default::default();
     let mut error_line = None;
+    let scope: std::collections::HashSet<&metakube_shared::ObjectRef> = a.scope.iter().collect();
     for s in &a.signals {
-        let related = a.scope.contains(&s.object)
+        if out.len() >= 30 {
+            break;
+        }
+        let related = scope.contains(&s.object)
             || a.findings
                 .iter()
                 .take(3)
@@ -488,12 +494,8 @@ fn scoped_symptoms(a: &Analysis) -> Vec<Symptom> {
             error_line.get_or_insert(s);
             continue;
         }
-        let sym = s.to_symptom();
-        if !out
-            .iter()
-            .any(|o| o.object == sym.object && o.reason == sym.reason)
-        {
-            out.push(sym);
+        if listed.insert((s.object.clone(), s.code.clone())) {
+            out.push(s.to_symptom());
         }
     }
     if out.is_empty() {

@@ -118,16 +118,21 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
         .iter()
         .filter(|o| o.kind() == "Pod" && o.namespace() == ns)
         .collect();
+    // The namespace's controllers by (kind, name), looked up for every pod's owner chain.
+    let controllers: std::collections::HashMap<(&str, &str), &KubeObject> = all
+        .iter()
+        .filter(|x| x.kind() != "Pod" && x.namespace() == ns)
+        .map(|x| ((x.kind(), x.name()), x))
+        .collect();
     let owned_by = |o: &KubeObject, depth: usize| -> bool {
         let mut cur = controller_of(o);
         for _ in 0..depth {
             match cur {
                 Some((k, n)) if k == target.kind && n == target.name => return true,
                 Some((k, n)) => {
-                    cur = all
-                        .iter()
-                        .find(|x| x.kind() == k && x.name() == n && x.namespace() == ns)
-                        .and_then(controller_of);
+                    cur = controllers
+                        .get(&(k.as_str(), n.as_str()))
+                        .and_then(|x| controller_of(x));
                 }
                 None => return false,
             }

@@ -82,6 +82,8 @@ pub struct GraphNode {
 pub struct KubeGraph {
     g: DiGraph<GraphNode, Edge>,
     idx: HashMap<ObjectRef, NodeIndex>,
+    /// Edges present, for a constant-time duplicate check (a namespace or node has thousands).
+    edges: std::collections::HashSet<(NodeIndex, NodeIndex, Edge)>,
 }
 
 impl KubeGraph {
@@ -116,7 +118,7 @@ impl KubeGraph {
     fn edge(&mut self, from: &ObjectRef, to: &ObjectRef, e: Edge, to_exists: bool) {
         let a = self.node(from, true);
         let b = self.node(to, to_exists);
-        if !self.g.edges_connecting(a, b).any(|x| *x.weight() == e) {
+        if self.edges.insert((a, b, e)) {
             self.g.add_edge(a, b, e);
         }
     }
@@ -366,14 +368,18 @@ impl KubeGraph {
     }
 
     fn add_dependencies(&mut self, c: &Cluster, signals: &[Signal]) {
+        // Log peers per pod, gathered once (a scan per pod grows with the square of the pods).
+        let mut peers_of: HashMap<&ObjectRef, Vec<&str>> = HashMap::new();
+        for s in signals.iter().filter(|s| s.code.starts_with("log_")) {
+            if let Some(p) = s.peer.as_deref() {
+                peers_of.entry(&s.object).or_default().push(p);
+            }
+        }
         let deps: Vec<(ObjectRef, ObjectRef)> = c
             .pods
             .iter()
             .flat_map(|p| {
-                let peers = signals
-                    .iter()
-                    .filter(|s| s.object == p.r && s.code.starts_with("log_"))
-                    .filter_map(|s| s.peer.as_deref());
+                let peers = peers_of.get(&p.r).into_iter().flatten().copied();
                 dependencies_of(c, p, peers)
                     .into_iter()
                     .map(move |s| (p.r.clone(), s))

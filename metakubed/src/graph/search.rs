@@ -6,7 +6,7 @@
 //! template's limit, the Service's selector, the probe's port), not only the symptom, so a
 //! snapshot with the fix applied no longer reports the cause: that is how fixes are validated.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -105,6 +105,9 @@ pub struct Search<'a> {
     g: &'a KubeGraph,
     d: &'a DomainGraph,
     signals: &'a [Signal],
+    /// The signals per object: verifiers ask "what else does this pod show" for every
+    /// signal, and a scan each time would grow with the square of the pods.
+    by_object: HashMap<&'a ObjectRef, Vec<&'a Signal>>,
 }
 
 /// The objects a target stands for: itself, its owners, what it owns, and the pods it runs
@@ -141,14 +144,15 @@ pub fn scope_of(c: &Cluster, g: &KubeGraph, target: &ObjectRef) -> Vec<ObjectRef
         ),
         _ => {}
     }
+    let mut have: HashSet<ObjectRef> = out.iter().cloned().collect();
     for _ in 0..3 {
         let mut next = Vec::new();
         for r in &frontier {
-            if !out.contains(r) {
+            if have.insert(r.clone()) {
                 out.push(r.clone());
             }
             for o in g.neighbors(r, Edge::Owns, Direction::Outgoing) {
-                if o.kind != "Container" && !out.contains(o) {
+                if o.kind != "Container" && !have.contains(o) {
                     next.push(o.clone());
                 }
             }
@@ -156,7 +160,7 @@ pub fn scope_of(c: &Cluster, g: &KubeGraph, target: &ObjectRef) -> Vec<ObjectRef
         frontier = next;
     }
     for r in frontier {
-        if !out.contains(&r) {
+        if have.insert(r.clone()) {
             out.push(r);
         }
     }
@@ -224,7 +228,22 @@ impl<'a> Search<'a> {
         d: &'a DomainGraph,
         signals: &'a [Signal],
     ) -> Search<'a> {
-        Search { c, g, d, signals }
+        let mut by_object: HashMap<&'a ObjectRef, Vec<&'a Signal>> = HashMap::new();
+        for sig in signals {
+            by_object.entry(&sig.object).or_default().push(sig);
+        }
+        Search {
+            c,
+            g,
+            d,
+            signals,
+            by_object,
+        }
+    }
+
+    /// The signals an object shows, in extraction order.
+    fn on(&self, r: &ObjectRef) -> impl Iterator<Item = &'a Signal> + '_ {
+        self.by_object.get(r).into_iter().flatten().copied()
     }
 
     /// Ranked findings for the target (whose scope is `scope`, see [`scope_of`]), best first,
@@ -248,10 +267,11 @@ impl<'a> Search<'a> {
 
     fn analyze(&self, scope: &[ObjectRef], path: Vec<ObjectRef>, depth: usize) -> Vec<Finding> {
         let mut out = Vec::new();
+        let in_scope: HashSet<&ObjectRef> = scope.iter().collect();
         let mut scoped: Vec<&Signal> = self
             .signals
             .iter()
-            .filter(|s| scope.contains(&s.object))
+            .filter(|s| in_scope.contains(&s.object))
             .collect();
         // Hop to the nodes the scope's pods run on.
         let nodes: BTreeSet<&ObjectRef> = scope
@@ -350,11 +370,7 @@ impl<'a> Search<'a> {
         let failing: Vec<&ObjectRef> = scope
             .iter()
             .filter(|r| r.kind == "Pod")
-            .filter(|r| {
-                self.signals
-                    .iter()
-                    .any(|s| &s.object == *r && is_failure(&s.code))
-            })
+            .filter(|r| self.on(r).any(|s| is_failure(&s.code)))
             .collect();
         let mut seen = BTreeSet::new();
         for pod in failing {
@@ -362,20 +378,15 @@ impl<'a> Search<'a> {
                 if !seen.insert(svc.clone()) || path.contains(svc) {
                     continue;
                 }
-                let named_in_logs = self.signals.iter().any(|s| {
-                    &s.object == pod
-                        && s.peer.as_deref().is_some_and(|p| {
-                            self.c.resolve_service(p, ns_of(pod)).as_ref() == Some(svc)
-                        })
+                let named_in_logs = self.on(pod).any(|s| {
+                    s.peer.as_deref().is_some_and(|p| {
+                        self.c.resolve_service(p, ns_of(pod)).as_ref() == Some(svc)
+                    })
                 });
                 if named_in_logs {
                     continue; // handled through the log symptom
                 }
-                if let Some(sig) = self
-                    .signals
-                    .iter()
-                    .find(|s| &s.object == svc && s.code.starts_with("service_no"))
-                {
+                if let Some(sig) = self.on(svc).find(|s| s.code.starts_with("service_no")) {
                     let mut p = path.to_vec();
                     p.push(svc.clone());
                     for (cause, w) in self.d.causes_for(&sig.code) {
@@ -1920,10 +1931,7 @@ impl<'a> Search<'a> {
     }
 
     fn config_rejected(&self, sig: &Signal, _scope: &[ObjectRef]) -> Option<Verified> {
-        let failing = self
-            .signals
-            .iter()
-            .any(|s| s.object == sig.object && is_failure(&s.code));
+        let failing = self.on(&sig.object).any(|s| is_failure(&s.code));
         if sig.code.starts_with("log_") && !failing {
             return None;
         }
@@ -2233,10 +2241,7 @@ impl<'a> Search<'a> {
                     .neighbors(p, Edge::RunsOn, Direction::Outgoing)
                     .iter()
                     .any(|n| n.name == node_name)
-                    && self
-                        .signals
-                        .iter()
-                        .any(|s| &s.object == p && is_failure(&s.code))
+                    && self.on(p).any(|s| is_failure(&s.code))
             });
             if !suffering {
                 return None;
@@ -2423,31 +2428,26 @@ impl<'a> Search<'a> {
     fn app_crash(&self, sig: &Signal, _scope: &[ObjectRef]) -> Option<Verified> {
         let w = self.workload(&sig.object);
         // An infrastructure symptom in the same pod makes a plain crash a consequence.
-        let infra = self.signals.iter().any(|s| {
-            s.object == sig.object
-                && matches!(
-                    s.hint,
-                    Some(
-                        Category::Resource
-                            | Category::Image
-                            | Category::Configuration
-                            | Category::Storage
-                            | Category::System
-                    )
+        let infra = self.on(&sig.object).any(|s| {
+            matches!(
+                s.hint,
+                Some(
+                    Category::Resource
+                        | Category::Image
+                        | Category::Configuration
+                        | Category::Storage
+                        | Category::System
                 )
+            )
         });
         let line = self
-            .signals
-            .iter()
-            .filter(|s| {
-                s.object == sig.object && s.code.starts_with("log_") && s.code != "log_error_line"
-            })
+            .on(&sig.object)
+            .filter(|s| s.code.starts_with("log_") && s.code != "log_error_line")
             .map(|s| trim(&s.detail))
             .next()
             .or_else(|| {
-                self.signals
-                    .iter()
-                    .filter(|s| s.object == sig.object && s.code == "log_error_line")
+                self.on(&sig.object)
+                    .filter(|s| s.code == "log_error_line")
                     .map(|s| trim(&s.detail))
                     .next()
             });
@@ -2639,16 +2639,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Merges findings about the same (reason, object): scores combine as a noisy-OR, evidence
 /// and symptoms are united.
+/// Evidence items kept per finding: a fault shown by thousands of pods is shown as well by
+/// its first few, and the answer stays readable (and merging linear).
+const MAX_EVIDENCE: usize = 16;
+
 fn merge(raw: Vec<Finding>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
+    let mut at: HashMap<(String, ObjectRef), usize> = HashMap::new();
+    let mut seen: Vec<HashSet<String>> = Vec::new();
     for f in raw {
-        if let Some(m) = out
-            .iter_mut()
-            .find(|m| m.reason == f.reason && m.object == f.object)
-        {
+        let k = (f.reason.clone(), f.object.clone());
+        if let Some(&i) = at.get(&k) {
+            let m = &mut out[i];
             m.score = (1.0 - (1.0 - m.score) * (1.0 - f.score * 0.5)).min(0.99);
             for e in f.evidence {
-                if !m.evidence.iter().any(|x| x.detail == e.detail) {
+                if m.evidence.len() < MAX_EVIDENCE && seen[i].insert(e.detail.clone()) {
                     m.evidence.push(e);
                 }
             }
@@ -2661,6 +2666,8 @@ fn merge(raw: Vec<Finding>) -> Vec<Finding> {
                 m.params.entry(k).or_insert(v);
             }
         } else {
+            at.insert(k, out.len());
+            seen.push(f.evidence.iter().map(|e| e.detail.clone()).collect());
             out.push(f);
         }
     }

@@ -45,8 +45,10 @@ impl Signature {
             }
         }
         let mut codes = BTreeSet::new();
+        let scope: std::collections::HashSet<&metakube_shared::ObjectRef> =
+            a.scope.iter().collect();
         for s in &a.signals {
-            if !(a.scope.contains(&s.object) || on_paths.contains(&s.object)) {
+            if !(scope.contains(&s.object) || on_paths.contains(&s.object)) {
                 continue;
             }
             codes.insert(s.code.clone());

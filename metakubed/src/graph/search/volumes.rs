@@ -41,9 +41,9 @@ impl Search<'_> {
             .collect();
         let (vol, path, kind) = data.first()?.clone();
         // The container exits on it (a crash, not a warning it survives).
-        let failing = self.signals.iter().any(|s| {
-            s.object == sig.object && matches!(s.code.as_str(), "crash_loop" | "exit_error")
-        });
+        let failing = self
+            .on(&sig.object)
+            .any(|s| matches!(s.code.as_str(), "crash_loop" | "exit_error"));
         if !failing {
             return None;
         }
