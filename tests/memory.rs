@@ -464,3 +464,68 @@ fn eval_corrections_learns_each_family_from_one_correction() {
     }
     assert_eq!(r["calibration"][1]["pathway"], "intuitive");
 }
+
+#[test]
+fn the_masked_export_leaks_no_planted_canary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = scenario("external-dependency-0");
+    let dir = tmp.path().join("s");
+    metakube_tests::copy_dir(&src, &dir);
+    // Canaries in every log line a diagnosis can quote: a host, an address, a registry, a
+    // label, a secret-looking setting, a name only mentioned in a log.
+    for entry in std::fs::read_dir(dir.join("dump/shop")).unwrap() {
+        let p = entry.unwrap().path().join("logs.txt");
+        if !p.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap().replace(
+            "payments.partner-api.com",
+            "canary-host.canary-corp.example (10.99.88.77) DB_PASSWORD=CanarySecret1 \
+             team=canary-team via registry.canary.io/canary/app:1.0 for canary-orders-7f9c8d6b5-q2w3e",
+        );
+        std::fs::write(&p, text).unwrap();
+    }
+    let d = Daemon::start(tmp.path(), &["--ephemeral"]);
+    let (kind, ns, name) = expected_target(&dir);
+    let out = ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &format!("{}/{}", kind.to_lowercase(), name),
+            "-n",
+            &ns,
+            "--from-dump",
+            dir.join("dump").to_str().unwrap(),
+            "--no-llm",
+            "-o",
+            "json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        out.contains("canary"),
+        "the canaries reach the diagnosis (else this test proves nothing)"
+    );
+    feedback(
+        &d.socket,
+        v["id"].as_str().unwrap(),
+        &[
+            "--fixed",
+            "--note",
+            "asked canary-oncall@canary-corp.example; the host canary-host.canary-corp.example was renamed",
+        ],
+    );
+    for format in ["kfrd", "episodes"] {
+        let export = ok_stdout(&plugin(
+            &d.socket,
+            &["memory", "export", "--format", format],
+        ));
+        assert!(!export.trim().is_empty());
+        for canary in ["canary", "Canary", "10.99.88.77", &name, &ns] {
+            assert!(
+                !export.contains(canary),
+                "{format} export leaks {canary:?}: {export}"
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod correction;
 pub mod embed;
 pub mod index;
 pub mod learned;
+pub mod scrub;
 pub mod signature;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -1221,7 +1222,7 @@ impl Episode {
             if unmasked {
                 s.to_string()
             } else {
-                mask(s, &self.names)
+                scrub::scrub(s, &self.names)
             }
         };
         // A learned cause's fix is what the operator did, not what was offered.

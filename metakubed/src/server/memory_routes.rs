@@ -119,26 +119,26 @@ fn export(memory: &Memory, unmasked: bool, episodes: bool) -> Result<Vec<u8>, St
                 e.reasoning = e
                     .reasoning
                     .iter()
-                    .map(|r| crate::memory::mask(r, &e.names))
+                    .map(|r| crate::memory::scrub::scrub(r, &e.names))
                     .collect();
                 for a in &mut e.actions {
-                    a.summary = crate::memory::mask(&a.summary, &e.names);
+                    a.summary = crate::memory::scrub::scrub(&a.summary, &e.names);
                     a.command = a
                         .command
                         .as_deref()
-                        .map(|c| crate::memory::mask(c, &e.names));
+                        .map(|c| crate::memory::scrub::scrub(c, &e.names));
                 }
                 e.outcome.note = e
                     .outcome
                     .note
                     .as_deref()
-                    .map(|n| crate::memory::mask(n, &e.names));
+                    .map(|n| crate::memory::scrub::scrub(n, &e.names));
                 if let Some(l) = &mut e.learned {
-                    l.name = crate::memory::mask(&l.name, &e.names);
+                    l.name = crate::memory::scrub::scrub(&l.name, &e.names);
                     l.fix_command = l
                         .fix_command
                         .as_deref()
-                        .map(|c| crate::memory::mask(c, &e.names));
+                        .map(|c| crate::memory::scrub::scrub(c, &e.names));
                 }
                 e.names.clear();
             }
