@@ -89,6 +89,14 @@ fn greedy_generation_is_reproducible() {
 /// A minimal OpenAI-compatible server: answers every chat completion with `reply`, streamed as
 /// server-sent events word by word, and records the request bodies.
 fn fake_openai(reply: &'static str) -> (String, Arc<Mutex<Vec<Value>>>) {
+    fake_openai_slow(reply, std::time::Duration::ZERO)
+}
+
+/// Like [`fake_openai`], taking `delay` before each answer (one at a time).
+fn fake_openai_slow(
+    reply: &'static str,
+    delay: std::time::Duration,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", l.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -119,6 +127,7 @@ fn fake_openai(reply: &'static str) -> (String, Arc<Mutex<Vec<Value>>>) {
             s2.lock()
                 .unwrap()
                 .push(serde_json::from_slice(&body).unwrap());
+            std::thread::sleep(delay);
             let mut out = String::from(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
             );
@@ -308,4 +317,43 @@ fn the_local_model_loads_in_the_background_and_explains() {
         e["tokens_per_s"] = ea["tokens_per_s"].clone();
         e
     });
+}
+
+#[test]
+fn explanations_wait_in_a_bounded_queue_and_the_diagnosis_never_waits() {
+    let (url, seen) = fake_openai_slow(
+        "Service redis selects app=redis but the pods carry app=redis-cache.",
+        std::time::Duration::from_millis(1500),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        tmp.path(),
+        &["--ephemeral", "--llm", "openai", "--llm-endpoint", &url],
+    );
+    // Ten clients at once, each reading its whole stream.
+    let socket = d.socket.clone();
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            let s = socket.clone();
+            std::thread::spawn(move || ndjson_diagnose(&s, "selector-mismatch-cascade-0", false))
+        })
+        .collect();
+    let results: Vec<Vec<Value>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let mut busy = 0;
+    for events in &results {
+        assert_eq!(events[0]["type"], "diagnosis", "the diagnosis comes first");
+        let e = &events[events.len() - 1]["explanation"];
+        match e["unavailable"].as_str() {
+            Some(why) => {
+                assert!(why.contains("busy") && why.contains("queued"), "{e}");
+                busy += 1;
+            }
+            None => assert!(e["text"].as_str().unwrap().contains("redis"), "{e}"),
+        }
+    }
+    // One generates, four wait, the rest are told at once instead of queueing behind them.
+    assert!(busy >= 1, "nobody was turned away");
+    let generated = seen.lock().unwrap().len();
+    assert_eq!(generated + busy, 10);
+    assert!(generated <= 5, "{generated} generations for a queue of 4");
 }

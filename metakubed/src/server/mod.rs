@@ -167,7 +167,13 @@ pub struct State {
     pub metrics: Metrics,
     /// The explanation model (None until loaded, or when off or failed).
     pub llm: SharedLlm,
+    /// Explanations waiting for the model (one generates at a time).
+    pub explain_waiting: std::sync::atomic::AtomicUsize,
 }
+
+/// Explanations that may wait for the model; more are answered "busy" at once (the diagnosis
+/// itself never waits for the model).
+pub const EXPLAIN_QUEUE: usize = 4;
 
 impl State {
     /// Waits until the warm state is loaded.
@@ -554,6 +560,7 @@ pub async fn serve(
         ]),
         metrics: Metrics::default(),
         llm: Arc::new(std::sync::Mutex::new(None)),
+        explain_waiting: std::sync::atomic::AtomicUsize::new(0),
     });
     load_warm(state.clone(), tx);
     let upkeep = tokio::spawn(memory_upkeep(state.clone()));

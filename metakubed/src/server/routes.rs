@@ -385,7 +385,26 @@ fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_l
             {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            let mut guard = st.llm.lock().unwrap_or_else(|p| p.into_inner());
+            // One model, one generation at a time: a bounded queue waits for it; a client that
+            // left while waiting costs nothing (no prompt is read for it).
+            let waiting = st.explain_waiting.fetch_add(1, Ordering::SeqCst);
+            let guard = if waiting >= super::EXPLAIN_QUEUE {
+                None
+            } else {
+                Some(st.llm.lock().unwrap_or_else(|p| p.into_inner()))
+            };
+            st.explain_waiting.fetch_sub(1, Ordering::SeqCst);
+            let Some(mut guard) = guard else {
+                let _ = tx.unbounded_send(ndjson_line(&StreamEvent::Explanation {
+                    explanation: unavailable(format!(
+                        "the model is busy ({waiting} explanation(s) queued); the diagnosis above is complete"
+                    )),
+                }));
+                return;
+            };
+            if tx.is_closed() {
+                return;
+            }
             match guard.as_mut() {
                 Some(model) => {
                     let mut on_text = |piece: &str| {
