@@ -202,6 +202,14 @@ pub enum MemoryAction {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Episodes whose symptoms read closest to a description ("pods OOMKilled at start")
+    Search {
+        /// What you see, in words
+        query: String,
+        /// How many
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+    },
     /// One episode in full
     Show {
         /// Episode id

@@ -106,6 +106,32 @@ pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow:
                 }
             }
         }
+        MemoryAction::Search { query, limit } => {
+            let v: Value = client
+                .post(
+                    "/v1/memory/search",
+                    &serde_json::json!({"query": query, "limit": limit}),
+                )
+                .await?;
+            if !print(out, &v, a.output)? {
+                for h in v.as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "{:>6}  {:.2}  {:<28} on {:<22} {:<13} seen {}{}",
+                        h["episode"],
+                        h["similarity"].as_f64().unwrap_or(0.0),
+                        h["reason"].as_str().unwrap_or(""),
+                        h["cause_kind"].as_str().unwrap_or(""),
+                        h["category"].as_str().unwrap_or("-"),
+                        h["seen"],
+                        h["note"]
+                            .as_str()
+                            .map(|n| format!("  — {n}"))
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
+        }
         MemoryAction::Show { id } => {
             let v: Value = client.get(&format!("/v1/memory/episodes/{id}")).await?;
             if !print(out, &v, a.output)? {

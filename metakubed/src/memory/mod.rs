@@ -256,6 +256,29 @@ pub struct Trace {
     pub findings: Vec<correction::Brief>,
 }
 
+/// One episode found by [`Memory::search`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// Episode id (`memory show ID`).
+    pub episode: u64,
+    /// Cosine similarity of the query to its symptoms.
+    pub similarity: f64,
+    /// The confirmed cause.
+    pub reason: String,
+    /// Kind of the object it lived in.
+    pub cause_kind: String,
+    /// Its category.
+    pub category: Option<Category>,
+    /// Taught by a correction.
+    pub learned: bool,
+    /// The operator's note.
+    pub note: Option<String>,
+    /// Its masked symptom signature.
+    pub symptoms: Vec<String>,
+    /// Incidents of its fault family.
+    pub seen: u32,
+}
+
 /// What one feedback taught.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Learnt {
@@ -592,6 +615,33 @@ impl Memory {
             });
         }
         Ok(out)
+    }
+
+    /// Episodes whose symptoms read closest to a free-text query (`memory_search`).
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, MemoryError> {
+        let v = self
+            .embedder
+            .embed(&[query])?
+            .pop()
+            .unwrap_or_else(|| vec![0.0; DIM]);
+        let mut hits: Vec<SearchHit> = self
+            .recall_vector(&v, Timestamp::now())?
+            .into_iter()
+            .map(|r| SearchHit {
+                episode: r.episode.id,
+                similarity: (r.similarity * 1000.0).round() / 1000.0,
+                reason: r.episode.outcome.reason.clone(),
+                cause_kind: r.episode.context.cause_kind.clone(),
+                category: r.episode.outcome.category,
+                learned: r.episode.learned.is_some(),
+                note: r.episode.outcome.note.clone(),
+                symptoms: r.episode.symptoms.clone(),
+                seen: r.pattern.as_ref().map_or(1, |p| p.episodes),
+            })
+            .collect();
+        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        hits.truncate(limit.max(1));
+        Ok(hits)
     }
 
     fn recency(&self, age_s: i64) -> f64 {

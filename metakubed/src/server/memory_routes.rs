@@ -44,6 +44,25 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let rest = path.strip_prefix("/v1/memory").unwrap_or("");
     match (method.clone(), rest) {
         (Method::GET, "/stats") => blocking(&state, move || Ok(json!(memory.stats()))).await,
+        (Method::POST, "/search") => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Query {
+                query: String,
+                #[serde(default)]
+                limit: Option<usize>,
+            }
+            let q: Query = match super::routes::read_body(&state, req, "memory search").await {
+                Ok(q) => q,
+                Err(resp) => return resp,
+            };
+            blocking(&state, move || {
+                Ok(json!(memory
+                    .search(&q.query, q.limit.unwrap_or(5).min(50))
+                    .map_err(|e| e.to_string())?))
+            })
+            .await
+        }
         (Method::GET, "/episodes") => {
             let limit = query(&req, "limit").and_then(|v| v.parse().ok()).unwrap_or(50);
             blocking(&state, move || Ok(json!(memory.list(limit).map_err(|e| e.to_string())?))).await
@@ -83,7 +102,7 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
             };
             blocking(&state, move || Ok(json!({"imported": memory.import(episodes).map_err(|e| e.to_string())?}))).await
         }
-        _ => error(&state, StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no endpoint {method} {path}; memory serves GET stats, GET episodes, GET|DELETE episodes/ID, GET export, POST import")),
+        _ => error(&state, StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no endpoint {method} {path}; memory serves GET stats, POST search, GET episodes, GET|DELETE episodes/ID, GET export, POST import")),
     }
 }
 
