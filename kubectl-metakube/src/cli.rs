@@ -55,6 +55,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Tell metakube whether a diagnosis was right, so it learns
     Feedback(FeedbackArgs),
+    /// Serve metakube to AI assistants over the Model Context Protocol (stdio; read-only)
+    Mcp,
     /// Run a folder of scenarios (dump/ + truth.json or expected.yaml) and score the answers
     Eval(EvalArgs),
     /// Inspect, export, import or prune episodic memory

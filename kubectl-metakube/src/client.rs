@@ -326,7 +326,7 @@ pub async fn ensure_daemon(
     client: &DaemonClient,
     autostart: bool,
     log: &Path,
-    say: &dyn Fn(&str),
+    say: &(dyn Fn(&str) + Sync),
 ) -> Result<bool, ClientError> {
     match client.health().await {
         Ok(_) => return Ok(false),

@@ -284,7 +284,7 @@ fn containers(p: &KubeObject) -> Vec<(String, bool)> {
 pub async fn collect(
     conn: &Connection,
     target: &TargetRef,
-    progress: &dyn Fn(&str),
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Snapshot, CollectError> {
     let client = &conn.client;
     let tref = target.in_namespace(&conn.namespace);

@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod eval;
 pub mod feedback;
 pub mod learn;
+pub mod mcp;
 pub mod memory;
 pub mod snapshot;
 
