@@ -83,3 +83,55 @@ fn health_answers_while_more_connections_are_held_than_files_allow() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_diagnosis_whose_client_hangs_up_is_abandoned() {
+    use kubectl_metakube::collect::{dump::read_dump, select};
+    let tmp = tempfile::tempdir().unwrap();
+    // A Deployment with 6,000 crash-looping pods of its own: long enough to hang up during.
+    let dump = tmp.path().join("dump");
+    let made = Command::new("python3")
+        .arg(metakube_tests::repo_root().join("benches/own_pods_dump.py"))
+        .arg("6000")
+        .arg(&dump)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let snap = select(
+        read_dump(&dump).unwrap(),
+        &metakube_shared::ObjectRef::new("Deployment", "shop", "big"),
+        metakube_shared::SnapshotSource::Dump {
+            path: String::new(),
+        },
+        None,
+    )
+    .unwrap();
+    let body = serde_json::to_vec(
+        &serde_json::json!({"snapshot": snap, "options": {"no_llm": true, "no_memory": true}}),
+    )
+    .unwrap();
+    let d = Daemon::start(tmp.path(), &["--ephemeral", "--no-memory"]);
+    let (p, v) = metakube_tests::proto();
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    write!(
+        s,
+        "POST /v1/diagnose HTTP/1.1\r\nHost: x\r\n{p}: {v}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    drop(s);
+    // The daemon notices, stops the work and counts it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m) = http(&d.socket, "GET", "/metrics", &[], b"").unwrap();
+        let m = String::from_utf8_lossy(&m).to_string();
+        if m.contains("metakube_diagnoses_abandoned_total 1") {
+            assert!(m.contains("metakube_diagnoses_total 0"), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not abandoned: {m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -67,6 +67,9 @@ pub enum EngineError {
     /// The target is not among the collected objects.
     #[error("{0} is not in the snapshot (was it collected from the right namespace?)")]
     TargetNotFound(String),
+    /// The caller gave up (the client went away); the work was stopped.
+    #[error("the diagnosis was abandoned: the client went away")]
+    Abandoned,
 }
 
 /// The result of the analytical pathway on one snapshot, before it becomes a [`Diagnosis`].
@@ -182,10 +185,25 @@ pub fn diagnose_with(
     id: String,
     memory: Option<&dyn Recall>,
 ) -> Result<Diagnosed, EngineError> {
+    diagnose_unless(k, snap, id, memory, &|| false)
+}
+
+/// [`diagnose_with`], stopping between stages with [`EngineError::Abandoned`] once
+/// `abandoned()` says the caller is gone (the daemon passes "the client hung up").
+pub fn diagnose_unless(
+    k: &Knowledge,
+    snap: &Snapshot,
+    id: String,
+    memory: Option<&dyn Recall>,
+    abandoned: &dyn Fn() -> bool,
+) -> Result<Diagnosed, EngineError> {
     let start = Instant::now();
     snap.validate()?;
     let mut stages = BTreeMap::new();
     let (cluster, mut analysis) = analyze(k, snap, &mut stages)?;
+    if abandoned() {
+        return Err(EngineError::Abandoned);
+    }
     let t = Instant::now();
     let signature = Signature::of(&analysis, &snap.target.kind);
     let codes = codes_by_object(&analysis.signals);
@@ -227,6 +245,9 @@ pub fn diagnose_with(
         .first()
         .filter(|f| intuitive.is_some() || f.score >= MIN_ROOT_SCORE)
         .cloned();
+    if abandoned() {
+        return Err(EngineError::Abandoned);
+    }
     let remediation = match &top {
         Some(f) => validated_plan(k, snap, &cluster, f),
         None => Vec::new(),

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub feedback: AtomicU64,
     /// Handler panics caught.
     pub panics: AtomicU64,
+    /// Diagnoses stopped because their client went away.
+    pub abandoned: AtomicU64,
     latencies: Mutex<Vec<f64>>,
 }
 
@@ -71,6 +73,12 @@ impl Metrics {
             "metakube_requests_rejected_total",
             "Requests refused (bad input, protocol, size).",
             self.rejected.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "metakube_diagnoses_abandoned_total",
+            "Diagnoses stopped because their client went away.",
+            self.abandoned.load(Ordering::Relaxed),
         );
         counter(
             &mut s,

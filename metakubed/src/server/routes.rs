@@ -273,13 +273,24 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let id = uuid::Uuid::new_v4().to_string();
     let w = warm.clone();
     let no_llm = request.options.no_llm;
+    // Set when this handler is dropped before the work ends (the client hung up): the engine
+    // stops at its next stage instead of computing an answer nobody reads.
+    let gone = AbandonOnDrop::new();
+    let flag = gone.flag();
+    let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         let k = w.knowledge.read().unwrap_or_else(|p| p.into_inner()).clone();
         let memory: Option<&dyn Recall> = match &w.memory {
             Some(m) if !request.options.no_memory => Some(m.as_ref()),
             _ => None,
         };
-        let out = crate::engine::diagnose_with(&k, &request.snapshot, id, memory);
+        let out = crate::engine::diagnose_unless(&k, &request.snapshot, id, memory, &|| {
+            flag.load(Ordering::Relaxed)
+        });
+        if matches!(out, Err(crate::engine::EngineError::Abandoned)) {
+            st.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
+            info!("diagnosis abandoned: the client went away");
+        }
         if let Ok(d) = &out {
             let stored = StoredDiagnosis {
                 diagnosis: d.diagnosis.clone(),
@@ -300,6 +311,7 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
         out.map(|d| (d, names))
     })
     .await;
+    gone.disarm();
     match result {
         Ok(Ok((d, names))) => {
             let ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -332,6 +344,35 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             ErrorCode::Internal,
             e.to_string(),
         ),
+    }
+}
+
+/// Raises a flag when dropped unless disarmed: hyper drops a handler whose client went away.
+struct AbandonOnDrop {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    armed: bool,
+}
+
+impl AbandonOnDrop {
+    fn new() -> AbandonOnDrop {
+        AbandonOnDrop {
+            flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            armed: true,
+        }
+    }
+    fn flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.flag.clone()
+    }
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.store(true, Ordering::Relaxed);
+        }
     }
 }
 
