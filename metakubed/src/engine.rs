@@ -374,6 +374,9 @@ pub fn diagnose_unless(
                 object: n.object,
                 path: n.path,
             })
+            // Kept with every stored diagnosis: leave out the bulk no correction names — other
+            // workloads. healthy pods (reached through a node or a Service).
+            .filter(|n| !(n.object.kind == "Pod" && !n.path.steps.is_empty() && n.codes.is_empty()))
             .collect(),
         findings: analysis
             .findings
