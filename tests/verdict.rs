@@ -147,3 +147,34 @@ fn a_broken_target_without_a_verified_cause_is_symptoms_only() {
         .collect();
     assert!(syms.contains(&"pod_unscheduled"), "{syms:?}");
 }
+
+#[test]
+fn out_of_time_the_answer_comes_with_what_it_has() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No time at all: the analysis still answers; the fix's validation pass is skipped, and said so.
+    let d = metakube_tests::Daemon::start(tmp.path(), &["--ephemeral", "--request-budget-ms", "0"]);
+    let v = metakube_tests::diagnose_scenario(&d.socket, "oom-at-startup-0", &["--no-llm"]);
+    assert_eq!(v["root_cause"]["reason"], "MemoryLimitTooLow", "{v}");
+    let patch = v["remediation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r.get("patch"))
+        .expect("a patch is still offered");
+    assert_eq!(patch["validated"], false, "{v}");
+    assert!(
+        v["explanation"].as_str().unwrap().contains("time budget"),
+        "{v}"
+    );
+    // With the default budget the same patch validates.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let d2 = metakube_tests::Daemon::start(tmp2.path(), &["--ephemeral"]);
+    let v2 = metakube_tests::diagnose_scenario(&d2.socket, "oom-at-startup-0", &["--no-llm"]);
+    let patch2 = v2["remediation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r.get("patch"))
+        .unwrap();
+    assert_eq!(patch2["validated"], true, "{v2}");
+}

@@ -31,6 +31,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Causes the analytical pathway must not conclude (ablation; `*` for all).
     pub withhold_causes: Vec<String>,
+    /// Time a diagnosis may take before it answers with what it has (fix unvalidated).
+    pub request_budget: std::time::Duration,
 }
 
 impl Config {
@@ -46,6 +48,7 @@ impl Config {
             memory: MemoryConfig::default(),
             llm: LlmConfig::default(),
             withhold_causes: Vec::new(),
+            request_budget: std::time::Duration::from_secs(20),
         }
     }
 
@@ -96,6 +99,8 @@ pub struct FileConfig {
     pub memory: Option<MemoryConfig>,
     /// `[llm]`: explanation model settings.
     pub llm: Option<LlmConfig>,
+    /// Milliseconds a diagnosis may take before it answers with what it has.
+    pub request_budget_ms: Option<u64>,
 }
 
 /// Configuration errors.

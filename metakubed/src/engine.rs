@@ -185,17 +185,20 @@ pub fn diagnose_with(
     id: String,
     memory: Option<&dyn Recall>,
 ) -> Result<Diagnosed, EngineError> {
-    diagnose_unless(k, snap, id, memory, &|| false)
+    diagnose_unless(k, snap, id, memory, &|| false, None)
 }
 
 /// [`diagnose_with`], stopping between stages with [`EngineError::Abandoned`] once
-/// `abandoned()` says the caller is gone (the daemon passes "the client hung up").
+/// `abandoned()` says the caller is gone (the daemon passes "the client hung up"), and
+/// answering with what it has once `deadline` passes: the fix is then offered without its
+/// validation (a second pass over the patched snapshot), and the explanation says so.
 pub fn diagnose_unless(
     k: &Knowledge,
     snap: &Snapshot,
     id: String,
     memory: Option<&dyn Recall>,
     abandoned: &dyn Fn() -> bool,
+    deadline: Option<Instant>,
 ) -> Result<Diagnosed, EngineError> {
     let start = Instant::now();
     snap.validate()?;
@@ -248,7 +251,9 @@ pub fn diagnose_unless(
     if abandoned() {
         return Err(EngineError::Abandoned);
     }
+    let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
     let remediation = match &top {
+        Some(f) if out_of_time => remediation::plan(f),
         Some(f) => validated_plan(k, snap, &cluster, f),
         None => Vec::new(),
     };
@@ -308,6 +313,11 @@ pub fn diagnose_unless(
             symptoms.len(),
             symptoms.iter().map(|s| s.reason.as_str()).take(5).collect::<Vec<_>>().join(", ")
         ),
+    };
+    let explanation = if out_of_time && remediation.iter().any(|r| r.patch.is_some()) {
+        format!("{explanation} The fix was not validated: the request's time budget ran out after the analysis.")
+    } else {
+        explanation
     };
     let edges = top
         .as_ref()

@@ -47,6 +47,10 @@ struct Args {
     /// (comma-separated reason codes, or `all`), so only memory taught by corrections can
     #[arg(long, value_delimiter = ',', value_name = "REASONS")]
     withhold_causes: Vec<String>,
+    /// Milliseconds a diagnosis may take before it answers with what it has (its fix then
+    /// unvalidated) [default: 20000]
+    #[arg(long, value_name = "MS")]
+    request_budget_ms: Option<u64>,
     /// Maintenance of the data folder instead of serving
     #[command(subcommand)]
     command: Option<Maintenance>,
@@ -146,6 +150,9 @@ fn main() -> anyhow::Result<()> {
         config.models_dir = d;
     }
     config.memory_enabled = !args.no_memory;
+    if let Some(ms) = args.request_budget_ms.or(file.request_budget_ms) {
+        config.request_budget = std::time::Duration::from_millis(ms);
+    }
     config.withhold_causes = args
         .withhold_causes
         .into_iter()

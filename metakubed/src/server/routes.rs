@@ -284,9 +284,15 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             Some(m) if !request.options.no_memory => Some(m.as_ref()),
             _ => None,
         };
-        let out = crate::engine::diagnose_unless(&k, &request.snapshot, id, memory, &|| {
-            flag.load(Ordering::Relaxed)
-        });
+        let deadline = Some(start + st.config.request_budget);
+        let out = crate::engine::diagnose_unless(
+            &k,
+            &request.snapshot,
+            id,
+            memory,
+            &|| flag.load(Ordering::Relaxed),
+            deadline,
+        );
         if matches!(out, Err(crate::engine::EngineError::Abandoned)) {
             st.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
             info!("diagnosis abandoned: the client went away");
