@@ -1057,6 +1057,25 @@ impl Memory {
         }
     }
 
+    /// Deletes episodes from the store (one durable batch, generation bumped), then from the
+    /// index and the in-memory table; the caller holds the lock.
+    fn remove_locked(&self, g: &mut Inner, ids: &[u64]) -> Result<(), MemoryError> {
+        let mut ops: Vec<Op> = Vec::new();
+        for id in ids {
+            ops.push((Cf::Episodes, key(*id), None));
+            ops.push((Cf::Embeddings, key(*id), None));
+        }
+        let generation = g.generation + 1;
+        ops.push(counter(KEY_GENERATION, generation));
+        self.store.write(&ops)?;
+        g.generation = generation;
+        g.index.remove(ids)?;
+        for id in ids {
+            g.slim.remove(id);
+        }
+        Ok(())
+    }
+
     /// Forgets episodes (durably), returning how many existed.
     pub fn forget(&self, ids: &[u64]) -> Result<usize, MemoryError> {
         let mut g = self.lock();
@@ -1065,19 +1084,7 @@ impl Memory {
             .copied()
             .filter(|i| g.slim.contains_key(i))
             .collect();
-        let mut ops: Vec<Op> = Vec::new();
-        for id in &known {
-            ops.push((Cf::Episodes, key(*id), None));
-            ops.push((Cf::Embeddings, key(*id), None));
-        }
-        let generation = g.generation + 1;
-        ops.push(counter(KEY_GENERATION, generation));
-        self.store.write(&ops)?;
-        g.generation = generation;
-        g.index.remove(&known)?;
-        for id in &known {
-            g.slim.remove(id);
-        }
+        self.remove_locked(&mut g, &known)?;
         drop(g);
         self.persist_index()?;
         Ok(known.len())
@@ -1148,19 +1155,7 @@ impl Memory {
             let over = g.slim.len().saturating_sub(self.cfg.max_episodes);
             if over > 0 {
                 let evicted = self.least_valuable(&g, over, Timestamp::now().as_second());
-                let mut ops: Vec<Op> = Vec::new();
-                for id in &evicted {
-                    ops.push((Cf::Episodes, key(*id), None));
-                    ops.push((Cf::Embeddings, key(*id), None));
-                }
-                let generation = g.generation + 1;
-                ops.push(counter(KEY_GENERATION, generation));
-                self.store.write(&ops)?;
-                g.generation = generation;
-                g.index.remove(&evicted)?;
-                for id in &evicted {
-                    g.slim.remove(id);
-                }
+                self.remove_locked(&mut g, &evicted)?;
             }
         }
         if self.lock().index.wants_rebuild(self.cfg.hnsw_above) {
