@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use metakube_shared::{
     Category, DiagnoseOptions, DiagnoseRequest, Diagnosis, FeedbackOutcome, FeedbackRequest,
-    FeedbackResponse, ObjectRef, TargetRef,
+    FeedbackResponse, ObjectRef, Snapshot, TargetRef,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -135,7 +135,15 @@ where
 }
 
 impl Metakube {
-    fn with(&self, namespace: &Option<String>, context: &Option<String>) -> GlobalArgs {
+    /// The snapshot of `target` (TYPE/NAME), live with this server's kubeconfig and the given
+    /// namespace and context, or from a dump folder; and the settings it was collected with.
+    async fn collect(
+        &self,
+        target: &str,
+        namespace: &Option<String>,
+        context: &Option<String>,
+        from_dump: Option<String>,
+    ) -> anyhow::Result<(Snapshot, GlobalArgs)> {
         let mut g = self.global.clone();
         if namespace.is_some() {
             g.namespace = namespace.clone();
@@ -143,14 +151,16 @@ impl Metakube {
         if context.is_some() {
             g.context = context.clone();
         }
-        g
+        let target = TargetRef::parse(target, None)?;
+        let dump = from_dump.map(PathBuf::from);
+        let (snap, _) = super::diagnose::collect_snapshot(&g, &target, dump.as_deref()).await?;
+        Ok((snap, g))
     }
 
     async fn do_diagnose(&self, p: DiagnoseParams) -> anyhow::Result<(String, Value)> {
-        let g = self.with(&p.namespace, &p.context);
-        let target = TargetRef::parse(&p.target, None)?;
-        let dump = p.from_dump.map(PathBuf::from);
-        let (snapshot, _) = super::diagnose::collect_snapshot(&g, &target, dump.as_deref()).await?;
+        let (snapshot, g) = self
+            .collect(&p.target, &p.namespace, &p.context, p.from_dump)
+            .await?;
         let client = super::daemon(&g).await?;
         let d: Diagnosis = client
             .post(
@@ -227,31 +237,12 @@ impl Metakube {
 
     async fn do_memory_search(&self, p: MemorySearchParams) -> anyhow::Result<(String, Value)> {
         let client = super::daemon(&self.global).await?;
-        let v: Value = client
-            .post(
-                "/v1/memory/search",
-                &serde_json::json!({"query": p.query, "limit": p.limit.unwrap_or(5)}),
-            )
-            .await?;
+        let v = super::memory::search(&client, &p.query, p.limit.unwrap_or(5)).await?;
         let lines: Vec<String> = v
             .as_array()
             .into_iter()
             .flatten()
-            .map(|h| {
-                format!(
-                    "episode {} (similarity {:.2}): {} on a {} ({}), seen {}{}",
-                    h["episode"],
-                    h["similarity"].as_f64().unwrap_or(0.0),
-                    h["reason"].as_str().unwrap_or(""),
-                    h["cause_kind"].as_str().unwrap_or(""),
-                    h["category"].as_str().unwrap_or("-"),
-                    h["seen"],
-                    h["note"]
-                        .as_str()
-                        .map(|n| format!(" — {n}"))
-                        .unwrap_or_default()
-                )
-            })
+            .map(super::memory::hit_line)
             .collect();
         let text = if lines.is_empty() {
             "no episode in memory yet".to_string()
@@ -262,10 +253,9 @@ impl Metakube {
     }
 
     async fn do_snapshot(&self, p: SnapshotParams) -> anyhow::Result<(String, Value)> {
-        let g = self.with(&p.namespace, &p.context);
-        let target = TargetRef::parse(&p.target, None)?;
-        let dump = p.from_dump.map(PathBuf::from);
-        let (snap, _) = super::diagnose::collect_snapshot(&g, &target, dump.as_deref()).await?;
+        let (snap, _) = self
+            .collect(&p.target, &p.namespace, &p.context, p.from_dump)
+            .await?;
         let out = PathBuf::from(&p.out);
         crate::collect::write::write_dump(&snap, &out)?;
         let text = format!(

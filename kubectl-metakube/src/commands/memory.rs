@@ -47,6 +47,37 @@ fn episode_line(e: &Value) -> String {
     )
 }
 
+/// Episodes whose symptoms read closest to `query` (`POST /v1/memory/search`).
+pub async fn search(
+    client: &crate::client::DaemonClient,
+    query: &str,
+    limit: usize,
+) -> anyhow::Result<Value> {
+    Ok(client
+        .post(
+            "/v1/memory/search",
+            &serde_json::json!({"query": query, "limit": limit}),
+        )
+        .await?)
+}
+
+/// One search hit in a line: episode, similarity, cause, kind, category, family size, note.
+pub fn hit_line(h: &Value) -> String {
+    format!(
+        "{:>6}  {:.2}  {:<28} on {:<22} {:<13} seen {}{}",
+        h["episode"],
+        h["similarity"].as_f64().unwrap_or(0.0),
+        h["reason"].as_str().unwrap_or(""),
+        h["cause_kind"].as_str().unwrap_or(""),
+        h["category"].as_str().unwrap_or("-"),
+        h["seen"],
+        h["note"]
+            .as_str()
+            .map(|n| format!("  — {n}"))
+            .unwrap_or_default()
+    )
+}
+
 /// A relation path as the daemon stores it, in words (`target's pod → mounts → Secret`).
 fn relation_path(p: &Value) -> String {
     let Some(origin) = p["origin"].as_str() else {
@@ -107,28 +138,10 @@ pub async fn run(g: &GlobalArgs, a: &MemoryArgs, out: &mut dyn Write) -> anyhow:
             }
         }
         MemoryAction::Search { query, limit } => {
-            let v: Value = client
-                .post(
-                    "/v1/memory/search",
-                    &serde_json::json!({"query": query, "limit": limit}),
-                )
-                .await?;
+            let v = search(&client, query, *limit).await?;
             if !print(out, &v, a.output)? {
                 for h in v.as_array().into_iter().flatten() {
-                    writeln!(
-                        out,
-                        "{:>6}  {:.2}  {:<28} on {:<22} {:<13} seen {}{}",
-                        h["episode"],
-                        h["similarity"].as_f64().unwrap_or(0.0),
-                        h["reason"].as_str().unwrap_or(""),
-                        h["cause_kind"].as_str().unwrap_or(""),
-                        h["category"].as_str().unwrap_or("-"),
-                        h["seen"],
-                        h["note"]
-                            .as_str()
-                            .map(|n| format!("  — {n}"))
-                            .unwrap_or_default()
-                    )?;
+                    writeln!(out, "{}", hit_line(h))?;
                 }
             }
         }
