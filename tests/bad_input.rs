@@ -12,6 +12,25 @@ fn target_args(dir: &std::path::Path) -> (String, String) {
     (format!("{}/{}", kind.to_lowercase(), name), ns)
 }
 
+/// Diagnoses `target` from `dump` as JSON; returns the answer and what the plugin warned.
+fn diagnose_dump(d: &Daemon, target: &str, ns: &str, dump: &std::path::Path) -> (Value, String) {
+    let o = plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            target,
+            "-n",
+            ns,
+            "--from-dump",
+            dump.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&ok_stdout(&o)).unwrap();
+    (v, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
 #[test]
 fn truncated_and_unknown_lists_are_skipped_with_a_named_warning() {
     let tmp = tempfile::tempdir().unwrap();
@@ -29,21 +48,7 @@ fn truncated_and_unknown_lists_are_skipped_with_a_named_warning() {
     )
     .unwrap();
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    let o = plugin(
-        &d.socket,
-        &[
-            "diagnose",
-            &target,
-            "-n",
-            &ns,
-            "--from-dump",
-            dump.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-    );
-    let v: Value = serde_json::from_str(&ok_stdout(&o)).unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (v, err) = diagnose_dump(&d, &target, &ns, &dump);
     assert!(
         err.contains("configmaps.json") && err.contains("truncated"),
         "{err}"
@@ -282,21 +287,7 @@ fn a_fifo_or_a_device_in_a_dump_is_skipped_not_read() {
     assert!(made.success());
     std::os::unix::fs::symlink("/dev/zero", dump.join(&ns).join("secrets.json")).unwrap();
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    let o = plugin(
-        &d.socket,
-        &[
-            "diagnose",
-            &target,
-            "-n",
-            &ns,
-            "--from-dump",
-            dump.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-    );
-    let v: Value = serde_json::from_str(&ok_stdout(&o)).unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (v, err) = diagnose_dump(&d, &target, &ns, &dump);
     assert!(
         err.contains("configmaps.json") && err.contains("not a regular file"),
         "{err}"

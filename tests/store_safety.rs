@@ -5,28 +5,14 @@
 
 use std::process::Command;
 
-use metakube_tests::{bin, expected_target, http, ok_stdout, plugin, scenario, Daemon};
+use metakube_tests::{
+    bin, diagnose_scenario, expected_target, http, ok_stdout, plugin, scenario, Daemon,
+};
 use rustix::process::Signal;
 use serde_json::Value;
 
 fn diagnose_id(socket: &std::path::Path) -> String {
-    let dir = scenario("oom-at-startup-0");
-    let (kind, ns, name) = expected_target(&dir);
-    let out = ok_stdout(&plugin(
-        socket,
-        &[
-            "diagnose",
-            &format!("{}/{}", kind.to_lowercase(), name),
-            "-n",
-            &ns,
-            "--from-dump",
-            dir.join("dump").to_str().unwrap(),
-            "--no-llm",
-            "-o",
-            "json",
-        ],
-    ));
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v = diagnose_scenario(socket, "oom-at-startup-0", &["--no-llm"]);
     v["id"].as_str().unwrap().to_string()
 }
 
