@@ -19,6 +19,9 @@ pub const MAX_HOPS: usize = 3;
 /// Most objects recorded around one target.
 pub const MAX_NEAR: usize = 400;
 
+/// Most of the target's own pods recorded (all of them are starting points).
+const MAX_OWN_PODS: usize = 16;
+
 /// Where a relation path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -113,16 +116,23 @@ pub fn neighbourhood(g: &KubeGraph, c: &Cluster, target: &ObjectRef) -> Vec<Near
     let mut seen: HashSet<ObjectRef> = HashSet::new();
     let mut out = Vec::new();
     let mut queue: VecDeque<(ObjectRef, RelationPath)> = VecDeque::new();
+    // Every pod of the target is a starting point (what its pods reach is near), but a
+    // workload's pods are alike: only the first few are recorded themselves.
+    let mut pods_recorded = 0;
     for (r, origin) in origins(g, c, target) {
         if seen.insert(r.clone()) {
             let path = RelationPath {
                 origin,
                 steps: Vec::new(),
             };
-            out.push(Near {
-                object: r.clone(),
-                path: path.clone(),
-            });
+            let record = origin != Origin::TargetPod || pods_recorded < MAX_OWN_PODS;
+            if record {
+                pods_recorded += usize::from(origin == Origin::TargetPod);
+                out.push(Near {
+                    object: r.clone(),
+                    path: path.clone(),
+                });
+            }
             queue.push_back((r, path));
         }
     }
