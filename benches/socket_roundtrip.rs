@@ -44,6 +44,7 @@ fn roundtrip(c: &mut Criterion) {
         snapshot: snap,
         options: DiagnoseOptions {
             no_llm: true,
+            explain: None,
             no_memory: true,
         },
     };

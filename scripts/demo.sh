@@ -22,8 +22,8 @@ echo
 echo "\$ kubectl metakube feedback $id --fixed"
 "$bin/kubectl-metakube" feedback "$id" --fixed
 echo
-echo "\$ kubectl metakube diagnose $(target_of "$second") --from-dump $second/dump --no-llm   # same fault, other deployment"
+echo "\$ kubectl metakube diagnose $(target_of "$second") --from-dump $second/dump # same fault, other deployment"
 # shellcheck disable=SC2046
-"$bin/kubectl-metakube" diagnose $(target_of "$second") --from-dump "$second/dump" --no-llm
+"$bin/kubectl-metakube" diagnose $(target_of "$second") --from-dump "$second/dump"
 echo
 "$bin/kubectl-metakube" daemon status

@@ -179,6 +179,15 @@ fn openai_backend_streams_from_a_compatible_endpoint() {
 }
 
 fn ndjson_diagnose(socket: &std::path::Path, name: &str, no_llm: bool) -> Vec<Value> {
+    ndjson_with(
+        socket,
+        name,
+        serde_json::json!({"no_llm": no_llm, "explain": !no_llm, "no_memory": true}),
+    )
+}
+
+/// One streamed diagnosis of a corpus scenario with the given request options.
+fn ndjson_with(socket: &std::path::Path, name: &str, options: Value) -> Vec<Value> {
     use kubectl_metakube::collect::{dump::read_dump, select};
     let dir = scenario(name);
     let (kind, ns, n) = expected_target(&dir);
@@ -191,10 +200,8 @@ fn ndjson_diagnose(socket: &std::path::Path, name: &str, no_llm: bool) -> Vec<Va
         None,
     )
     .unwrap();
-    let body = serde_json::to_vec(
-        &serde_json::json!({"snapshot": snap, "options": {"no_llm": no_llm, "no_memory": true}}),
-    )
-    .unwrap();
+    let body =
+        serde_json::to_vec(&serde_json::json!({"snapshot": snap, "options": options})).unwrap();
     let (p, v) = proto();
     let (code, out) = http(
         socket,
@@ -254,8 +261,30 @@ fn the_daemon_streams_the_diagnosis_first_then_a_grounded_explanation() {
         .as_str()
         .unwrap()
         .contains("--no-llm"));
-    // The plugin prints the diagnosis and then the checked explanation.
+    // Not asked for (no `explain`, `[llm] default` off): the stream ends with the diagnosis.
+    let events = ndjson_with(
+        &d.socket,
+        "selector-mismatch-cascade-0",
+        serde_json::json!({"no_memory": true}),
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "diagnosis");
+    // The plugin's default text view has no model text; with --explain it prints the
+    // diagnosis and then the checked explanation.
     let args = diagnose_args("selector-mismatch-cascade-0", &[]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok_stdout(&plugin(&d.socket, &refs));
+    assert!(
+        out.contains("ROOT CAUSE") && !out.contains("EXPLANATION"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("payments-db") && !out.contains("no model explanation"),
+        "{out}"
+    );
+    let json = diagnose_scenario(&d.socket, "selector-mismatch-cascade-0", &[]);
+    assert!(json.get("llm").is_none_or(Value::is_null), "{json}");
+    let args = diagnose_args("selector-mismatch-cascade-0", &["--explain"]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = ok_stdout(&plugin(&d.socket, &refs));
     let root = out.find("ROOT CAUSE").unwrap();
@@ -265,7 +294,7 @@ fn the_daemon_streams_the_diagnosis_first_then_a_grounded_explanation() {
         out.contains("grounding check removed 2 sentence(s)"),
         "{out}"
     );
-    let json = diagnose_scenario(&d.socket, "selector-mismatch-cascade-0", &[]);
+    let json = diagnose_scenario(&d.socket, "selector-mismatch-cascade-0", &["--explain"]);
     assert!(json["llm"]["backend"]
         .as_str()
         .unwrap()

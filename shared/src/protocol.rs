@@ -33,7 +33,7 @@ use crate::snapshot::Snapshot;
 pub const PROTOCOL_HEADER: &str = "x-metakube-protocol";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 3 };
+pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 4 };
 
 /// Media type of the streamed diagnose answer.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -143,6 +143,11 @@ pub struct DiagnoseOptions {
     /// Skip the LLM explanation (the structured answer never waits for it anyway).
     #[serde(default)]
     pub no_llm: bool,
+    /// Ask for the model's explanation (`--explain`): `Some(true)` asks, `Some(false)` declines,
+    /// absent leaves it to the daemon's `[llm] default` (off unless a model was evaluated as
+    /// faithful and the operator turned it on). `no_llm` always wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<bool>,
     /// Skip episodic memory: always take the analytical pathway.
     #[serde(default)]
     pub no_memory: bool,
@@ -330,7 +335,7 @@ mod tests {
 
     #[test]
     fn versions_parse_and_compare() {
-        let v: ProtocolVersion = "1.3".parse().unwrap();
+        let v: ProtocolVersion = "1.4".parse().unwrap();
         assert!(PROTOCOL.compatible_with(v));
         assert!(!PROTOCOL.compatible_with("2.0".parse().unwrap()));
         assert_eq!(
@@ -338,9 +343,9 @@ mod tests {
             ProtocolVersion { major: 1, minor: 0 }
         );
         assert!("x.y".parse::<ProtocolVersion>().is_err());
-        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.3\"");
+        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.4\"");
         // 1.1 added the NDJSON stream, 1.2 the verdict, 1.3 a correction's category and fix
-        // command: a 1.0 peer still talks to it.
+        // command, 1.4 the `explain` option: a 1.0 peer still talks to it.
         assert!(PROTOCOL.compatible_with("1.0".parse().unwrap()));
     }
 }

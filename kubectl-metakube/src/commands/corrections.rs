@@ -207,6 +207,7 @@ pub async fn run(
             snapshot,
             options: DiagnoseOptions {
                 no_llm: true,
+                explain: None,
                 no_memory: false,
             },
         };

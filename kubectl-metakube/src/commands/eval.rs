@@ -266,6 +266,7 @@ pub async fn run(
                     snapshot: snap,
                     options: DiagnoseOptions {
                         no_llm: true,
+                        explain: None,
                         no_memory: true,
                     },
                 },

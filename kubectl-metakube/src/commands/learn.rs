@@ -101,6 +101,7 @@ pub async fn run(g: &GlobalArgs, a: &EvalArgs, out: &mut dyn Write) -> anyhow::R
             snapshot: snap.clone(),
             options: DiagnoseOptions {
                 no_llm: true,
+                explain: None,
                 no_memory,
             },
         };

@@ -53,6 +53,11 @@ pub struct LlmConfig {
     pub seed: u64,
     /// Penalty on recently generated tokens (1 = none).
     pub repeat_penalty: f32,
+    /// Explain every diagnosis unless the client declines. Off by default: the model's text
+    /// comes only with `--explain` until the configured model has passed
+    /// `kubectl metakube eval DIR --explain` (a model that writes unfaithful sentences must not
+    /// reach a user who did not ask for it).
+    pub default: bool,
 }
 
 impl Default for LlmConfig {
@@ -69,6 +74,7 @@ impl Default for LlmConfig {
             temperature: 0.0,
             seed: 299_792_458,
             repeat_penalty: 1.15,
+            default: false,
         }
     }
 }

@@ -273,6 +273,8 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
     let id = uuid::Uuid::new_v4().to_string();
     let w = warm.clone();
     let no_llm = request.options.no_llm;
+    // The model's text only when asked for (or turned on by `[llm] default`).
+    let explain = !no_llm && request.options.explain.unwrap_or(state.config.llm.default);
     // Set when this handler is dropped before the work ends (the client hung up): the engine
     // stops at its next stage instead of computing an answer nobody reads.
     let gone = AbandonOnDrop::new();
@@ -309,11 +311,16 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             }
         }
         // What an explanation may name: only needed when one is streamed.
-        let names = if stream && !request.options.no_llm {
+        let names = if stream && explain {
             snapshot_names(&request.snapshot)
         } else {
             Vec::new()
         };
+        // Freeing a large snapshot's JSON tree takes a tenth of a second: not on the answer's
+        // path (if no thread can be made, it is freed here as before).
+        let _ = std::thread::Builder::new()
+            .name("free-snapshot".into())
+            .spawn(move || drop(request));
         out.map(|d| (d, names))
     })
     .await;
@@ -328,7 +335,7 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             state.metrics.observe(ms);
             info!(id = %d.diagnosis.id, target = %d.diagnosis.target, pathway = ?d.diagnosis.pathway, ms, "diagnosed");
             if stream {
-                stream_explanation(&state, d.diagnosis, names, no_llm)
+                stream_explanation(&state, d.diagnosis, names, Explain::decide(no_llm, explain))
             } else {
                 json(StatusCode::OK, &d.diagnosis)
             }
@@ -406,20 +413,50 @@ fn ndjson_line(e: &StreamEvent) -> Bytes {
     Bytes::from(b)
 }
 
+/// Whether a streamed diagnosis gets the model's explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Explain {
+    /// Generate it.
+    Yes,
+    /// The client declined (`--no-llm`): say so in the stream.
+    Declined,
+    /// Not asked for and not on by default: the stream ends with the diagnosis.
+    NotAsked,
+}
+
+impl Explain {
+    fn decide(no_llm: bool, explain: bool) -> Explain {
+        match (no_llm, explain) {
+            (true, _) => Explain::Declined,
+            (false, true) => Explain::Yes,
+            (false, false) => Explain::NotAsked,
+        }
+    }
+}
+
 /// Streams the diagnosis at once, then the explanation as the model writes it, then the
 /// checked explanation. The model is never waited for before the diagnosis is sent.
-fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_llm: bool) -> Resp {
+fn stream_explanation(
+    state: &Arc<State>,
+    d: Diagnosis,
+    names: Vec<String>,
+    explain: Explain,
+) -> Resp {
     let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
     let _ = tx.unbounded_send(ndjson_line(&StreamEvent::Diagnosis {
         diagnosis: Box::new(d.clone()),
     }));
+    if explain == Explain::NotAsked {
+        drop(tx);
+        return ndjson_response(rx);
+    }
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let unavailable = |why: String| Explanation {
             unavailable: Some(why),
             ..Default::default()
         };
-        let explanation = if no_llm {
+        let explanation = if explain == Explain::Declined {
             unavailable("skipped (--no-llm)".into())
         } else {
             // The diagnosis is already out; the explanation may wait for a model still loading.
@@ -479,6 +516,11 @@ fn stream_explanation(state: &Arc<State>, d: Diagnosis, names: Vec<String>, no_l
         };
         let _ = tx.unbounded_send(ndjson_line(&StreamEvent::Explanation { explanation }));
     });
+    ndjson_response(rx)
+}
+
+/// An NDJSON response whose lines come from `rx` until its senders are gone.
+fn ndjson_response(rx: futures::channel::mpsc::UnboundedReceiver<Bytes>) -> Resp {
     let body = StreamBody::new(futures::StreamExt::map(rx, |b| {
         Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
     }));
