@@ -55,8 +55,9 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Tell metakube whether a diagnosis was right, so it learns
     Feedback(FeedbackArgs),
-    /// Serve metakube to AI assistants over the Model Context Protocol (stdio; read-only)
-    Mcp,
+    /// Serve metakube to AI assistants over the Model Context Protocol (stdio, or streamable
+    /// HTTP on loopback; read-only unless --allow-fix)
+    Mcp(McpArgs),
     /// Run a folder of scenarios (dump/ + truth.json or expected.yaml) and score the answers
     Eval(EvalArgs),
     /// Inspect, export, import or prune episodic memory
@@ -83,9 +84,13 @@ pub struct DiagnoseArgs {
     /// Read a `kubectl cluster-info dump --output-directory` folder instead of the cluster
     #[arg(long, value_name = "DIR")]
     pub from_dump: Option<PathBuf>,
-    /// Skip the LLM explanation
-    #[arg(long)]
+    /// Skip the model's explanation even where the daemon's `[llm] default` is on
+    #[arg(long, conflicts_with = "explain")]
     pub no_llm: bool,
+    /// Add the model's explanation (grounding-checked) under the verified diagnosis; off by
+    /// default, because a small model's sentences are not always faithful to the facts
+    #[arg(long)]
+    pub explain: bool,
     /// Skip episodic memory (always reason analytically)
     #[arg(long)]
     pub no_memory: bool,
@@ -95,6 +100,23 @@ pub struct DiagnoseArgs {
     /// With --fix: do not ask for confirmation
     #[arg(long, short = 'y', requires = "fix")]
     pub yes: bool,
+}
+
+/// `mcp`.
+#[derive(Debug, Clone, Args)]
+pub struct McpArgs {
+    /// Add the `apply_fix` tool: applies a validated patch from a diagnosis this server made of
+    /// a live cluster, after the API server's dry run accepts it, and writes the audit log
+    #[arg(long)]
+    pub allow_fix: bool,
+    /// Serve MCP's streamable HTTP transport on this address instead of stdio
+    /// (127.0.0.1:PORT; a non-loopback address needs --allow-remote)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<std::net::SocketAddr>,
+    /// With --http: accept a non-loopback address (anyone who reaches it can use your
+    /// kubeconfig's rights through metakube)
+    #[arg(long, requires = "http")]
+    pub allow_remote: bool,
 }
 
 /// `snapshot TYPE/NAME --out DIR`.

@@ -25,7 +25,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Snapshot(a) => commands::snapshot::run(&cli.global, a).await?,
         Command::Feedback(a) => commands::feedback::run(&cli.global, a).await?,
-        Command::Mcp => commands::mcp::run(&cli.global).await?,
+        Command::Mcp(a) => commands::mcp::run(&cli.global, a).await?,
         Command::Eval(a) if a.corrections => {
             commands::corrections::run(&cli.global, a, &mut out).await?;
         }

@@ -21,19 +21,30 @@ pub fn snapshot_from_dump(
     target: &TargetRef,
     namespace: &str,
 ) -> anyhow::Result<Snapshot> {
-    let c = collect::dump::read_dump(dir)?;
+    let target = target.in_namespace(namespace);
+    let c = collect::dump::read_dump_for(dir, &target)?;
     for g in &c.gaps {
         eprintln!("metakube: warning: skipped {}: {}", g.what, g.reason);
     }
     let snap = collect::select(
         c,
-        &target.in_namespace(namespace),
+        &target,
         SnapshotSource::Dump {
             path: dir.display().to_string(),
         },
         None,
     )?;
     Ok(snap)
+}
+
+/// The kube-rs connection settings of the global flags.
+pub(crate) fn live_options(g: &GlobalArgs) -> live::LiveOptions {
+    live::LiveOptions {
+        kubeconfig: g.kubeconfig.clone(),
+        context: g.context.clone(),
+        namespace: g.namespace.clone(),
+        request_timeout: Some(g.request_timeout),
+    }
 }
 
 /// Collects the snapshot a diagnosis needs.
@@ -48,12 +59,7 @@ pub async fn collect_snapshot(
             None,
         )),
         None => {
-            let opts = live::LiveOptions {
-                kubeconfig: g.kubeconfig.clone(),
-                context: g.context.clone(),
-                namespace: g.namespace.clone(),
-                request_timeout: Some(g.request_timeout),
-            };
+            let opts = live_options(g);
             let progress = Progress::new();
             progress.step("connecting");
             let conn = live::connect(&opts).await?;
@@ -77,6 +83,8 @@ pub async fn run(
         snapshot,
         options: DiagnoseOptions {
             no_llm: a.no_llm,
+            // Unasked, the daemon's `[llm] default` decides (off unless turned on).
+            explain: a.explain.then_some(true),
             no_memory: a.no_memory,
         },
     };
@@ -155,14 +163,14 @@ async fn diagnose_streaming(
 }
 
 async fn fix(conn: &live::Connection, d: &Diagnosis, yes: bool) -> anyhow::Result<()> {
-    let Some(rem) = d
+    let Some(index) = d
         .remediation
         .iter()
-        .find(|r| r.patch.as_ref().is_some_and(|p| p.validated))
+        .position(|r| r.patch.as_ref().is_some_and(|p| p.validated))
     else {
         bail!("no validated patch to apply for this diagnosis; apply the manual fix shown above");
     };
-    let patch = rem.patch.clone().context("patch")?;
+    let (rem, patch) = validated_patch(d, index)?;
     eprintln!(
         "metakube: server-side dry run of: {}",
         rem.command.clone().unwrap_or_default()
@@ -181,25 +189,77 @@ async fn fix(conn: &live::Connection, d: &Diagnosis, yes: bool) -> anyhow::Resul
             return Ok(());
         }
     }
-    let result = live::apply_patch(&conn.client, &patch, false).await;
-    audit(
-        d,
-        &patch,
-        conn,
-        result.as_ref().err().map(|e| e.to_string()),
-    )?;
-    result?;
+    apply_and_audit(conn, d, &patch).await?;
     eprintln!("metakube: applied; tell metakube whether it worked: kubectl metakube feedback {} --fixed | --not-fixed", d.id);
     Ok(())
 }
 
+/// Fix `index` of a diagnosis and its patch, which must have validated on the snapshot.
+pub(crate) fn validated_patch(
+    d: &Diagnosis,
+    index: usize,
+) -> anyhow::Result<(&metakube_shared::Remediation, metakube_shared::Patch)> {
+    let rem = d.remediation.get(index).with_context(|| {
+        format!(
+            "diagnosis {} has {} fix(es); there is no fix {index}",
+            d.id,
+            d.remediation.len()
+        )
+    })?;
+    match &rem.patch {
+        Some(p) if p.validated => Ok((rem, p.clone())),
+        Some(_) => bail!(
+            "fix {index} of diagnosis {} ({}) did not validate on the snapshot; review and apply it by hand",
+            d.id,
+            rem.summary
+        ),
+        None => bail!(
+            "fix {index} of diagnosis {} ({}) is a manual step, not a patch",
+            d.id,
+            rem.summary
+        ),
+    }
+}
+
+/// Applies a patch the API server's dry run accepted, and records the outcome in the audit log
+/// whatever it is.
+pub(crate) async fn apply_and_audit(
+    conn: &live::Connection,
+    d: &Diagnosis,
+    patch: &metakube_shared::Patch,
+) -> anyhow::Result<()> {
+    let result = live::apply_patch(&conn.client, patch, false).await;
+    let outcome = match &result {
+        Ok(_) => Audited::Applied,
+        Err(e) => Audited::Failed(e.to_string()),
+    };
+    audit(d, patch, conn, outcome)?;
+    result?;
+    Ok(())
+}
+
+/// What an audit line records.
+pub(crate) enum Audited {
+    /// The patch was applied.
+    Applied,
+    /// The API server refused or failed it.
+    Failed(String),
+    /// Only the dry run ran (and was accepted); nothing changed.
+    DryRun,
+}
+
 /// Appends one JSON line per applied (or failed) fix to `$XDG_DATA_HOME/metakube/audit.log`.
-fn audit(
+pub(crate) fn audit(
     d: &Diagnosis,
     p: &metakube_shared::Patch,
     conn: &live::Connection,
-    error: Option<String>,
+    outcome: Audited,
 ) -> anyhow::Result<()> {
+    let (result, error) = match outcome {
+        Audited::Applied => ("applied", None),
+        Audited::Failed(e) => ("failed", Some(e)),
+        Audited::DryRun => ("dry_run_accepted", None),
+    };
     let path =
         metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("audit.log");
     if let Some(dir) = path.parent() {
@@ -215,7 +275,7 @@ fn audit(
         "object": p.object,
         "patch_type": p.patch_type,
         "patch": p.body,
-        "result": if error.is_none() { "applied" } else { "failed" },
+        "result": result,
         "error": error,
     });
     let mut f = std::fs::OpenOptions::new()

@@ -1,11 +1,16 @@
 //! `kubectl metakube mcp`: metakube as a tool for AI assistants — a Model Context Protocol
-//! server on stdio (JSON-RPC 2.0, one message per line; the official SDK, rmcp). It talks to
-//! the warm daemon like the CLI does and is read-only: no tool changes the cluster.
+//! server on stdio (JSON-RPC 2.0, one message per line; the official SDK, rmcp) or on MCP's
+//! streamable HTTP transport (`--http 127.0.0.1:PORT`). It talks to the warm daemon like the
+//! CLI does and is read-only: no tool changes the cluster unless `--allow-fix` adds
+//! `apply_fix`, which applies only a validated patch of a live diagnosis this server made, only
+//! after the API server's dry run accepts it and the caller confirms, and audits every step.
 //!
 //! Stdout carries the protocol only; warnings (a skipped list file, a daemon started) go to
 //! stderr. A tool that fails answers `isError: true` with the CLI's message; the server goes on.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use metakube_shared::{
     Category, DiagnoseOptions, DiagnoseRequest, Diagnosis, FeedbackOutcome, FeedbackRequest,
@@ -18,7 +23,8 @@ use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler, 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, McpArgs};
+use crate::collect::live;
 use crate::render::{self, Output};
 
 /// `diagnose` arguments.
@@ -95,10 +101,36 @@ pub struct SnapshotParams {
     pub out: String,
 }
 
+/// `apply_fix` arguments.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyFixParams {
+    /// The id of a diagnosis this server made of a live cluster
+    pub id: String,
+    /// Which fix of its `remediation` list (default 0, the first); it must be a validated patch
+    #[serde(default)]
+    pub index: Option<usize>,
+    /// false (default): only the API server's dry run, nothing changes; true: apply after the
+    /// dry run is accepted. Ask the user before calling with true.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// Live diagnoses this server made, newest last: the only ones `apply_fix` acts on.
+const REMEMBERED_DIAGNOSES: usize = 64;
+
+/// A live diagnosis and the connection settings it was collected with.
+#[derive(Clone)]
+struct Made {
+    diagnosis: Diagnosis,
+    global: GlobalArgs,
+}
+
 /// The MCP server.
 #[derive(Clone)]
 pub struct Metakube {
     global: GlobalArgs,
+    made: Arc<Mutex<VecDeque<Made>>>,
     tool_router: ToolRouter<Metakube>,
 }
 
@@ -158,6 +190,7 @@ impl Metakube {
     }
 
     async fn do_diagnose(&self, p: DiagnoseParams) -> anyhow::Result<(String, Value)> {
+        let live = p.from_dump.is_none();
         let (snapshot, g) = self
             .collect(&p.target, &p.namespace, &p.context, p.from_dump)
             .await?;
@@ -169,6 +202,7 @@ impl Metakube {
                     snapshot,
                     options: DiagnoseOptions {
                         no_llm: true,
+                        explain: None,
                         no_memory: false,
                     },
                 },
@@ -177,7 +211,74 @@ impl Metakube {
         let mut text = anstream::StripStream::new(Vec::new());
         render::diagnosis(&mut text, &d, Output::Text)?;
         let text = String::from_utf8_lossy(&text.into_inner()).into_owned();
-        Ok((text, serde_json::to_value(&d)?))
+        let value = serde_json::to_value(&d)?;
+        if live {
+            let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+            if made.len() == REMEMBERED_DIAGNOSES {
+                made.pop_front();
+            }
+            made.push_back(Made {
+                diagnosis: d,
+                global: g,
+            });
+        }
+        Ok((text, value))
+    }
+
+    async fn do_apply_fix(&self, p: ApplyFixParams) -> anyhow::Result<(String, Value)> {
+        let made = self
+            .made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .find(|m| m.diagnosis.id == p.id)
+            .cloned()
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no live diagnosis {} made by this server; call diagnose on the cluster first \
+                     (a diagnosis of a dump has no cluster to apply to)",
+                    p.id
+                )
+            })?;
+        let d = &made.diagnosis;
+        let index = p.index.unwrap_or(0);
+        let (rem, patch) = super::diagnose::validated_patch(d, index)?;
+        let command = rem.command.clone().unwrap_or_default();
+        let conn = live::connect(&super::diagnose::live_options(&made.global)).await?;
+        live::apply_patch(&conn.client, &patch, true).await?;
+        let facts = |applied: bool| {
+            serde_json::json!({
+                "id": d.id,
+                "index": index,
+                "object": patch.object,
+                "patch_type": patch.patch_type,
+                "patch": patch.body,
+                "command": command,
+                "dry_run": "accepted",
+                "applied": applied,
+                "context": conn.context,
+            })
+        };
+        if !p.confirm {
+            super::diagnose::audit(d, &patch, &conn, super::diagnose::Audited::DryRun)?;
+            return Ok((
+                format!(
+                    "the API server accepted a dry run of: {command}\nnothing was changed; \
+                     call apply_fix with confirm=true to apply it"
+                ),
+                facts(false),
+            ));
+        }
+        super::diagnose::apply_and_audit(&conn, d, &patch).await?;
+        Ok((
+            format!(
+                "applied to {} (dry run accepted first; recorded in the audit log): {command}\n\
+                 once the user knows whether it worked, send feedback for {}",
+                patch.object, d.id
+            ),
+            facts(true),
+        ))
     }
 
     async fn do_feedback(&self, p: FeedbackParams) -> anyhow::Result<(String, Value)> {
@@ -278,11 +379,17 @@ impl Metakube {
 
 #[tool_router]
 impl Metakube {
-    /// A server answering with `global`'s socket, kubeconfig and timeouts.
-    pub fn new(global: GlobalArgs) -> Metakube {
+    /// A server answering with `global`'s socket, kubeconfig and timeouts; `apply_fix` only
+    /// with `allow_fix`.
+    pub fn new(global: GlobalArgs, allow_fix: bool) -> Metakube {
+        let mut tool_router = Self::tool_router();
+        if !allow_fix {
+            tool_router.remove_route("apply_fix");
+        }
         Metakube {
             global,
-            tool_router: Self::tool_router(),
+            made: Arc::new(Mutex::new(VecDeque::new())),
+            tool_router,
         }
     }
 
@@ -320,6 +427,17 @@ impl Metakube {
     }
 
     #[tool(
+        description = "Apply a validated fix of a live diagnosis this server made (remediation[index], default 0). Without confirm=true only the API server's dry run runs and nothing changes; ask the user before confirming. Every dry run and apply is written to metakube's audit log."
+    )]
+    async fn apply_fix(
+        &self,
+        Parameters(p): Parameters<ApplyFixParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let me = self.clone();
+        off_thread(move || async move { me.do_apply_fix(p).await }).await
+    }
+
+    #[tool(
         description = "Write what a diagnosis of an object sees (its objects, events and log tails; secret values never) to a folder in the cluster-info dump layout, for replay or a bug report."
     )]
     async fn snapshot(
@@ -344,12 +462,71 @@ impl ServerHandler for Metakube {
     }
 }
 
-/// Serves on stdio until the client closes stdin.
-pub async fn run(g: &GlobalArgs) -> anyhow::Result<()> {
-    let service = Metakube::new(g.clone())
+/// Serves on stdio until the client closes stdin, or on streamable HTTP with `--http`.
+pub async fn run(g: &GlobalArgs, a: &McpArgs) -> anyhow::Result<()> {
+    if let Some(addr) = a.http {
+        return serve_http(g, a, addr).await;
+    }
+    let service = Metakube::new(g.clone(), a.allow_fix)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?;
     service.waiting().await?;
     Ok(())
+}
+
+/// MCP's streamable HTTP transport (POST /mcp, server-sent events for streamed answers) on a
+/// loopback address, one session per client, until interrupted.
+async fn serve_http(g: &GlobalArgs, a: &McpArgs, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    if !addr.ip().is_loopback() && !a.allow_remote {
+        anyhow::bail!(
+            "refusing to serve MCP on {addr}: not a loopback address; anyone who reaches it could use \
+             your kubeconfig's rights through metakube (use 127.0.0.1:PORT, or --allow-remote behind \
+             your own authentication)"
+        );
+    }
+    let (global, allow_fix) = (g.clone(), a.allow_fix);
+    let mut config = StreamableHttpServerConfig::default();
+    if a.allow_remote {
+        config = config.disable_allowed_hosts();
+    }
+    let service = StreamableHttpService::new(
+        move || Ok(Metakube::new(global.clone(), allow_fix)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    eprintln!(
+        "metakube: MCP on http://{}/mcp{}",
+        listener.local_addr()?,
+        if allow_fix {
+            " (apply_fix enabled)"
+        } else {
+            " (read-only)"
+        }
+    );
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await
+            {
+                eprintln!("metakube: MCP HTTP connection: {e}");
+            }
+        });
+    }
 }
