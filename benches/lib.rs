@@ -70,6 +70,45 @@ pub fn snapshot(min_objects: usize) -> Snapshot {
     snap
 }
 
+/// A cluster-info dump grown by `benches/grow_dump.py` to at least `objects` objects over
+/// `namespaces` namespaces around the selector-mismatch cascade (`deploy/auth -n team-a`, root
+/// cause `service/redis`); written once per size under the system's temporary folder.
+pub fn grown_dump(objects: usize, namespaces: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("metakube-grown-{objects}-{namespaces}"));
+    if !dir.join("nodes.json").is_file() {
+        let tmp = dir.with_extension("partial");
+        let ok = std::process::Command::new("python3")
+            .arg(root().join("benches/grow_dump.py"))
+            .args([objects.to_string(), namespaces.to_string()])
+            .arg(&tmp)
+            .status()
+            .expect("python3 runs benches/grow_dump.py");
+        assert!(ok.success(), "grow_dump.py failed");
+        std::fs::rename(&tmp, &dir).expect("rename grown dump");
+    }
+    dir
+}
+
+/// The target of [`grown_dump`].
+pub fn grown_target() -> ObjectRef {
+    ObjectRef::new("Deployment", "team-a", "auth")
+}
+
+/// What the plugin does with a dump before it sends it: read the target's neighbourhood and
+/// select.
+pub fn read_and_select(dump: &Path, target: &ObjectRef) -> Snapshot {
+    let c = kubectl_metakube::collect::dump::read_dump_for(dump, target).expect("read dump");
+    select(
+        c,
+        target,
+        SnapshotSource::Dump {
+            path: dump.display().to_string(),
+        },
+        None,
+    )
+    .expect("select")
+}
+
 mod serde_yaml_like {
     //! expected.yaml's target block, read without a YAML dependency in the benches.
     use std::path::Path;

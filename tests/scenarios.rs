@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use kubectl_metakube::collect::{dump::read_dump, select};
+use kubectl_metakube::collect::dump::{read_dump, read_dump_for};
+use kubectl_metakube::collect::select;
 use metakube_shared::{Category, ObjectRef, SnapshotSource};
 use metakubed::Knowledge;
 use serde_json::Value;
@@ -27,6 +28,41 @@ fn accepts(any_of: &[ObjectRef], r: &ObjectRef) -> bool {
             && t.name == r.name
             && (t.namespace.is_none() || t.namespace == r.namespace)
     })
+}
+
+/// The snapshot the plugin sends (only the target's neighbourhood read from the dump), after
+/// checking that it is the one a read of the whole dump selects: same objects in the same
+/// order, same logs, same gaps.
+fn same_snapshot_either_way(dir: &Path, target: &ObjectRef) -> metakube_shared::Snapshot {
+    let source = || SnapshotSource::Dump {
+        path: dir.display().to_string(),
+    };
+    let full = select(
+        read_dump(&dir.join("dump")).unwrap(),
+        target,
+        source(),
+        None,
+    )
+    .unwrap();
+    let mut lazy = select(
+        read_dump_for(&dir.join("dump"), target).unwrap(),
+        target,
+        source(),
+        None,
+    )
+    .unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(lazy.objects, full.objects, "{name}: objects differ");
+    assert_eq!(lazy.logs, full.logs, "{name}: logs differ");
+    let gaps = |s: &metakube_shared::Snapshot| {
+        let mut g: Vec<String> = s.meta.gaps.iter().map(|g| format!("{g:?}")).collect();
+        g.sort();
+        g
+    };
+    assert_eq!(gaps(&lazy), gaps(&full), "{name}: gaps differ");
+    lazy.meta.gaps = full.meta.gaps.clone();
+    assert_eq!(lazy, full, "{name}");
+    lazy
 }
 
 fn run(root: &Path) -> Score {
@@ -57,16 +93,7 @@ fn run(root: &Path) -> Score {
         let target: ObjectRef = serde_json::from_value(truth["target"].clone()).unwrap();
         let any_of: Vec<ObjectRef> =
             serde_json::from_value(truth["root_cause_any_of"].clone()).unwrap_or_default();
-        let c = read_dump(&dir.join("dump")).unwrap();
-        let snap = select(
-            c,
-            &target,
-            SnapshotSource::Dump {
-                path: dir.display().to_string(),
-            },
-            None,
-        )
-        .unwrap();
+        let snap = same_snapshot_either_way(&dir, &target);
         let d = metakubed::diagnose(&k, &snap, "t".into())
             .unwrap()
             .diagnosis;

@@ -90,10 +90,28 @@ pub struct Cluster {
     index: HashMap<ObjectRef, usize>,
     /// Events by the (kind, namespace, name) they are about.
     events_by_object: HashMap<(String, Option<String>, String), Vec<usize>>,
+    /// Pods by namespace and label pair: a selector's candidates are the shortest posting list
+    /// among its pairs, so matching a Service to its pods does not scan every pod.
+    pods_by_label: HashMap<LabelKey, Vec<usize>>,
+    /// Services by namespace and selector pair: the Services that may select a pod are those
+    /// listed under one of its labels.
+    services_by_selector: HashMap<LabelKey, Vec<usize>>,
+    /// Pods by the controller their `ownerReferences` name (a ReplicaSet, a Job, …).
+    pods_by_controller: HashMap<ObjectRef, Vec<usize>>,
 }
 
-fn load<T: DeserializeOwned>(snap: &Snapshot, kind: &str, gaps: &mut Vec<Gap>) -> Vec<Obj<T>> {
-    snap.of_kind(kind)
+/// (namespace, label key, label value).
+type LabelKey = (String, String, String);
+
+fn load<T: DeserializeOwned>(
+    by_kind: &HashMap<&str, Vec<&metakube_shared::KubeObject>>,
+    kind: &str,
+    gaps: &mut Vec<Gap>,
+) -> Vec<Obj<T>> {
+    by_kind
+        .get(kind)
+        .into_iter()
+        .flatten()
         .filter_map(|o| match T::deserialize(&o.0) {
             Ok(t) => Some(Obj {
                 r: o.object_ref(),
@@ -121,32 +139,49 @@ impl Cluster {
             now: snap.meta.collected_at,
             ..Cluster::default()
         };
-        c.pods = load(snap, "Pod", &mut gaps);
-        c.nodes = load(snap, "Node", &mut gaps);
-        c.services = load(snap, "Service", &mut gaps);
-        c.endpoints = load(snap, "Endpoints", &mut gaps);
-        c.deployments = load(snap, "Deployment", &mut gaps);
-        c.replicasets = load(snap, "ReplicaSet", &mut gaps);
-        c.statefulsets = load(snap, "StatefulSet", &mut gaps);
-        c.daemonsets = load(snap, "DaemonSet", &mut gaps);
-        c.jobs = load(snap, "Job", &mut gaps);
-        c.cronjobs = load(snap, "CronJob", &mut gaps);
-        c.configmaps = load(snap, "ConfigMap", &mut gaps);
-        c.secrets = load(snap, "Secret", &mut gaps);
-        c.serviceaccounts = load(snap, "ServiceAccount", &mut gaps);
-        c.pvcs = load(snap, "PersistentVolumeClaim", &mut gaps);
-        c.pvs = load(snap, "PersistentVolume", &mut gaps);
-        c.storageclasses = load(snap, "StorageClass", &mut gaps);
-        c.netpols = load(snap, "NetworkPolicy", &mut gaps);
-        c.ingresses = load(snap, "Ingress", &mut gaps);
-        c.quotas = load(snap, "ResourceQuota", &mut gaps);
-        c.limitranges = load(snap, "LimitRange", &mut gaps);
-        c.hpas = load(snap, "HorizontalPodAutoscaler", &mut gaps);
-        c.events = load(snap, "Event", &mut gaps);
+        // One pass groups the objects by kind; pods (most of a large snapshot) are typed on a
+        // second thread while the other kinds are typed on this one.
+        let mut by_kind: HashMap<&str, Vec<&metakube_shared::KubeObject>> = HashMap::new();
+        for o in &snap.objects {
+            by_kind.entry(o.kind()).or_default().push(o);
+        }
+        let by_kind = &by_kind;
+        let (pods, pod_gaps) = std::thread::scope(|scope| {
+            let pods = scope.spawn(|| {
+                let mut g = Vec::new();
+                (load(by_kind, "Pod", &mut g), g)
+            });
+            c.nodes = load(by_kind, "Node", &mut gaps);
+            c.services = load(by_kind, "Service", &mut gaps);
+            c.endpoints = load(by_kind, "Endpoints", &mut gaps);
+            c.deployments = load(by_kind, "Deployment", &mut gaps);
+            c.replicasets = load(by_kind, "ReplicaSet", &mut gaps);
+            c.statefulsets = load(by_kind, "StatefulSet", &mut gaps);
+            c.daemonsets = load(by_kind, "DaemonSet", &mut gaps);
+            c.jobs = load(by_kind, "Job", &mut gaps);
+            c.cronjobs = load(by_kind, "CronJob", &mut gaps);
+            c.configmaps = load(by_kind, "ConfigMap", &mut gaps);
+            c.secrets = load(by_kind, "Secret", &mut gaps);
+            c.serviceaccounts = load(by_kind, "ServiceAccount", &mut gaps);
+            c.pvcs = load(by_kind, "PersistentVolumeClaim", &mut gaps);
+            c.pvs = load(by_kind, "PersistentVolume", &mut gaps);
+            c.storageclasses = load(by_kind, "StorageClass", &mut gaps);
+            c.netpols = load(by_kind, "NetworkPolicy", &mut gaps);
+            c.ingresses = load(by_kind, "Ingress", &mut gaps);
+            c.quotas = load(by_kind, "ResourceQuota", &mut gaps);
+            c.limitranges = load(by_kind, "LimitRange", &mut gaps);
+            c.hpas = load(by_kind, "HorizontalPodAutoscaler", &mut gaps);
+            c.events = load(by_kind, "Event", &mut gaps);
+            pods.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        c.pods = pods;
+        // Gaps in the order the kinds are listed: the snapshot's, pods', then the rest.
+        let rest = gaps.split_off(snap.meta.gaps.len());
+        gaps.extend(pod_gaps);
+        gaps.extend(rest);
         c.logs = snap.logs.clone();
-        let mut kinds: Vec<String> = snap.objects.iter().map(|o| o.kind().to_string()).collect();
+        let mut kinds: Vec<String> = by_kind.keys().map(|k| k.to_string()).collect();
         kinds.sort();
-        kinds.dedup();
         c.collected_kinds = kinds;
         c.gaps = gaps;
         c.build_index();
@@ -166,6 +201,11 @@ impl Cluster {
                 g.namespace.as_deref() == Some(ns)
                     && (g.what.ends_with("pods.json") || g.what == "pods")
             })
+    }
+
+    /// An object's position in its kind's list.
+    pub fn position(&self, r: &ObjectRef) -> Option<usize> {
+        self.index.get(r).copied()
     }
 
     /// A pod by namespace and name.
@@ -231,9 +271,13 @@ impl Cluster {
 
     /// The Endpoints of a Service.
     pub fn endpoints_of(&self, svc: &ObjectRef) -> Option<&Obj<Endpoints>> {
-        self.endpoints
-            .iter()
-            .find(|e| e.r.name == svc.name && e.r.namespace == svc.namespace)
+        let r = ObjectRef {
+            kind: "Endpoints".into(),
+            namespace: svc.namespace.clone(),
+            name: svc.name.clone(),
+        };
+        let &i = self.index.get(&r)?;
+        self.endpoints.get(i)
     }
 
     /// A PVC by namespace and name.
@@ -455,7 +499,11 @@ impl Cluster {
             "HorizontalPodAutoscaler" => put(&mut self.hpas, i, o),
             "ResourceQuota" => put(&mut self.quotas, i, o),
             k => Err(format!("metakube does not patch {k}")),
+        }?;
+        if matches!(r.kind.as_str(), "Pod" | "Service") {
+            self.build_label_index();
         }
+        Ok(())
     }
 
     fn build_index(&mut self) {
@@ -473,6 +521,7 @@ impl Cluster {
         add(&mut index, &self.jobs);
         add(&mut index, &self.cronjobs);
         add(&mut index, &self.services);
+        add(&mut index, &self.endpoints);
         add(&mut index, &self.nodes);
         add(&mut index, &self.pvcs);
         add(&mut index, &self.configmaps);
@@ -496,6 +545,109 @@ impl Cluster {
             by.entry((kind, ns, name)).or_default().push(i);
         }
         self.events_by_object = by;
+        self.build_label_index();
+    }
+
+    /// The selector indexes; rebuilt when a patched Pod or Service replaces the original.
+    fn build_label_index(&mut self) {
+        let mut pods_by_label = HashMap::<LabelKey, Vec<usize>>::new();
+        for (i, p) in self.pods.iter().enumerate() {
+            let ns = p.r.namespace.clone().unwrap_or_default();
+            for (k, v) in p.o.metadata.labels.iter().flatten() {
+                pods_by_label
+                    .entry((ns.clone(), k.clone(), v.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        self.pods_by_label = pods_by_label;
+        let mut services_by_selector = HashMap::<LabelKey, Vec<usize>>::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let ns = s.r.namespace.clone().unwrap_or_default();
+            let sel = s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref());
+            for (k, v) in sel.into_iter().flatten() {
+                services_by_selector
+                    .entry((ns.clone(), k.clone(), v.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        self.services_by_selector = services_by_selector;
+        let mut pods_by_controller = HashMap::<ObjectRef, Vec<usize>>::new();
+        for (i, p) in self.pods.iter().enumerate() {
+            if let Some(o) = self.owner_of(&p.o.metadata) {
+                pods_by_controller.entry(o).or_default().push(i);
+            }
+        }
+        self.pods_by_controller = pods_by_controller;
+    }
+
+    /// The pods whose controller (an `ownerReferences` entry) is this object, in snapshot order.
+    pub fn pods_controlled_by<'a>(
+        &'a self,
+        r: &ObjectRef,
+    ) -> impl Iterator<Item = &'a Obj<Pod>> + 'a {
+        self.pods_by_controller
+            .get(r)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.pods[i])
+    }
+
+    /// The pods of `ns` an equality selector (a Service's `spec.selector`) selects, in snapshot
+    /// order. An empty selector selects nothing, as for a Service.
+    pub fn pods_selected_by(
+        &self,
+        ns: &str,
+        selector: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<&Obj<Pod>> {
+        let key = |(k, v): (&String, &String)| (ns.to_string(), k.clone(), v.clone());
+        let Some(shortest) = selector
+            .iter()
+            .map(|kv| {
+                self.pods_by_label
+                    .get(&key(kv))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|l| l.len())
+        else {
+            return Vec::new();
+        };
+        shortest
+            .iter()
+            .map(|&i| &self.pods[i])
+            .filter(|p| selector_matches(selector, p.o.metadata.labels.as_ref()))
+            .collect()
+    }
+
+    /// The Services of `ns` whose selector selects this label set, in snapshot order.
+    pub fn services_selecting(
+        &self,
+        ns: &str,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Vec<&Obj<Service>> {
+        let mut candidates: Vec<usize> = labels
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                self.services_by_selector
+                    .get(&(ns.to_string(), k.clone(), v.clone()))
+            })
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .map(|i| &self.services[i])
+            .filter(|s| {
+                s.o.spec
+                    .as_ref()
+                    .and_then(|sp| sp.selector.as_ref())
+                    .is_some_and(|sel| selector_matches(sel, labels))
+            })
+            .collect()
     }
 
     /// Whether a referenced object exists in the snapshot.

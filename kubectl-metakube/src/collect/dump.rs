@@ -6,13 +6,13 @@
 //! kind is skipped the same way. Logs are read line by line and only a bounded tail is kept,
 //! so a 100 MB log costs no more memory than a small one.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use metakube_shared::snapshot::{strip_secret_values, MAX_LOG_BYTES};
-use metakube_shared::{ContainerLog, Gap, KindInfo, KubeObject};
+use metakube_shared::{ContainerLog, Gap, KindInfo, KubeObject, ObjectRef};
 use serde_json::Value;
 
 use super::{CollectError, Collected};
@@ -20,8 +20,110 @@ use super::{CollectError, Collected};
 /// Largest list file read, in bytes (a dump of a very large namespace is ~100 MB of pods).
 const MAX_LIST_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Reads a whole dump folder.
+/// Reads a whole dump folder: every list and every log.
 pub fn read_dump(dir: &Path) -> Result<Collected, CollectError> {
+    let mut out = Collected::default();
+    for path in dump_entries(dir)? {
+        if path.is_dir() {
+            read_namespace_lists(&path, &mut out)?;
+            read_namespace_logs(&path, &mut out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            read_list_file(&path, None, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads from a dump only what a diagnosis of `target` looks at, so a cluster's dump costs
+/// what the target's neighbourhood costs, not what the cluster does: the cluster-scoped lists,
+/// the lists of the namespaces [`super::scope_namespaces`] names plus `default` (node events)
+/// and `kube-system` (the cluster DNS), and the logs of the pods [`super::log_pods`] picks and
+/// of the DNS pods. After [`super::select`] the snapshot is the one [`read_dump`] gives.
+///
+/// A cluster-scoped target (its pods may be anywhere) or a target not found in its namespace
+/// (the error lists where it does exist) falls back to reading every namespace's lists; logs
+/// are still read only for the pods that matter.
+pub fn read_dump_for(dir: &Path, target: &ObjectRef) -> Result<Collected, CollectError> {
+    // Each file or namespace read is kept under its path, then all are put together in the
+    // order `read_dump` reads them, so the engine sees the same objects in the same order.
+    let mut parts: BTreeMap<PathBuf, Collected> = BTreeMap::new();
+    let mut namespaces: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in dump_entries(dir)? {
+        if path.is_dir() {
+            namespaces.insert(namespace_of(&path), path);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            let mut part = Collected::default();
+            read_list_file(&path, None, &mut part);
+            parts.insert(path, part);
+        }
+    }
+    let read_lists = |names: Vec<String>,
+                      parts: &mut BTreeMap<PathBuf, Collected>|
+     -> Result<(), CollectError> {
+        for n in names {
+            if let Some(p) = namespaces.get(&n) {
+                if !parts.contains_key(p) {
+                    let mut part = Collected::default();
+                    read_namespace_lists(p, &mut part)?;
+                    parts.insert(p.clone(), part);
+                }
+            }
+        }
+        Ok(())
+    };
+    let first = [
+        target.namespace.clone(),
+        Some("default".into()),
+        Some("kube-system".into()),
+    ];
+    read_lists(first.into_iter().flatten().collect(), &mut parts)?;
+    // A namespaced target's pods and controllers are all in its own namespace's lists.
+    let own = target
+        .namespace
+        .as_ref()
+        .and_then(|n| namespaces.get(n))
+        .and_then(|p| parts.get(p))
+        .filter(|p| p.objects.iter().any(|o| o.object_ref() == *target));
+    match own.map(|p| super::scope_namespaces(target, &super::target_pods(&p.objects, target))) {
+        Some(scope) => read_lists(scope.into_iter().collect(), &mut parts)?,
+        None => read_lists(namespaces.keys().cloned().collect(), &mut parts)?,
+    }
+    let mut out = Collected::default();
+    for (_, mut part) in parts {
+        out.objects.append(&mut part.objects);
+        out.gaps.append(&mut part.gaps);
+    }
+    let own = super::target_pods(&out.objects, target);
+    let scope = super::scope_namespaces(target, &own);
+    let mut pods = super::log_pods(&out.objects, &own, &scope);
+    drop(own);
+    pods.extend(
+        out.objects
+            .iter()
+            .filter(|o| o.kind() == "Pod" && super::is_cluster_dns(o))
+            .map(|o| {
+                (
+                    o.namespace().unwrap_or("").to_string(),
+                    o.name().to_string(),
+                )
+            }),
+    );
+    pods.sort();
+    pods.dedup();
+    for (ns, pod) in pods {
+        // Both names passed `valid_name` when their list was read: no `/`, no `..`.
+        let Some(logs) = namespaces.get(&ns).map(|d| d.join(&pod).join("logs.txt")) else {
+            continue;
+        };
+        if logs.is_file() {
+            read_pod_logs(&logs, &ns, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// The sorted entries of a dump folder, after checking that it is one.
+fn dump_entries(dir: &Path) -> Result<Vec<PathBuf>, CollectError> {
     let meta = std::fs::metadata(dir).map_err(|source| CollectError::Io {
         path: dir.to_path_buf(),
         source,
@@ -32,8 +134,7 @@ pub fn read_dump(dir: &Path) -> Result<Collected, CollectError> {
             why: "not a directory".into(),
         });
     }
-    let mut out = Collected::default();
-    let mut entries = read_dir_sorted(dir)?;
+    let entries = read_dir_sorted(dir)?;
     let has_lists = entries
         .iter()
         .any(|p| p.extension().is_some_and(|e| e == "json"))
@@ -46,14 +147,7 @@ pub fn read_dump(dir: &Path) -> Result<Collected, CollectError> {
             why: "no nodes.json and no <namespace>/pods.json: is this a `kubectl cluster-info dump --output-directory` folder?".into(),
         });
     }
-    for path in entries.drain(..) {
-        if path.is_dir() {
-            read_namespace_dir(&path, &mut out)?;
-        } else if path.extension().is_some_and(|e| e == "json") {
-            read_list_file(&path, None, &mut out);
-        }
-    }
-    Ok(out)
+    Ok(entries)
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CollectError> {
@@ -70,11 +164,15 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, CollectError> {
 /// a diagnosis cannot call anything in that namespace healthy.
 const NAMESPACE_LISTS: [&str; 2] = ["pods.json", "events.json"];
 
-fn read_namespace_dir(dir: &Path, out: &mut Collected) -> Result<(), CollectError> {
-    let ns = dir
-        .file_name()
+fn namespace_of(dir: &Path) -> String {
+    dir.file_name()
         .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Reads a namespace folder's lists (`pods.json`, `events.json`, …).
+fn read_namespace_lists(dir: &Path, out: &mut Collected) -> Result<(), CollectError> {
+    let ns = namespace_of(dir);
     for f in NAMESPACE_LISTS {
         if !dir.join(f).is_file() {
             out.gaps.push(Gap {
@@ -85,23 +183,35 @@ fn read_namespace_dir(dir: &Path, out: &mut Collected) -> Result<(), CollectErro
         }
     }
     for path in read_dir_sorted(dir)? {
-        if path.is_dir() {
-            let logs = path.join("logs.txt");
-            if logs.is_file() {
-                match read_logs(&logs) {
-                    Ok(mut l) => out.logs.append(&mut l),
-                    Err(e) => out.gaps.push(Gap {
-                        what: logs.display().to_string(),
-                        namespace: Some(ns.clone()),
-                        reason: e.to_string(),
-                    }),
-                }
-            }
-        } else if path.extension().is_some_and(|e| e == "json") {
+        if !path.is_dir() && path.extension().is_some_and(|e| e == "json") {
             read_list_file(&path, Some(&ns), out);
         }
     }
     Ok(())
+}
+
+/// Reads every `<pod>/logs.txt` of a namespace folder.
+fn read_namespace_logs(dir: &Path, out: &mut Collected) -> Result<(), CollectError> {
+    let ns = namespace_of(dir);
+    for path in read_dir_sorted(dir)? {
+        let logs = path.join("logs.txt");
+        if path.is_dir() && logs.is_file() {
+            read_pod_logs(&logs, &ns, out);
+        }
+    }
+    Ok(())
+}
+
+/// Reads one pod's `logs.txt`; a failure becomes a gap.
+fn read_pod_logs(logs: &Path, ns: &str, out: &mut Collected) {
+    match read_logs(logs) {
+        Ok(mut l) => out.logs.append(&mut l),
+        Err(e) => out.gaps.push(Gap {
+            what: logs.display().to_string(),
+            namespace: Some(ns.to_string()),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// Reads one List file; problems become gaps.
@@ -127,7 +237,7 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
             return;
         }
     };
-    match parse_list(&v, path) {
+    match parse_list(v, path) {
         Ok((info, items)) => {
             for item in items {
                 let mut o = KubeObject::from_list_item(item, info);
@@ -189,16 +299,18 @@ fn read_bounded(path: &Path) -> Result<String, String> {
 }
 
 /// The kind and items of a List: from its `kind` (`PodList`) or, failing that, the file name.
-pub fn parse_list(v: &Value, path: &Path) -> Result<(&'static KindInfo, Vec<Value>), String> {
-    let items = v
-        .get("items")
-        .and_then(Value::as_array)
-        .ok_or_else(|| "not a Kubernetes List (no \"items\" array)".to_string())?;
+/// The items are moved out of the list, not copied (a namespace's pods are tens of MB).
+pub fn parse_list(mut v: Value, path: &Path) -> Result<(&'static KindInfo, Vec<Value>), String> {
     let from_kind = v
         .get("kind")
         .and_then(Value::as_str)
         .and_then(|k| k.strip_suffix("List"))
         .and_then(KindInfo::lookup);
+    let list_kind = v.get("kind").and_then(Value::as_str).map(str::to_string);
+    let items = match v.get_mut("items").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => return Err("not a Kubernetes List (no \"items\" array)".to_string()),
+    };
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -206,17 +318,18 @@ pub fn parse_list(v: &Value, path: &Path) -> Result<(&'static KindInfo, Vec<Valu
     let info = from_kind.or_else(|| KindInfo::from_list_file(&stem));
     // A generic `List` of mixed kinds: items carry their own kind.
     match info {
-        Some(info) => Ok((info, items.clone())),
+        Some(info) => Ok((info, items)),
         None if items.iter().all(|i| i.get("kind").is_some()) && !items.is_empty() => {
             let k = items[0].get("kind").and_then(Value::as_str).unwrap_or("");
-            KindInfo::lookup(k)
-                .map(|i| (i, items.clone()))
-                .ok_or_else(|| format!("unknown kind {k:?}; skipped"))
+            match KindInfo::lookup(k) {
+                Some(i) => Ok((i, items)),
+                None => Err(format!("unknown kind {k:?}; skipped")),
+            }
         }
         None => Err(format!(
             "unknown kind {:?} (from {}); skipped",
-            v.get("kind").and_then(Value::as_str).unwrap_or(&stem),
-            if v.get("kind").is_some() {
+            list_kind.as_deref().unwrap_or(&stem),
+            if list_kind.is_some() {
                 "the list's kind"
             } else {
                 "the file name"
@@ -387,25 +500,93 @@ mod tests {
         assert!(logs[1].truncated_bytes > 0);
     }
 
+    fn write_list(path: &Path, items: serde_json::Value) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            serde_json::json!({"kind": "List", "items": items}).to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn only_the_targets_neighbourhood_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_list(
+            &d.join("nodes.json"),
+            serde_json::json!([{"metadata": {"name": "n1"}}]),
+        );
+        let pod = |ns: &str, name: &str, env: &str| {
+            serde_json::json!([{"metadata": {"name": name, "namespace": ns},
+                "spec": {"containers": [{"name": "c", "env": [{"name": "U", "value": env}]}]}}])
+        };
+        write_list(
+            &d.join("shop/pods.json"),
+            pod("shop", "web", "http://db.data.svc:5432"),
+        );
+        write_list(&d.join("shop/events.json"), serde_json::json!([]));
+        write_list(&d.join("data/pods.json"), pod("data", "db", ""));
+        write_list(&d.join("data/events.json"), serde_json::json!([]));
+        // Another team's namespace, broken: never opened for a diagnosis in `shop`.
+        std::fs::create_dir_all(d.join("other/x")).unwrap();
+        std::fs::write(d.join("other/pods.json"), "{\"items\": [").unwrap();
+        std::fs::write(
+            d.join("other/x/logs.txt"),
+            "==== START logs for container c of pod other/x ====\nboom\n",
+        )
+        .unwrap();
+        for (ns, p) in [("shop", "web"), ("data", "db")] {
+            std::fs::create_dir_all(d.join(ns).join(p)).unwrap();
+            std::fs::write(
+                d.join(ns).join(p).join("logs.txt"),
+                format!("==== START logs for container c of pod {ns}/{p} ====\nhello\n"),
+            )
+            .unwrap();
+        }
+        let target = ObjectRef::new("Pod", "shop", "web");
+        let c = read_dump_for(d, &target).unwrap();
+        let names: Vec<&str> = c.objects.iter().map(|o| o.name()).collect();
+        // The namespace its pod calls by FQDN is read, logs included.
+        assert_eq!(names, vec!["db", "n1", "web"]);
+        let logs: Vec<&str> = c.logs.iter().map(|l| l.pod.as_str()).collect();
+        assert_eq!(logs, vec!["db", "web"]);
+        assert!(
+            c.gaps.iter().all(|g| !g.what.contains("other")),
+            "{:?}",
+            c.gaps
+        );
+        // The whole read does open it (and reports the truncated list).
+        let all = read_dump(d).unwrap();
+        assert!(all.gaps.iter().any(|g| g.what.ends_with("other/pods.json")));
+        assert!(all.logs.iter().any(|l| l.pod == "x"));
+        // A target that is not where it was asked for: every namespace is read for the hint.
+        let c = read_dump_for(d, &ObjectRef::new("Pod", "shop", "db")).unwrap();
+        assert!(c.objects.iter().any(|o| o.namespace() == Some("data")));
+    }
+
     #[test]
     fn list_kind_comes_from_kind_or_file_name() {
         let v: Value =
             serde_json::json!({"kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
-        assert_eq!(parse_list(&v, Path::new("x.json")).unwrap().0.kind, "Pod");
+        assert_eq!(
+            parse_list(v.clone(), Path::new("x.json")).unwrap().0.kind,
+            "Pod"
+        );
         let v: Value = serde_json::json!({"items": []});
         assert_eq!(
-            parse_list(&v, Path::new("persistentvolumeclaims.json"))
+            parse_list(v.clone(), Path::new("persistentvolumeclaims.json"))
                 .unwrap()
                 .0
                 .kind,
             "PersistentVolumeClaim"
         );
         let v: Value = serde_json::json!({"kind": "WidgetList", "items": []});
-        assert!(parse_list(&v, Path::new("widgets.json"))
+        assert!(parse_list(v.clone(), Path::new("widgets.json"))
             .unwrap_err()
             .contains("unknown kind"));
         let v: Value = serde_json::json!({"kind": "PodList"});
-        assert!(parse_list(&v, Path::new("pods.json"))
+        assert!(parse_list(v.clone(), Path::new("pods.json"))
             .unwrap_err()
             .contains("no \"items\""));
     }

@@ -369,7 +369,7 @@ pub async fn collect(
             }
         }
     }
-    let wanted = log_pods(&out.objects, &tref, &namespaces);
+    let wanted = log_pods(&out.objects, &target_pods(&out.objects, &tref), &namespaces);
     progress(&format!("reading logs of {} pods", wanted.len()));
     let mut log_jobs = Vec::new();
     for (ns, pod) in &wanted {

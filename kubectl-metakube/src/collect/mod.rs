@@ -207,42 +207,57 @@ fn pod_failing(p: &KubeObject) -> bool {
     })
 }
 
-/// The pods whose logs matter, in order: the target's, then failing pods of the namespaces.
-pub fn log_pods(
-    all: &[KubeObject],
-    target: &ObjectRef,
+/// The pods whose logs matter, in order: the target's (`own`, from [`target_pods`]), then
+/// failing pods of the namespaces, then the rest of them, at most [`MAX_LOG_PODS`].
+pub fn log_pods<'a>(
+    all: &'a [KubeObject],
+    own: &[&'a KubeObject],
     namespaces: &BTreeSet<String>,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut push = |p: &KubeObject| {
-        let k = (
-            p.namespace().unwrap_or("").to_string(),
-            p.name().to_string(),
-        );
-        if !out.contains(&k) {
-            out.push(k);
+    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut push = |p: &'a KubeObject| {
+        if out.len() < MAX_LOG_PODS && seen.insert((p.namespace().unwrap_or(""), p.name())) {
+            out.push((
+                p.namespace().unwrap_or("").to_string(),
+                p.name().to_string(),
+            ));
         }
     };
-    for p in target_pods(all, target) {
+    for p in own {
         push(p);
     }
-    for p in all
-        .iter()
-        .filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n)))
-    {
+    let in_scope = |o: &&'a KubeObject| {
+        o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n))
+    };
+    for p in all.iter().filter(in_scope) {
         if pod_failing(p) {
             push(p);
         }
     }
     // Then the rest of the namespace (callees may look healthy but log the real error).
-    for p in all
-        .iter()
-        .filter(|o| o.kind() == "Pod" && o.namespace().is_some_and(|n| namespaces.contains(n)))
-    {
+    for p in all.iter().filter(in_scope) {
         push(p);
     }
-    out.truncate(MAX_LOG_PODS);
     out
+}
+
+/// The namespaces a diagnosis of `target` looks in, given its pods (from [`target_pods`]): its
+/// own (for a cluster-scoped target, those of the pods it concerns) and those its pods call by
+/// fully qualified Service name.
+pub fn scope_namespaces(target: &ObjectRef, pods: &[&KubeObject]) -> BTreeSet<String> {
+    let mut namespaces: BTreeSet<String> =
+        BTreeSet::from([target.namespace.clone().unwrap_or_default()]);
+    if target.namespace.is_none() {
+        // Cluster-scoped target (Node, PV): the namespaces of the pods it concerns.
+        namespaces.extend(
+            pods.iter()
+                .filter_map(|p| p.namespace())
+                .map(str::to_string),
+        );
+    }
+    namespaces.extend(referenced_namespaces(pods));
+    namespaces
 }
 
 /// Selects, from everything read, what the daemon needs for one target: the target's
@@ -293,17 +308,10 @@ pub fn select(
         });
     }
     let ns = target.namespace.clone().unwrap_or_default();
-    let mut namespaces: BTreeSet<String> = BTreeSet::from([ns.clone()]);
-    if target.namespace.is_none() {
-        // Cluster-scoped target (Node, PV): the namespaces of the pods it concerns.
-        for p in target_pods(&c.objects, target) {
-            if let Some(n) = p.namespace() {
-                namespaces.insert(n.to_string());
-            }
-        }
-    }
     let pods = target_pods(&c.objects, target);
-    namespaces.extend(referenced_namespaces(&pods));
+    let namespaces = scope_namespaces(target, &pods);
+    let logs_for = log_pods(&c.objects, &pods, &namespaces);
+    drop(pods);
     let keep_pv: BTreeSet<String> = c
         .objects
         .iter()
@@ -317,7 +325,6 @@ pub fn select(
                 .map(str::to_string)
         })
         .collect();
-    let logs_for = log_pods(&c.objects, target, &namespaces);
     let objects: Vec<KubeObject> = c
         .objects
         .drain(..)

@@ -13,7 +13,7 @@ use petgraph::Direction;
 use regex::Regex;
 
 use crate::signals::Signal;
-use crate::snapshot::{label_selector_matches, selector_matches, Cluster};
+use crate::snapshot::{label_selector_matches, Cluster};
 
 /// A typed relation between two objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -216,39 +216,26 @@ impl KubeGraph {
     }
 
     fn add_service_relations(&mut self, c: &Cluster) {
-        // Workload templates per namespace, so a Service is matched against its own only.
-        type Labels = BTreeMap<String, String>;
-        let mut templates: HashMap<&str, Vec<(&ObjectRef, &Labels)>> = HashMap::new();
+        // Each workload's template against the Services that may select it (the selector
+        // index), in the order of the Services and then of the workloads.
         let workloads = c
             .deployments
             .iter()
             .map(|o| &o.r)
             .chain(c.statefulsets.iter().map(|o| &o.r))
             .chain(c.daemonsets.iter().map(|o| &o.r));
-        for r in workloads {
-            if let Some(l) = c.template_labels(r) {
-                templates
-                    .entry(r.namespace.as_deref().unwrap_or(""))
-                    .or_default()
-                    .push((r, l));
-            }
-        }
-        let mut backs = Vec::new();
-        for s in &c.services {
-            let sel = s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref());
-            let Some(sel) = sel.filter(|m| !m.is_empty()) else {
+        let mut backs: Vec<(usize, usize, ObjectRef, ObjectRef)> = Vec::new();
+        for (wi, r) in workloads.enumerate() {
+            let Some(labels) = c.template_labels(r) else {
                 continue;
             };
-            for (w, labels) in templates
-                .get(s.r.namespace.as_deref().unwrap_or(""))
-                .into_iter()
-                .flatten()
-            {
-                if selector_matches(sel, Some(labels)) {
-                    backs.push((s.r.clone(), (*w).clone()));
-                }
+            for s in c.services_selecting(r.namespace.as_deref().unwrap_or(""), Some(labels)) {
+                let si = c.position(&s.r).unwrap_or(usize::MAX);
+                backs.push((si, wi, s.r.clone(), r.clone()));
             }
         }
+        backs.sort_by_key(|(si, wi, ..)| (*si, *wi));
+        let backs = backs.into_iter().map(|(_, _, s, w)| (s, w));
         for (svc, w) in backs {
             self.edge(&svc, &w, Edge::SelectsWorkload, true);
         }
@@ -256,12 +243,8 @@ impl KubeGraph {
             let ns = s.r.namespace.as_deref();
             if let Some(sel) = s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref()) {
                 let matched: Vec<ObjectRef> = c
-                    .pods
-                    .iter()
-                    .filter(|p| {
-                        p.r.namespace.as_deref() == ns
-                            && selector_matches(sel, p.o.metadata.labels.as_ref())
-                    })
+                    .pods_selected_by(ns.unwrap_or(""), sel)
+                    .into_iter()
                     .map(|p| p.r.clone())
                     .collect();
                 for p in matched {
@@ -586,14 +569,8 @@ pub fn dependencies_of<'p>(
     let ns = p.r.namespace.as_deref().unwrap_or("");
     let mut out: Vec<ObjectRef> = Vec::new();
     let own: Vec<ObjectRef> = c
-        .services
-        .iter()
-        .filter(|s| {
-            s.o.spec
-                .as_ref()
-                .and_then(|sp| sp.selector.as_ref())
-                .is_some_and(|sel| selector_matches(sel, p.o.metadata.labels.as_ref()))
-        })
+        .services_selecting(ns, p.o.metadata.labels.as_ref())
+        .into_iter()
         .map(|s| s.r.clone())
         .collect();
     for text in config_texts(c, p) {

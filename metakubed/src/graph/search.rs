@@ -958,26 +958,23 @@ impl<'a> Search<'a> {
     // ----------------------------------------------------------------- network
 
     fn selector_mismatch(&self, svc: &ObjectRef) -> Option<Verified> {
-        let s = self.c.services.iter().find(|s| s.r == *svc)?;
+        let ns = ns_of(svc);
+        let s = self.c.service(ns, &svc.name)?;
         let sel =
             s.o.spec
                 .as_ref()?
                 .selector
                 .clone()
                 .filter(|m| !m.is_empty())?;
-        let ns = ns_of(svc);
+        if !self.c.pods_selected_by(ns, &sel).is_empty() {
+            return None;
+        }
         let pods: Vec<&Obj<Pod>> = self
             .c
             .pods
             .iter()
             .filter(|p| p.r.namespace.as_deref() == Some(ns))
             .collect();
-        if pods
-            .iter()
-            .any(|p| selector_matches(&sel, p.o.metadata.labels.as_ref()))
-        {
-            return None;
-        }
         // A workload whose pod template the selector matches would give it endpoints: the
         // selector is right and the pods are missing for another reason (scaled to 0).
         let templated = self

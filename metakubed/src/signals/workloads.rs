@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use metakube_shared::{Category, EvidenceSource, ObjectRef};
 
 use super::{human_secs, live_events, Signal};
-use crate::snapshot::{selector_matches, Cluster, Obj};
+use crate::snapshot::{Cluster, Obj};
 
 /// How long a pod may wait for the scheduler before that is a symptom (the scheduler binds
 /// a schedulable pod within seconds; a minute leaves room for a busy queue).
@@ -104,14 +104,8 @@ fn stalled_replicaset(
         return;
     }
     let have = c
-        .pods
-        .iter()
+        .pods_controlled_by(&rs.r)
         .filter(|p| p.o.metadata.deletion_timestamp.is_none())
-        .filter(|p| {
-            crate::snapshot::controller_ref(&p.o.metadata)
-                .is_some_and(|o| o.kind == "ReplicaSet" && o.name == rs.r.name)
-                && p.r.namespace == rs.r.namespace
-        })
         .count() as i32;
     if have >= want || !live_events(c, &rs.r, "FailedCreate").is_empty() {
         return;
@@ -176,14 +170,11 @@ fn scaled_to_zero(
     r: &ObjectRef,
     labels: Option<&std::collections::BTreeMap<String, String>>,
 ) {
-    let Some(svc) = c.services.iter().find(|s| {
-        s.r.namespace == r.namespace
-            && s.o
-                .spec
-                .as_ref()
-                .and_then(|sp| sp.selector.as_ref())
-                .is_some_and(|sel| selector_matches(sel, labels))
-    }) else {
+    let Some(svc) = c
+        .services_selecting(r.namespace.as_deref().unwrap_or(""), labels)
+        .into_iter()
+        .next()
+    else {
         return;
     };
     out.push(
