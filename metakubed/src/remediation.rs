@@ -13,17 +13,17 @@ use serde_json::{json, Value};
 use crate::graph::search::Finding;
 
 /// Why a patch could not be applied to an object.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum PatchError {
-    /// A JSON pointer names nothing.
-    #[error("path {0} does not exist in the object")]
-    NoPath(String),
+    /// An RFC 6902 operation failed: a path that names nothing, a failed `test`.
+    #[error("json patch: {0}")]
+    Json(#[from] json_patch::PatchError),
     /// The patch type is not one metakube writes.
     #[error("unsupported patch type {0}")]
     Type(String),
-    /// The patch body has the wrong shape.
-    #[error("malformed patch: {0}")]
-    Malformed(String),
+    /// The patch body is not an RFC 6902 operation list.
+    #[error("malformed json patch: {0}")]
+    Malformed(#[source] serde_json::Error),
     /// The patched object no longer fits its schema.
     #[error("patched {kind} does not fit the schema: {message}")]
     Schema {
@@ -154,7 +154,7 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                             containers.last_mut().expect("just pushed")
                         }
                     };
-                    merge(&mut entry["resources"], &json!({ section: { rname: value } }));
+                    json_patch::merge(&mut entry["resources"], &json!({ section: { rname: value } }));
                 }
                 let body = nest(&s(prefix), json!({"containers": containers}));
                 out.push(patch(
@@ -565,50 +565,21 @@ fn default_for(name: &str, section: &str, hard: &Value) -> Value {
     }
 }
 
-/// Applies a patch of type `json` (RFC 6902 add/replace/remove) or `merge` (RFC 7386) to an
-/// object.
+/// Applies a patch of type `json` (RFC 6902) or `merge` (RFC 7386), both by the json-patch
+/// crate, or `strategic` (Kubernetes' strategic merge, below) to an object.
 pub fn apply(obj: &Value, patch_type: &str, body: &Value) -> Result<Value, PatchError> {
     let mut out = obj.clone();
     match patch_type {
-        "merge" => {
-            merge(&mut out, body);
-            Ok(out)
-        }
-        "strategic" => {
-            strategic(&mut out, body);
-            Ok(out)
-        }
+        "merge" => json_patch::merge(&mut out, body),
+        "strategic" => strategic(&mut out, body),
         "json" => {
-            let ops = body
-                .as_array()
-                .ok_or_else(|| PatchError::Malformed("json patch must be an array".into()))?;
-            for op in ops {
-                let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
-                let path = op
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| PatchError::Malformed("op without path".into()))?;
-                json_op(&mut out, kind, path, op.get("value"))?;
-            }
-            Ok(out)
+            let ops: json_patch::Patch =
+                serde_json::from_value(body.clone()).map_err(PatchError::Malformed)?;
+            json_patch::patch(&mut out, &ops)?;
         }
-        other => Err(PatchError::Type(other.into())),
+        other => return Err(PatchError::Type(other.into())),
     }
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
+    Ok(out)
 }
 
 /// Strategic merge as the API server does it for the lists metakube patches: lists of objects
@@ -646,64 +617,6 @@ fn nest(pointer: &str, inner: Value) -> Value {
         .filter(|s| !s.is_empty())
         .rev()
         .fold(inner, |acc, seg| json!({ seg: acc }))
-}
-
-fn json_op(doc: &mut Value, op: &str, path: &str, value: Option<&Value>) -> Result<(), PatchError> {
-    let (parent_path, last) = path
-        .rsplit_once('/')
-        .ok_or_else(|| PatchError::NoPath(path.into()))?;
-    let last = last.replace("~1", "/").replace("~0", "~");
-    let parent = if parent_path.is_empty() {
-        Some(doc)
-    } else {
-        doc.pointer_mut(parent_path)
-    };
-    let parent = parent.ok_or_else(|| PatchError::NoPath(parent_path.into()))?;
-    let value = || {
-        value
-            .cloned()
-            .ok_or_else(|| PatchError::Malformed(format!("{op} {path} needs a value")))
-    };
-    match (op, parent) {
-        ("add", Value::Object(m)) => {
-            m.insert(last, value()?);
-        }
-        ("replace", Value::Object(m)) => {
-            if !m.contains_key(&last) {
-                return Err(PatchError::NoPath(path.into()));
-            }
-            m.insert(last, value()?);
-        }
-        ("remove", Value::Object(m)) => {
-            m.remove(&last)
-                .ok_or_else(|| PatchError::NoPath(path.into()))?;
-        }
-        ("add", Value::Array(a)) => {
-            if last == "-" {
-                a.push(value()?);
-            } else {
-                let i: usize = last.parse().map_err(|_| PatchError::NoPath(path.into()))?;
-                if i > a.len() {
-                    return Err(PatchError::NoPath(path.into()));
-                }
-                a.insert(i, value()?);
-            }
-        }
-        ("replace", Value::Array(a)) => {
-            let i: usize = last.parse().map_err(|_| PatchError::NoPath(path.into()))?;
-            *a.get_mut(i)
-                .ok_or_else(|| PatchError::NoPath(path.into()))? = value()?;
-        }
-        ("remove", Value::Array(a)) => {
-            let i: usize = last.parse().map_err(|_| PatchError::NoPath(path.into()))?;
-            if i >= a.len() {
-                return Err(PatchError::NoPath(path.into()));
-            }
-            a.remove(i);
-        }
-        (op, _) => return Err(PatchError::Malformed(format!("op {op:?} on {path}"))),
-    }
-    Ok(())
 }
 
 /// Checks that an object still fits its k8s-openapi type.
@@ -764,14 +677,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["spec"]["ports"].as_array().unwrap().len(), 2);
-        assert_eq!(
-            apply(
-                &doc,
-                "json",
-                &json!([{"op": "replace", "path": "/spec/nope/x", "value": 1}])
-            ),
-            Err(PatchError::NoPath("/spec/nope".into()))
-        );
+        let e = apply(
+            &doc,
+            "json",
+            &json!([{"op": "replace", "path": "/spec/nope/x", "value": 1}]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PatchError::Json(_)), "{e:?}");
+        assert!(e.to_string().contains("/spec/nope"), "{e}");
+        let e = apply(&doc, "json", &json!({"op": "add"})).unwrap_err();
+        assert!(matches!(e, PatchError::Malformed(_)), "{e:?}");
         let out = apply(
             &doc,
             "merge",
