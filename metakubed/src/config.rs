@@ -33,6 +33,8 @@ pub struct Config {
     pub withhold_causes: Vec<String>,
     /// Time a diagnosis may take before it answers with what it has (fix unvalidated).
     pub request_budget: std::time::Duration,
+    /// Diagnoses kept in the store (the oldest beyond it are pruned).
+    pub max_diagnoses: usize,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             llm: LlmConfig::default(),
             withhold_causes: Vec::new(),
             request_budget: std::time::Duration::from_secs(20),
+            max_diagnoses: crate::store::DEFAULT_MAX_DIAGNOSES,
         }
     }
 
@@ -101,6 +104,8 @@ pub struct FileConfig {
     pub llm: Option<LlmConfig>,
     /// Milliseconds a diagnosis may take before it answers with what it has.
     pub request_budget_ms: Option<u64>,
+    /// Diagnoses kept in the store; the oldest beyond it are pruned (default 20,000).
+    pub max_diagnoses: Option<usize>,
 }
 
 /// Configuration errors.

@@ -158,6 +158,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(ms) = args.request_budget_ms.or(file.request_budget_ms) {
         config.request_budget = std::time::Duration::from_millis(ms);
     }
+    if let Some(n) = file.max_diagnoses {
+        config.max_diagnoses = n;
+    }
     config.withhold_causes = args
         .withhold_causes
         .into_iter()

@@ -164,6 +164,14 @@ pub trait Store: Send + Sync {
 }
 
 const CF_DIAG: &str = "diagnoses";
+/// Diagnoses by when they were made (`{nanoseconds:020}\0{id}` → id): the oldest are pruned
+/// first, and the count is kept without scanning.
+const CF_DIAG_TIME: &str = "diagnoses_by_time";
+
+/// Diagnoses kept by default; beyond it the oldest are pruned (feedback on one is then
+/// answered "no diagnosis with id …", as for any unknown id). What memory learned from a
+/// confirmed or corrected diagnosis lives in its episode, not here.
+pub const DEFAULT_MAX_DIAGNOSES: usize = 20_000;
 const CF_FEEDBACK: &str = "feedback";
 const CF_WEIGHTS: &str = "graph_weights";
 const CF_META: &str = "meta";
@@ -236,6 +244,20 @@ impl Store for UnavailableStore {
 pub struct RocksStore {
     db: rocksdb::DBWithThreadMode<rocksdb::MultiThreaded>,
     path: String,
+    /// Diagnoses stored (counted once at open, then kept up to date).
+    diagnoses: std::sync::atomic::AtomicU64,
+    /// Most diagnoses kept.
+    max_diagnoses: u64,
+    /// One pruning at a time.
+    pruning: std::sync::Mutex<()>,
+}
+
+/// The time-index key of a diagnosis.
+fn time_key(d: &StoredDiagnosis) -> Vec<u8> {
+    let mut k = format!("{:020}", d.at.as_nanosecond().max(0)).into_bytes();
+    k.push(0);
+    k.extend_from_slice(d.diagnosis.id.as_bytes());
+    k
 }
 
 fn weight_key(k: &(String, String)) -> Vec<u8> {
@@ -246,8 +268,15 @@ fn weight_key(k: &(String, String)) -> Vec<u8> {
 }
 
 impl RocksStore {
-    /// Opens (creating if needed) the database under `dir`.
+    /// Opens (creating if needed) the database under `dir`, keeping the default number of
+    /// diagnoses.
     pub fn open(dir: &Path) -> Result<RocksStore, StoreError> {
+        RocksStore::open_keeping(dir, DEFAULT_MAX_DIAGNOSES)
+    }
+
+    /// Opens (creating if needed) the database under `dir`, keeping at most `max_diagnoses`
+    /// diagnoses (the oldest beyond it are pruned, now and as new ones come).
+    pub fn open_keeping(dir: &Path, max_diagnoses: usize) -> Result<RocksStore, StoreError> {
         let path = dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             path: path.clone(),
@@ -287,7 +316,7 @@ impl RocksStore {
         // RocksDB's own LOG rotates at every open; keep a few, not every one ever written.
         opts.set_keep_log_file_num(3);
         opts.set_max_log_file_size(4 << 20);
-        let cfs = [CF_DIAG, CF_FEEDBACK, CF_WEIGHTS, CF_META]
+        let cfs = [CF_DIAG, CF_DIAG_TIME, CF_FEEDBACK, CF_WEIGHTS, CF_META]
             .into_iter()
             .chain(Cf::ALL.map(Cf::name))
             .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, rocksdb::Options::default()));
@@ -298,7 +327,70 @@ impl RocksStore {
             path: path.clone(),
             source,
         })?;
-        Ok(RocksStore { db, path })
+        let store = RocksStore {
+            db,
+            path,
+            diagnoses: std::sync::atomic::AtomicU64::new(0),
+            max_diagnoses: max_diagnoses.max(1) as u64,
+            pruning: std::sync::Mutex::new(()),
+        };
+        store.index_by_time()?;
+        store.prune()?;
+        Ok(store)
+    }
+
+    /// Counts the time index once; a store written before it existed gets it built from its
+    /// diagnoses' own times.
+    fn index_by_time(&self) -> Result<(), StoreError> {
+        let mut n = self.count(CF_DIAG_TIME);
+        if n == 0 && self.count(CF_DIAG) > 0 {
+            let mut batch = rocksdb::WriteBatchWithTransaction::<false>::default();
+            for item in self
+                .db
+                .iterator_cf(&self.cf(CF_DIAG), rocksdb::IteratorMode::Start)
+            {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                let d: StoredDiagnosis =
+                    serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                        cf: CF_DIAG,
+                        source,
+                    })?;
+                batch.put_cf(&self.cf(CF_DIAG_TIME), time_key(&d), k);
+                n += 1;
+            }
+            self.commit(batch)?;
+        }
+        self.diagnoses.store(n, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Deletes the oldest diagnoses beyond the bound (with their time-index entries), in steps
+    /// of 1% of it, so the deletions of one step are compacted away before the next.
+    fn prune(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let _one = self.pruning.lock().unwrap_or_else(|p| p.into_inner());
+        let over = self
+            .diagnoses
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.max_diagnoses);
+        if over == 0 || over < (self.max_diagnoses / 100).max(1) {
+            return Ok(());
+        }
+        let mut batch = rocksdb::WriteBatchWithTransaction::<false>::default();
+        let mut n = 0;
+        for item in self
+            .db
+            .iterator_cf(&self.cf(CF_DIAG_TIME), rocksdb::IteratorMode::Start)
+            .take(over as usize)
+        {
+            let (k, id) = item.map_err(|e| self.err(e))?;
+            batch.delete_cf(&self.cf(CF_DIAG_TIME), k);
+            batch.delete_cf(&self.cf(CF_DIAG), id);
+            n += 1;
+        }
+        self.db.write(batch).map_err(|e| self.err(e))?;
+        self.diagnoses.fetch_sub(n, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Rebuilds a damaged store's manifest from its table files (RocksDB's `RepairDB`): what
@@ -383,9 +475,27 @@ impl Store for RocksStore {
             cf: CF_DIAG,
             source,
         })?;
-        self.db
-            .put_cf(&self.cf(CF_DIAG), d.diagnosis.id.as_bytes(), v)
-            .map_err(|e| self.err(e))
+        let fresh = self
+            .db
+            .get_pinned_cf(&self.cf(CF_DIAG), d.diagnosis.id.as_bytes())
+            .map_err(|e| self.err(e))?
+            .is_none();
+        let mut batch = rocksdb::WriteBatchWithTransaction::<false>::default();
+        batch.put_cf(&self.cf(CF_DIAG), d.diagnosis.id.as_bytes(), v);
+        if fresh {
+            batch.put_cf(
+                &self.cf(CF_DIAG_TIME),
+                time_key(d),
+                d.diagnosis.id.as_bytes(),
+            );
+        }
+        self.db.write(batch).map_err(|e| self.err(e))?;
+        if fresh {
+            self.diagnoses
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.prune()?;
+        }
+        Ok(())
     }
 
     fn get_diagnosis(&self, id: &str) -> Result<Option<StoredDiagnosis>, StoreError> {
@@ -502,7 +612,10 @@ impl Store for RocksStore {
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
-        Ok((self.count(CF_DIAG), self.count(CF_FEEDBACK)))
+        Ok((
+            self.diagnoses.load(std::sync::atomic::Ordering::SeqCst),
+            self.count(CF_FEEDBACK),
+        ))
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -670,6 +783,42 @@ mod tests {
             at: Timestamp::UNIX_EPOCH,
             trace: None,
         }
+    }
+
+    #[test]
+    fn the_oldest_diagnoses_are_pruned_and_the_count_needs_no_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |s: i64| Timestamp::from_second(s).unwrap();
+        {
+            let s = RocksStore::open_keeping(dir.path(), 3).unwrap();
+            for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+                let mut d = diag(id);
+                d.at = at(1_000 + i as i64);
+                s.put_diagnosis(&d).unwrap();
+            }
+            assert_eq!(s.counts().unwrap().0, 3);
+            let kept = |s: &RocksStore, id: &str| s.get_diagnosis(id).unwrap().is_some();
+            assert!(!kept(&s, "a") && !kept(&s, "b"));
+            assert!(kept(&s, "c") && kept(&s, "d") && kept(&s, "e"));
+            // A store written before the time index: one diagnosis more, no index at all.
+            let mut old = diag("z");
+            old.at = at(500);
+            s.db.put_cf(&s.cf(CF_DIAG), b"z", serde_json::to_vec(&old).unwrap())
+                .unwrap();
+            let keys: Vec<Box<[u8]>> =
+                s.db.iterator_cf(&s.cf(CF_DIAG_TIME), rocksdb::IteratorMode::Start)
+                    .map(|kv| kv.unwrap().0)
+                    .collect();
+            for k in keys {
+                s.db.delete_cf(&s.cf(CF_DIAG_TIME), k).unwrap();
+            }
+        }
+        // Reopened: the index is built from the diagnoses' own times, and the oldest goes.
+        let s = RocksStore::open_keeping(dir.path(), 3).unwrap();
+        assert_eq!(s.counts().unwrap().0, 3);
+        assert!(s.get_diagnosis("z").unwrap().is_none());
+        assert!(s.get_diagnosis("e").unwrap().is_some());
+        assert_eq!(s.count(CF_DIAG), 3, "the count kept matches the store");
     }
 
     #[test]

@@ -226,7 +226,10 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
             );
             Arc::new(MemStore::default())
         } else {
-            match RocksStore::open(&state.config.data_dir.join("db")) {
+            match RocksStore::open_keeping(
+                &state.config.data_dir.join("db"),
+                state.config.max_diagnoses,
+            ) {
                 Ok(s) => {
                     let (d, f) = s.counts().unwrap_or((0, 0));
                     state.set_component(
