@@ -63,7 +63,7 @@ fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
     let seen = api.seen();
     let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
     assert!(
-        paths.contains(&format!("/api/v1/namespaces/{ns}/pods").as_str()),
+        paths.contains(&format!("/api/v1/namespaces/{ns}/pods?limit=500").as_str()),
         "{paths:?}"
     );
     assert!(
@@ -231,4 +231,64 @@ fn diagnoses_a_real_cluster_from_the_default_kubeconfig() {
         .unwrap();
     let v: Value = serde_json::from_str(&ok_stdout(&o)).unwrap();
     assert_eq!(v["target"]["name"], "coredns");
+}
+
+#[test]
+fn lists_come_in_pages_and_every_page_is_read() {
+    // An API server that answers at most 2 items per list page, whatever `limit` asks.
+    let tmp = tempfile::tempdir().unwrap();
+    let api = ApiServer::start_paged(&scenario().join("dump"), &[], 2);
+    let (kind, ns, name) = expected_target(&scenario());
+    let kc = tmp.path().join("kubeconfig");
+    api.kubeconfig(&kc, &ns);
+    let d = Daemon::start(tmp.path(), &["--ephemeral"]);
+    let target = format!("{}/{}", kind.to_lowercase(), name);
+    let out_dir = tmp.path().join("snap");
+    ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "snapshot",
+            &target,
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    ));
+    // Every pod and event of the namespace arrived, over several pages.
+    let count = |dir: &std::path::Path, f: &str| -> usize {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(&ns).join(f)).unwrap()).unwrap();
+        v["items"].as_array().unwrap().len()
+    };
+    let dump = scenario().join("dump");
+    assert!(count(&dump, "pods.json") > 2 && count(&dump, "events.json") > 2);
+    assert_eq!(count(&out_dir, "pods.json"), count(&dump, "pods.json"));
+    assert_eq!(count(&out_dir, "events.json"), count(&dump, "events.json"));
+    let seen = api.seen();
+    let lists: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains(&format!("/namespaces/{ns}/pods?")))
+        .map(|s| s.path.as_str())
+        .collect();
+    assert!(lists.iter().all(|p| p.contains("limit=500")), "{lists:?}");
+    assert!(
+        lists.iter().any(|p| p.contains("continue=page-2")),
+        "{lists:?}"
+    );
+    // The diagnosis from the paged server is the one from the dump.
+    let live: Value = serde_json::from_str(&ok_stdout(&plugin(
+        &d.socket,
+        &[
+            "diagnose",
+            &target,
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(live["root_cause"]["object"]["name"], "redis", "{live}");
+    assert_eq!(live["root_cause"]["reason"], "SelectorMatchesNoPods");
 }

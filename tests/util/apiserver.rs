@@ -32,6 +32,8 @@ struct Data {
     logs: BTreeMap<(String, String, String), String>,
     forbidden: Vec<String>,
     seen: Vec<Seen>,
+    /// Most items per list page, whatever `limit` asks (an API server may return fewer).
+    page_cap: usize,
 }
 
 /// A running fake API server.
@@ -44,6 +46,12 @@ pub struct ApiServer {
 impl ApiServer {
     /// Serves the objects and logs of a dump folder; kinds in `forbidden` answer 403.
     pub fn start(dump: &Path, forbidden: &[&str]) -> ApiServer {
+        ApiServer::start_paged(dump, forbidden, usize::MAX)
+    }
+
+    /// The same, answering lists in pages of at most `page_cap` items with a `continue` token
+    /// (honouring `limit` and `continue` as the API server does).
+    pub fn start_paged(dump: &Path, forbidden: &[&str], page_cap: usize) -> ApiServer {
         let c = read_dump(dump).expect("fixture dump");
         let mut logs = BTreeMap::new();
         for l in c.logs {
@@ -69,6 +77,7 @@ impl ApiServer {
             logs,
             forbidden: forbidden.iter().map(|s| s.to_string()).collect(),
             seen: Vec::new(),
+            page_cap,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -213,10 +222,32 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
                     v
                 })
                 .collect();
+            // Pages: `continue` is the offset of the next item; a bad token is 410 Gone.
+            let limit: usize = q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(usize::MAX);
+            let from: usize = match q.get("continue") {
+                None => 0,
+                Some(t) => match t.strip_prefix("page-").and_then(|n| n.parse().ok()) {
+                    Some(n) => n,
+                    None => {
+                        return status(410, "Expired", "The provided continue parameter is too old")
+                    }
+                },
+            };
+            let page = limit.min(d.page_cap).max(1);
+            let to = from.saturating_add(page).min(items.len());
+            let mut metadata = json!({"resourceVersion": "4242"});
+            if to < items.len() {
+                metadata["continue"] = json!(format!("page-{to}"));
+                metadata["remainingItemCount"] = json!(items.len() - to);
+            }
+            let items: Vec<Value> = items.into_iter().skip(from).take(to - from).collect();
             (
                 200,
                 "application/json".into(),
-                json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version, "metadata": {"resourceVersion": "4242"}, "items": items}),
+                json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version, "metadata": metadata, "items": items}),
             )
         }
         [_, name] => match d.objects.iter().filter(matches).find(|o| o.name() == *name) {

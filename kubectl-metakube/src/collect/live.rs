@@ -125,10 +125,62 @@ async fn get_json(client: &kube::Client, path: &str) -> Result<Fetch, CollectErr
     }
 }
 
+/// Items asked for per list request: a large namespace comes in pages (the API server's
+/// `limit`/`continue`), so neither side builds one giant answer and a slow list shows progress.
+pub const LIST_PAGE: usize = 500;
+
+/// `path` asking for one page of at most [`LIST_PAGE`] items, after the given continue token.
+fn page_path(path: &str, token: Option<&str>) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    match token {
+        None => format!("{path}{sep}limit={LIST_PAGE}"),
+        Some(t) => format!(
+            "{path}{sep}limit={LIST_PAGE}&continue={}",
+            form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+        ),
+    }
+}
+
+/// The continue token of a list answer's metadata, if more pages follow.
+fn continue_token(metadata: &Value) -> Option<String> {
+    metadata
+        .get("continue")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+/// A whole list, read page by page; the answer is the first page's list with every page's
+/// items. Refused or missing resources are a gap, as for one request.
+async fn get_list(client: &kube::Client, path: &str) -> Result<Fetch, CollectError> {
+    let mut list: Option<Value> = None;
+    let mut items: Vec<Value> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut page = match get_json(client, &page_path(path, token.as_deref())).await? {
+            Fetch::Ok(v) => v,
+            gap => return Ok(gap),
+        };
+        if let Some(Value::Array(a)) = page.get_mut("items").map(Value::take) {
+            items.extend(a);
+        }
+        token = page.get("metadata").and_then(continue_token);
+        list.get_or_insert(page);
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut list = list.unwrap_or_else(|| serde_json::json!({}));
+    list["items"] = Value::Array(items);
+    Ok(Fetch::Ok(list))
+}
+
 #[derive(Deserialize)]
 struct KeysOnlyList {
     #[serde(default)]
     items: Vec<KeysOnlySecret>,
+    #[serde(default)]
+    metadata: Value,
 }
 
 /// A Secret read without its values: serde skips each value as it parses.
@@ -147,28 +199,43 @@ async fn list_secrets(
 ) -> Result<Result<Vec<KubeObject>, String>, CollectError> {
     let info = KindInfo::lookup("Secret").expect("Secret is a known kind");
     let path = collection_path(info, Some(ns));
-    let req = http::Request::get(&path)
-        .body(Vec::new())
-        .map_err(|e| CollectError::Api(e.to_string()))?;
-    match client.request::<KeysOnlyList>(req).await {
-        Ok(l) => Ok(Ok(l
-            .items
-            .into_iter()
-            .map(|s| {
-                let mut meta = s.metadata;
-                if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                    a.remove("kubectl.kubernetes.io/last-applied-configuration");
-                }
-                if let Some(m) = meta.as_object_mut() {
-                    m.remove("managedFields");
-                }
-                let data: serde_json::Map<String, Value> = s.data.into_keys().map(|k| (k, Value::String(String::new()))).collect();
-                KubeObject(serde_json::json!({"kind": "Secret", "apiVersion": "v1", "metadata": meta, "type": s.type_, "data": data}))
-            })
-            .collect())),
-        Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404) => Ok(Err(format!("{} ({})", s.message, s.reason))),
-        Err(e) => Err(CollectError::Api(format!("GET {path}: {e}"))),
+    let mut secrets: Vec<KeysOnlySecret> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let req = http::Request::get(page_path(&path, token.as_deref()))
+            .body(Vec::new())
+            .map_err(|e| CollectError::Api(e.to_string()))?;
+        let l = match client.request::<KeysOnlyList>(req).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404) => {
+                return Ok(Err(format!("{} ({})", s.message, s.reason)))
+            }
+            Err(e) => return Err(CollectError::Api(format!("GET {path}: {e}"))),
+        };
+        token = continue_token(&l.metadata);
+        secrets.extend(l.items);
+        if token.is_none() {
+            break;
+        }
     }
+    Ok(Ok(secrets
+        .into_iter()
+        .map(|s| {
+            let mut meta = s.metadata;
+            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+            if let Some(m) = meta.as_object_mut() {
+                m.remove("managedFields");
+            }
+            let data: serde_json::Map<String, Value> = s
+                .data
+                .into_keys()
+                .map(|k| (k, Value::String(String::new())))
+                .collect();
+            KubeObject(serde_json::json!({"kind": "Secret", "apiVersion": "v1", "metadata": meta, "type": s.type_, "data": data}))
+        })
+        .collect()))
 }
 
 /// Adds the items of a List answer.
@@ -207,7 +274,7 @@ async fn list_all(
     let results: Vec<_> = stream::iter(jobs)
         .map(|(info, ns)| async move {
             let path = collection_path(info, ns.as_deref());
-            (info, ns, get_json(client, &path).await)
+            (info, ns, get_list(client, &path).await)
         })
         .buffer_unordered(12)
         .collect()
@@ -345,7 +412,7 @@ pub async fn collect(
             "{}?fieldSelector=involvedObject.kind%3DNode",
             collection_path(info, Some("default"))
         );
-        if let Fetch::Ok(v) = get_json(client, &path).await? {
+        if let Fetch::Ok(v) = get_list(client, &path).await? {
             push_items(&mut out, &v, info);
         }
     }
@@ -357,7 +424,7 @@ pub async fn collect(
                 "{}?labelSelector=k8s-app%3Dkube-dns",
                 collection_path(info, Some("kube-system"))
             );
-            match get_json(client, &path).await? {
+            match get_list(client, &path).await? {
                 Fetch::Ok(v) => {
                     push_items(&mut out, &v, info);
                 }
