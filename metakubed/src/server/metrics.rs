@@ -1,33 +1,104 @@
-//! Counters and latency percentiles for `/v1/stats` and `/metrics` (Prometheus text format).
+//! Counters and latency for `/v1/stats` (recent percentiles) and `/metrics` (the OpenMetrics
+//! text format, written by the prometheus-client crate: counters, a latency histogram with
+//! `_bucket`/`_sum`/`_count`, an uptime gauge).
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
-/// Keeps the last this many latencies for percentiles.
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Keeps the last this many latencies for the percentiles of `/v1/stats`.
 const WINDOW: usize = 4096;
 
 /// Daemon metrics.
-#[derive(Default)]
 pub struct Metrics {
     /// Diagnoses answered.
-    pub diagnoses: AtomicU64,
+    pub diagnoses: Counter,
     /// Diagnoses answered on the intuitive pathway.
-    pub intuitive: AtomicU64,
+    pub intuitive: Counter,
     /// Requests refused.
-    pub rejected: AtomicU64,
+    pub rejected: Counter,
     /// Feedback records accepted.
-    pub feedback: AtomicU64,
+    pub feedback: Counter,
     /// Handler panics caught.
-    pub panics: AtomicU64,
+    pub panics: Counter,
     /// Diagnoses stopped because their client went away.
-    pub abandoned: AtomicU64,
+    pub abandoned: Counter,
+    latency: Histogram,
+    uptime: Gauge<f64, AtomicU64>,
+    registry: Registry,
     latencies: Mutex<Vec<f64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let m = Metrics {
+            diagnoses: Counter::default(),
+            intuitive: Counter::default(),
+            rejected: Counter::default(),
+            feedback: Counter::default(),
+            panics: Counter::default(),
+            abandoned: Counter::default(),
+            // 1 ms to ~33 s.
+            latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            uptime: Gauge::default(),
+            registry: Registry::default(),
+            latencies: Mutex::new(Vec::new()),
+        };
+        let mut r = Registry::default();
+        let counters = [
+            ("metakube_diagnoses", "Diagnoses answered.", &m.diagnoses),
+            (
+                "metakube_diagnoses_intuitive",
+                "Diagnoses answered from episodic memory.",
+                &m.intuitive,
+            ),
+            (
+                "metakube_requests_rejected",
+                "Requests refused (bad input, protocol, size).",
+                &m.rejected,
+            ),
+            (
+                "metakube_diagnoses_abandoned",
+                "Diagnoses stopped because their client went away.",
+                &m.abandoned,
+            ),
+            (
+                "metakube_feedback",
+                "Feedback records accepted.",
+                &m.feedback,
+            ),
+            (
+                "metakube_handler_panics",
+                "Request handlers that panicked (answered 500).",
+                &m.panics,
+            ),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+        r.register(
+            "metakube_diagnose_duration_seconds",
+            "Time to answer a diagnosis, from request to answer.",
+            m.latency.clone(),
+        );
+        r.register(
+            "metakube_uptime_seconds",
+            "Seconds since the daemon started.",
+            m.uptime.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
 }
 
 impl Metrics {
     /// Records one diagnose latency in ms.
     pub fn observe(&self, ms: f64) {
+        self.latency.observe(ms / 1000.0);
         let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
         if l.len() == WINDOW {
             l.remove(0);
@@ -50,57 +121,12 @@ impl Metrics {
         l[i.min(l.len() - 1)]
     }
 
-    /// Prometheus text exposition.
+    /// The OpenMetrics text exposition.
     pub fn render(&self, uptime_s: f64) -> String {
+        self.uptime.set(uptime_s);
         let mut s = String::new();
-        let counter = |s: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        counter(
-            &mut s,
-            "metakube_diagnoses_total",
-            "Diagnoses answered.",
-            self.diagnoses.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut s,
-            "metakube_diagnoses_intuitive_total",
-            "Diagnoses answered from episodic memory.",
-            self.intuitive.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut s,
-            "metakube_requests_rejected_total",
-            "Requests refused (bad input, protocol, size).",
-            self.rejected.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut s,
-            "metakube_diagnoses_abandoned_total",
-            "Diagnoses stopped because their client went away.",
-            self.abandoned.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut s,
-            "metakube_feedback_total",
-            "Feedback records accepted.",
-            self.feedback.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut s,
-            "metakube_handler_panics_total",
-            "Request handlers that panicked (answered 500).",
-            self.panics.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(s, "# HELP metakube_diagnose_latency_ms Diagnose latency over the last {WINDOW} requests.\n# TYPE metakube_diagnose_latency_ms summary");
-        for q in [0.5, 0.9, 0.99] {
-            let _ = writeln!(
-                s,
-                "metakube_diagnose_latency_ms{{quantile=\"{q}\"}} {:.3}",
-                self.quantile(q)
-            );
-        }
-        let _ = writeln!(s, "# HELP metakube_uptime_seconds Seconds since the daemon started.\n# TYPE metakube_uptime_seconds gauge\nmetakube_uptime_seconds {uptime_s:.3}");
+        // Writing to a String cannot fail.
+        let _ = encode(&mut s, &self.registry);
         s
     }
 }
@@ -117,9 +143,25 @@ mod tests {
         }
         assert_eq!(m.quantile(0.5), 51.0);
         assert_eq!(m.quantile(0.99), 99.0);
-        m.diagnoses.fetch_add(3, Ordering::Relaxed);
+        m.diagnoses.inc_by(3);
         let text = m.render(1.0);
-        assert!(text.contains("metakube_diagnoses_total 3"));
-        assert!(text.contains("metakube_diagnose_latency_ms{quantile=\"0.5\"} 51.000"));
+        assert!(text.contains("metakube_diagnoses_total 3"), "{text}");
+        assert!(
+            text.contains("metakube_diagnose_duration_seconds_count 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metakube_diagnose_duration_seconds_sum 5.05"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metakube_diagnose_duration_seconds_bucket{le=\"0.064\"} 64"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE metakube_uptime_seconds gauge"),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
     }
 }

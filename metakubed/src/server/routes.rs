@@ -47,7 +47,7 @@ pub(super) fn error(
     code: ErrorCode,
     message: impl Into<String>,
 ) -> Resp {
-    state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    state.metrics.rejected.inc();
     let mut body = ErrorBody::new(code, message);
     if code == ErrorCode::ProtocolMismatch {
         body.server_protocols = vec![PROTOCOL];
@@ -64,7 +64,7 @@ pub async fn handle(
     match AssertUnwindSafe(route(state, req)).catch_unwind().await {
         Ok(r) => Ok(r),
         Err(_) => {
-            st.metrics.panics.fetch_add(1, Ordering::Relaxed);
+            st.metrics.panics.inc();
             error!("request handler panicked");
             Ok(error(
                 &st,
@@ -83,7 +83,10 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
         (Method::GET, "/v1/health") => health(&state),
         (Method::GET, "/v1/stats") => stats(&state).await,
         (Method::GET, "/metrics") => Response::builder()
-            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .header(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
             .body(full(state.metrics.render(state.started.elapsed().as_secs_f64())))
             .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
         (Method::POST, "/v1/diagnose") => diagnose(state, req).await,
@@ -139,9 +142,9 @@ async fn stats(state: &State) -> Resp {
     json(
         StatusCode::OK,
         &Stats {
-            diagnoses: m.diagnoses.load(Ordering::Relaxed),
-            intuitive: m.intuitive.load(Ordering::Relaxed),
-            rejected: m.rejected.load(Ordering::Relaxed),
+            diagnoses: m.diagnoses.get(),
+            intuitive: m.intuitive.get(),
+            rejected: m.rejected.get(),
             feedback_total: fb,
             diagnoses_stored: stored,
             latency_p50_ms: m.quantile(0.5),
@@ -296,7 +299,7 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             deadline,
         );
         if matches!(out, Err(crate::engine::EngineError::Abandoned)) {
-            st.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
+            st.metrics.abandoned.inc();
             info!("diagnosis abandoned: the client went away");
         }
         if let Ok(d) = &out {
@@ -328,9 +331,9 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
     match result {
         Ok(Ok((d, names))) => {
             let ms = start.elapsed().as_secs_f64() * 1000.0;
-            state.metrics.diagnoses.fetch_add(1, Ordering::Relaxed);
+            state.metrics.diagnoses.inc();
             if d.diagnosis.pathway == Pathway::Intuitive {
-                state.metrics.intuitive.fetch_add(1, Ordering::Relaxed);
+                state.metrics.intuitive.inc();
             }
             state.metrics.observe(ms);
             info!(id = %d.diagnosis.id, target = %d.diagnosis.target, pathway = ?d.diagnosis.pathway, ms, "diagnosed");
@@ -347,7 +350,7 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             e.to_string(),
         ),
         Err(e) if e.is_panic() => {
-            state.metrics.panics.fetch_add(1, Ordering::Relaxed);
+            state.metrics.panics.inc();
             error!("diagnosis panicked");
             error(&state, StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the diagnosis failed with an internal error; the daemon is still running (please report it with the snapshot)")
         }
@@ -705,7 +708,7 @@ async fn feedback(state: Arc<State>, req: Request<Incoming>) -> Resp {
     match res {
         Ok(Ok(Ok(r))) => {
             if !r.unchanged {
-                state.metrics.feedback.fetch_add(1, Ordering::Relaxed);
+                state.metrics.feedback.inc();
             }
             json(StatusCode::OK, &r)
         }
