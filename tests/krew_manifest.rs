@@ -3,11 +3,13 @@
 //! https archive URI, a sha256, a `bin` that the archive's `files` provide.
 
 use metakube_tests::repo_root;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn manifest() -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(repo_root().join("krew/metakube.yaml")).unwrap())
-        .unwrap()
+    serde_norway::from_str(
+        &std::fs::read_to_string(repo_root().join("krew/metakube.yaml")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]

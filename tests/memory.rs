@@ -288,7 +288,7 @@ fn learning_curve_repeats_are_answered_intuitively_without_losing_accuracy() {
 
 /// The root-cause object a corpus scenario expects, as (kind, namespace, name).
 fn expected_root(name: &str) -> (String, String, String) {
-    let y: serde_yaml::Value = serde_yaml::from_str(
+    let y: serde_norway::Value = serde_norway::from_str(
         &std::fs::read_to_string(scenario(name).join("expected.yaml")).unwrap(),
     )
     .unwrap();

@@ -87,7 +87,7 @@ fn run(root: &Path) -> Score {
         let truth: Value = if dir.join("truth.json").exists() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
         } else {
-            serde_yaml::from_str(&std::fs::read_to_string(dir.join("expected.yaml")).unwrap())
+            serde_norway::from_str(&std::fs::read_to_string(dir.join("expected.yaml")).unwrap())
                 .unwrap()
         };
         let target: ObjectRef = serde_json::from_value(truth["target"].clone()).unwrap();

@@ -32,7 +32,7 @@ pub fn diagnosis(w: &mut dyn Write, d: &Diagnosis, out: Output) -> std::io::Resu
             writeln!(w)
         }
         Output::Yaml => {
-            let y = serde_yaml::to_string(d).map_err(std::io::Error::other)?;
+            let y = serde_norway::to_string(d).map_err(std::io::Error::other)?;
             w.write_all(y.as_bytes())
         }
         Output::Text => text(w, d),

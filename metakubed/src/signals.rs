@@ -160,7 +160,7 @@ pub enum KnowledgeError {
         file: &'static str,
         /// Parser error.
         #[source]
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
     /// A regex does not compile.
     #[error("log pattern {class} has an invalid regex: {source}")]
@@ -177,7 +177,7 @@ impl LogPatterns {
     /// Parses and compiles templates.
     pub fn from_yaml(yaml: &str) -> Result<LogPatterns, KnowledgeError> {
         let specs: Vec<LogPatternSpec> =
-            serde_yaml::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
+            serde_norway::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
                 file: "log_patterns.yaml",
                 source,
             })?;

@@ -273,7 +273,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// Reads a scenario's expected target as (kind, namespace, name) from `expected.yaml`.
 pub fn expected_target(dir: &Path) -> (String, String, String) {
-    let y: serde_yaml::Value = serde_yaml::from_str(
+    let y: serde_norway::Value = serde_norway::from_str(
         &std::fs::read_to_string(dir.join("expected.yaml")).expect("expected.yaml"),
     )
     .expect("yaml");

@@ -168,7 +168,7 @@ pub fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
     let yaml = dir.join("expected.yaml");
     let t = std::fs::read_to_string(&yaml)
         .with_context(|| format!("{} has neither truth.json nor expected.yaml", dir.display()))?;
-    serde_yaml::from_str(&t).with_context(|| format!("{}", yaml.display()))
+    serde_norway::from_str(&t).with_context(|| format!("{}", yaml.display()))
 }
 
 fn score(cases: &[&CaseResult]) -> Score {

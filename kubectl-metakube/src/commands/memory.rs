@@ -16,7 +16,7 @@ fn print(out: &mut dyn Write, v: &Value, fmt: Output) -> anyhow::Result<bool> {
             Ok(true)
         }
         Output::Yaml => {
-            out.write_all(serde_yaml::to_string(v)?.as_bytes())?;
+            out.write_all(serde_norway::to_string(v)?.as_bytes())?;
             Ok(true)
         }
         Output::Text => Ok(false),

@@ -106,10 +106,11 @@ pub const WEIGHT_BOUNDS: (f64, f64) = (0.05, 1.0);
 impl DomainGraph {
     /// Parses domain knowledge.
     pub fn from_yaml(yaml: &str) -> Result<DomainGraph, KnowledgeError> {
-        let f: DomainFile = serde_yaml::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
-            file: "domain.yaml",
-            source,
-        })?;
+        let f: DomainFile =
+            serde_norway::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
+                file: "domain.yaml",
+                source,
+            })?;
         let mut weights = BTreeMap::new();
         for c in &f.causes {
             for (s, w) in &c.symptoms {

@@ -148,7 +148,7 @@ fn vocabulary() -> &'static Vocabulary {
     static V: OnceLock<Vocabulary> = OnceLock::new();
     V.get_or_init(|| {
         // Bundled and checked by the `vocabulary_parses` test: a failure here is a build bug.
-        let w: Words = serde_yaml::from_str(CORRECTION_WORDS_YAML).unwrap_or(Words {
+        let w: Words = serde_norway::from_str(CORRECTION_WORDS_YAML).unwrap_or(Words {
             notes: Vec::new(),
             kinds: Default::default(),
         });
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn vocabulary_parses() {
-        let w: Words = serde_yaml::from_str(CORRECTION_WORDS_YAML).unwrap();
+        let w: Words = serde_norway::from_str(CORRECTION_WORDS_YAML).unwrap();
         assert_eq!(vocabulary().notes.len(), w.notes.len());
         for (n, t) in w.notes.iter().zip(&vocabulary().notes) {
             let res = n

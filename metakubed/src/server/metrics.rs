@@ -51,30 +51,30 @@ impl Default for Metrics {
         };
         let mut r = Registry::default();
         let counters = [
-            ("metakube_diagnoses", "Diagnoses answered.", &m.diagnoses),
+            ("metakube_diagnoses", "Diagnoses answered", &m.diagnoses),
             (
                 "metakube_diagnoses_intuitive",
-                "Diagnoses answered from episodic memory.",
+                "Diagnoses answered from episodic memory",
                 &m.intuitive,
             ),
             (
                 "metakube_requests_rejected",
-                "Requests refused (bad input, protocol, size).",
+                "Requests refused (bad input, protocol, size)",
                 &m.rejected,
             ),
             (
                 "metakube_diagnoses_abandoned",
-                "Diagnoses stopped because their client went away.",
+                "Diagnoses stopped because their client went away",
                 &m.abandoned,
             ),
             (
                 "metakube_feedback",
-                "Feedback records accepted.",
+                "Feedback records accepted",
                 &m.feedback,
             ),
             (
                 "metakube_handler_panics",
-                "Request handlers that panicked (answered 500).",
+                "Request handlers that panicked (answered 500)",
                 &m.panics,
             ),
         ];
@@ -83,12 +83,12 @@ impl Default for Metrics {
         }
         r.register(
             "metakube_diagnose_duration_seconds",
-            "Time to answer a diagnosis, from request to answer.",
+            "Time to answer a diagnosis, from request to answer",
             m.latency.clone(),
         );
         r.register(
             "metakube_uptime_seconds",
-            "Seconds since the daemon started.",
+            "Seconds since the daemon started",
             m.uptime.clone(),
         );
         Metrics { registry: r, ..m }
@@ -163,5 +163,6 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
+        assert!(!text.contains(".."), "one full stop per help line: {text}");
     }
 }

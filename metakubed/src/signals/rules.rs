@@ -98,7 +98,7 @@ pub struct SymptomRules {
 impl SymptomRules {
     /// Parses and compiles templates.
     pub fn from_yaml(yaml: &str) -> Result<SymptomRules, KnowledgeError> {
-        let f: RulesFile = serde_yaml::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
+        let f: RulesFile = serde_norway::from_str(yaml).map_err(|source| KnowledgeError::Yaml {
             file: "symptom_rules.yaml",
             source,
         })?;
