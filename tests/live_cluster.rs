@@ -11,6 +11,19 @@ fn scenario() -> std::path::PathBuf {
     corpus_scenario("selector-mismatch-cascade-0")
 }
 
+/// `diagnose TARGET --kubeconfig KC -o json` against the fixture API server, parsed.
+fn live_diagnosis(socket: &std::path::Path, target: &str, kc: &std::path::Path) -> Value {
+    let args = [
+        "diagnose",
+        target,
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "-o",
+        "json",
+    ];
+    serde_json::from_str(&ok_stdout(&plugin(socket, &args))).unwrap()
+}
+
 #[test]
 fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
     let tmp = tempfile::tempdir().unwrap();
@@ -20,18 +33,7 @@ fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
     api.kubeconfig(&kc, &ns);
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let target = format!("{}/{}", kind.to_lowercase(), name);
-    let out = ok_stdout(&plugin(
-        &d.socket,
-        &[
-            "diagnose",
-            &target,
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-    ));
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v = live_diagnosis(&d.socket, &target, &kc);
     assert_eq!(
         v["target"]["namespace"],
         ns.as_str(),
@@ -277,18 +279,7 @@ fn lists_come_in_pages_and_every_page_is_read() {
         "{lists:?}"
     );
     // The diagnosis from the paged server is the one from the dump.
-    let live: Value = serde_json::from_str(&ok_stdout(&plugin(
-        &d.socket,
-        &[
-            "diagnose",
-            &target,
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-    )))
-    .unwrap();
+    let live = live_diagnosis(&d.socket, &target, &kc);
     assert_eq!(live["root_cause"]["object"]["name"], "redis", "{live}");
     assert_eq!(live["root_cause"]["reason"], "SelectorMatchesNoPods");
 }

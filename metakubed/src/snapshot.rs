@@ -103,6 +103,27 @@ pub struct Cluster {
 /// (namespace, label key, label value).
 type LabelKey = (String, String, String);
 
+/// Positions of objects by each (namespace, key, value) pair of a label map they carry.
+fn index_by_pairs<'a>(
+    objects: impl Iterator<
+        Item = (
+            &'a ObjectRef,
+            Option<&'a std::collections::BTreeMap<String, String>>,
+        ),
+    >,
+) -> HashMap<LabelKey, Vec<usize>> {
+    let mut by = HashMap::<LabelKey, Vec<usize>>::new();
+    for (i, (r, pairs)) in objects.enumerate() {
+        let ns = r.namespace.clone().unwrap_or_default();
+        for (k, v) in pairs.into_iter().flatten() {
+            by.entry((ns.clone(), k.clone(), v.clone()))
+                .or_default()
+                .push(i);
+        }
+    }
+    by
+}
+
 fn load<T: DeserializeOwned>(
     by_kind: &HashMap<&str, Vec<&metakube_shared::KubeObject>>,
     kind: &str,
@@ -550,29 +571,16 @@ impl Cluster {
 
     /// The selector indexes; rebuilt when a patched Pod or Service replaces the original.
     fn build_label_index(&mut self) {
-        let mut pods_by_label = HashMap::<LabelKey, Vec<usize>>::new();
-        for (i, p) in self.pods.iter().enumerate() {
-            let ns = p.r.namespace.clone().unwrap_or_default();
-            for (k, v) in p.o.metadata.labels.iter().flatten() {
-                pods_by_label
-                    .entry((ns.clone(), k.clone(), v.clone()))
-                    .or_default()
-                    .push(i);
-            }
-        }
-        self.pods_by_label = pods_by_label;
-        let mut services_by_selector = HashMap::<LabelKey, Vec<usize>>::new();
-        for (i, s) in self.services.iter().enumerate() {
-            let ns = s.r.namespace.clone().unwrap_or_default();
-            let sel = s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref());
-            for (k, v) in sel.into_iter().flatten() {
-                services_by_selector
-                    .entry((ns.clone(), k.clone(), v.clone()))
-                    .or_default()
-                    .push(i);
-            }
-        }
-        self.services_by_selector = services_by_selector;
+        self.pods_by_label = index_by_pairs(
+            self.pods
+                .iter()
+                .map(|p| (&p.r, p.o.metadata.labels.as_ref())),
+        );
+        self.services_by_selector = index_by_pairs(
+            self.services
+                .iter()
+                .map(|s| (&s.r, s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref()))),
+        );
         let mut pods_by_controller = HashMap::<ObjectRef, Vec<usize>>::new();
         for (i, p) in self.pods.iter().enumerate() {
             if let Some(o) = self.owner_of(&p.o.metadata) {
