@@ -232,3 +232,31 @@ fn shared_scenarios_accuracy() {
         s.n
     );
 }
+
+#[test]
+fn validating_a_fix_leaves_the_typed_cluster_as_it_was() {
+    // Each patch is tried in place and the original put back: the analysis after validation
+    // must be the analysis before it, signal for signal and finding for finding.
+    let k = Knowledge::builtin();
+    for name in [
+        "selector-mismatch-cascade-0",
+        "oom-at-startup-0",
+        "target-port-mismatch-0",
+    ] {
+        let dir = metakube_tests::scenario(name);
+        let (kind, ns, n) = metakube_tests::expected_target(&dir);
+        let snap = same_snapshot_either_way(&dir, &ObjectRef::new(&kind, &ns, &n));
+        let (mut cluster, before) =
+            metakubed::engine::analyze(&k, &snap, &mut Default::default()).unwrap();
+        let top = before.findings.first().cloned().unwrap();
+        let plan = metakubed::engine::validated_plan(&k, &snap, &mut cluster, &top);
+        assert!(
+            plan.iter()
+                .any(|r| r.patch.as_ref().is_some_and(|p| p.validated)),
+            "{name}: a patch validates"
+        );
+        let after = metakubed::engine::analyze_cluster(&k, &cluster, &mut Default::default());
+        assert_eq!(after.signals, before.signals, "{name}: signals changed");
+        assert_eq!(after.findings, before.findings, "{name}: findings changed");
+    }
+}

@@ -203,7 +203,7 @@ pub fn diagnose_unless(
     let start = Instant::now();
     snap.validate()?;
     let mut stages = BTreeMap::new();
-    let (cluster, mut analysis) = analyze(k, snap, &mut stages)?;
+    let (mut cluster, mut analysis) = analyze(k, snap, &mut stages)?;
     if abandoned() {
         return Err(EngineError::Abandoned);
     }
@@ -254,7 +254,7 @@ pub fn diagnose_unless(
     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
     let remediation = match &top {
         Some(f) if out_of_time => remediation::plan(f),
-        Some(f) => validated_plan(k, snap, &cluster, f),
+        Some(f) => validated_plan(k, snap, &mut cluster, f),
         None => Vec::new(),
     };
     lap(&mut stages, "remediation", t);
@@ -558,11 +558,13 @@ fn explain(f: &Finding, fixes: &[metakube_shared::Remediation]) -> String {
 }
 
 /// Plans fixes for a finding and validates each patch: the patched object must fit its
-/// k8s-openapi type and the patched snapshot must no longer show the cause.
+/// k8s-openapi type and the patched snapshot must no longer show the cause. Each patch is tried
+/// in place on the typed cluster and the original put back (a copy of a 20k-object cluster per
+/// patch cost more than the analysis it served); the cluster is as it was on return.
 pub fn validated_plan(
     k: &Knowledge,
     snap: &Snapshot,
-    cluster: &Cluster,
+    cluster: &mut Cluster,
     f: &Finding,
 ) -> Vec<metakube_shared::Remediation> {
     let mut plan = remediation::plan(f);
@@ -590,23 +592,28 @@ pub enum ValidationError {
 fn validate_patch(
     k: &Knowledge,
     snap: &Snapshot,
-    cluster: &Cluster,
+    cluster: &mut Cluster,
     f: &Finding,
     p: &metakube_shared::Patch,
 ) -> Result<(), ValidationError> {
+    // The last object of that name is the one the typed cluster holds (a repeated object in a
+    // snapshot replaces the earlier one), so putting it back restores the cluster exactly.
     let original = snap
         .objects
         .iter()
+        .rev()
         .find(|o| o.object_ref() == p.object)
         .ok_or_else(|| ValidationError::Missing(p.object.to_string()))?;
     let patched = remediation::apply(&original.0, &p.patch_type, &p.body)?;
     remediation::check_schema(&patched)?;
-    // Re-diagnose with only the patched object re-typed.
-    let mut after = cluster.clone();
-    after
+    // Re-diagnose with only the patched object re-typed, then put the original back.
+    cluster
         .replace(&KubeObject(patched))
         .map_err(|e| ValidationError::StillThere(e.to_string()))?;
-    let a = analyze_cluster(k, &after, &mut BTreeMap::new());
+    let a = analyze_cluster(k, cluster, &mut BTreeMap::new());
+    cluster
+        .replace(original)
+        .map_err(|e| ValidationError::StillThere(e.to_string()))?;
     if a.findings
         .iter()
         .any(|g| g.reason == f.reason && g.object == f.object && g.score >= MIN_ROOT_SCORE)
