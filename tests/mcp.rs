@@ -156,6 +156,15 @@ fn an_assistant_diagnoses_gives_feedback_and_searches_memory() {
     assert!(out.join(&ns).join("pods.json").is_file());
 }
 
+/// The text of a tool call that failed as a tool error (`isError: true`), not a protocol error.
+fn tool_error(r: &Value) -> String {
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    r["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error text: {r}"))
+        .to_string()
+}
+
 #[test]
 fn bad_calls_are_errors_and_the_server_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
@@ -166,25 +175,16 @@ fn bad_calls_are_errors_and_the_server_goes_on() {
     assert!(r["error"].is_object(), "{r}");
     // A missing argument and a dump that does not exist are tool errors with the CLI's words.
     let r = s.tool("diagnose", json!({}));
-    assert_eq!(r["result"]["isError"], true, "{r}");
-    assert!(r["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap()
-        .contains("target"));
+    assert!(tool_error(&r).contains("target"), "{r}");
     let missing = tmp.path().join("no-such-dump");
     let r = s.tool(
         "diagnose",
         json!({"target": "deploy/x", "from_dump": missing}),
     );
-    assert_eq!(r["result"]["isError"], true, "{r}");
-    let text = r["result"]["content"][0]["text"].as_str().unwrap();
+    let text = tool_error(&r);
     assert!(text.contains("no-such-dump"), "{text}");
     let r = s.tool("feedback", json!({"id": "nope", "fixed": true}));
-    assert_eq!(r["result"]["isError"], true, "{r}");
-    assert!(r["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap()
-        .contains("no diagnosis with id nope"));
+    assert!(tool_error(&r).contains("no diagnosis with id nope"), "{r}");
     // Still serving.
     let tools = s.call("tools/list", json!({}));
     assert!(tools["result"]["tools"].as_array().unwrap().len() >= 4);
@@ -233,14 +233,7 @@ fn apply_fix_needs_allow_fix_a_live_diagnosis_a_dry_run_and_confirmation() {
         .unwrap()
         .to_string();
     let r = s.tool("apply_fix", json!({"id": dump_id}));
-    assert_eq!(r["result"]["isError"], true, "{r}");
-    assert!(
-        r["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("no live diagnosis"),
-        "{r}"
-    );
+    assert!(tool_error(&r).contains("no live diagnosis"), "{r}");
     assert!(patches().is_empty());
 
     // Live: without confirm only the dry run reaches the API server.
@@ -280,14 +273,7 @@ fn apply_fix_needs_allow_fix_a_live_diagnosis_a_dry_run_and_confirmation() {
     assert!(audit.iter().all(|l| l["diagnosis_id"] == id.as_str()));
     // A fix that does not exist is named, and nothing more is sent.
     let r = s.tool("apply_fix", json!({"id": id, "index": 9}));
-    assert_eq!(r["result"]["isError"], true, "{r}");
-    assert!(
-        r["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("no fix 9"),
-        "{r}"
-    );
+    assert!(tool_error(&r).contains("no fix 9"), "{r}");
     assert_eq!(patches().len(), 3);
 }
 
