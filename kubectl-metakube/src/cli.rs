@@ -53,6 +53,9 @@ pub enum Command {
     Diagnose(DiagnoseArgs),
     /// Collect what a diagnosis sees and write it in the cluster-info dump layout
     Snapshot(SnapshotArgs),
+    /// Watch the cluster: detect faults as they happen, diagnose and group them into incidents,
+    /// and (with --remediate) act under guard
+    Watch(WatchArgs),
     /// Tell metakube whether a diagnosis was right, so it learns
     Feedback(FeedbackArgs),
     /// Serve metakube to AI assistants over the Model Context Protocol (stdio, or streamable
@@ -100,6 +103,61 @@ pub struct DiagnoseArgs {
     /// With --fix: do not ask for confirmation
     #[arg(long, short = 'y', requires = "fix")]
     pub yes: bool,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Watch every namespace (default: the namespace of -n or the context)
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// text: one line per incident (refreshed in place on a terminal); json: JSON Lines, one
+    /// line per incident change
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: WatchOutput,
+    /// Read watch events from this file (the API server's watch format, one JSON object a
+    /// line, objects with kind and apiVersion) instead of the cluster, and exit at its end
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["record", "remediate", "all_namespaces"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: container logs in the cluster-info dump layout (<ns>/<pod>/logs.txt)
+    #[arg(long, value_name = "DIR", requires = "replay")]
+    pub logs: Option<PathBuf>,
+    /// Write every watch event received to this file (replayable with --replay)
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Apply registry actions (scale, rollout restart/undo, resources, delete a pod) after the
+    /// API server's dry run, under cooldown, rate limit and circuit breaker, and verify them;
+    /// without it, fixes are only suggested
+    #[arg(long)]
+    pub remediate: bool,
+    /// Prometheus base URL (http://prometheus:9090): CPU and memory series for anomaly scoring
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Stop after this long (live); a replay stops at the end of its file
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// With --remediate: no second action on one object within this
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub cooldown: Duration,
+    /// With --remediate: at most this many actions per 10 minutes, cluster-wide
+    #[arg(long, default_value_t = 3)]
+    pub max_actions: usize,
+    /// With --remediate: stop acting after this many actions that did not clear their incident
+    #[arg(long, default_value_t = 2)]
+    pub breaker_after: u32,
+    /// With --remediate: an action must clear its incident within this, or it is rolled back
+    /// (where it can be) and the incident escalated
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub verify_within: Duration,
+}
+
+/// `watch -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchOutput {
+    /// One line per incident.
+    Text,
+    /// JSON Lines: one incident change a line.
+    Json,
 }
 
 /// `mcp`.

@@ -9,3 +9,4 @@ pub mod client;
 pub mod collect;
 pub mod commands;
 pub mod render;
+pub mod watch;

@@ -8,6 +8,7 @@
 //! agree on, and nothing more (like kube-rs's `kube-core`).
 
 pub mod diagnosis;
+pub mod incident;
 pub mod object;
 pub mod paths;
 pub mod protocol;
@@ -16,6 +17,10 @@ pub mod snapshot;
 pub use diagnosis::{
     Category, Diagnosis, Evidence, EvidenceSource, Hypothesis, MemoryReport, Patch, Pathway,
     Remediation, Risk, RootCause, SimilarEpisode, Symptom, Timings, Verdict,
+};
+pub use incident::{
+    ActionRecord, AnomalyReport, Detection, Incident, IncidentChange, IncidentKind, IncidentStatus,
+    IncidentUpdate, Trigger,
 };
 pub use object::{KindError, KindInfo, ObjectRef, TargetRef, KINDS};
 pub use protocol::{

@@ -35,6 +35,7 @@ pub struct LiveOptions {
 }
 
 /// A connected client and what it resolved.
+#[derive(Clone)]
 pub struct Connection {
     /// The client.
     pub client: kube::Client,
@@ -533,6 +534,39 @@ pub async fn apply_patch(
         CollectError::Api(format!(
             "PATCH {} ({}): {e}",
             r,
+            if dry_run {
+                "server-side dry run"
+            } else {
+                "apply"
+            }
+        ))
+    })
+}
+
+/// Deletes a pod (its controller recreates it); a server-side dry run when `dry_run`.
+pub async fn delete_pod(
+    client: &kube::Client,
+    pod: &ObjectRef,
+    dry_run: bool,
+) -> Result<Value, CollectError> {
+    if pod.kind != "Pod" {
+        return Err(CollectError::Api(format!(
+            "refusing to delete {pod}: only pods are deleted"
+        )));
+    }
+    let info = KindInfo::lookup("Pod").expect("Pod is a known kind");
+    let path = format!(
+        "{}/{}{}",
+        collection_path(info, pod.namespace.as_deref()),
+        pod.name,
+        if dry_run { "?dryRun=All" } else { "" }
+    );
+    let req = http::Request::delete(&path)
+        .body(Vec::new())
+        .map_err(|e| CollectError::Api(e.to_string()))?;
+    client.request::<Value>(req).await.map_err(|e| {
+        CollectError::Api(format!(
+            "DELETE {pod} ({}): {e}",
             if dry_run {
                 "server-side dry run"
             } else {

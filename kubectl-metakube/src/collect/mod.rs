@@ -391,44 +391,52 @@ pub fn is_cluster_dns(o: &KubeObject) -> bool {
 
 /// The latest timestamp in a set of objects: for a dump, "now" as of when it was taken.
 pub fn latest_timestamp(objects: &[KubeObject]) -> Option<Timestamp> {
-    fn walk(v: &Value, best: &mut Option<Timestamp>) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    if let (true, Some(s)) = (
-                        matches!(
-                            k.as_str(),
-                            "lastTimestamp"
-                                | "eventTime"
-                                | "lastObservedTime"
-                                | "finishedAt"
-                                | "startedAt"
-                                | "lastTransitionTime"
-                                | "creationTimestamp"
-                                | "lastHeartbeatTime"
-                                | "lastProbeTime"
-                        ),
-                        x.as_str(),
-                    ) {
-                        if let Ok(t) = s.parse::<Timestamp>() {
-                            if best.is_none_or(|b| t > b) {
-                                *best = Some(t);
-                            }
-                        }
-                    } else {
-                        walk(x, best);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, best)),
-            _ => {}
-        }
-    }
     let mut best = None;
     for o in objects {
-        walk(&o.0, &mut best);
+        latest_walk(&o.0, &mut best);
     }
     best
+}
+
+/// The latest timestamp in one object's JSON.
+pub fn latest_in(v: &Value) -> Option<Timestamp> {
+    let mut best = None;
+    latest_walk(v, &mut best);
+    best
+}
+
+fn latest_walk(v: &Value, best: &mut Option<Timestamp>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if let (true, Some(s)) = (
+                    matches!(
+                        k.as_str(),
+                        "lastTimestamp"
+                            | "eventTime"
+                            | "lastObservedTime"
+                            | "finishedAt"
+                            | "startedAt"
+                            | "lastTransitionTime"
+                            | "creationTimestamp"
+                            | "lastHeartbeatTime"
+                            | "lastProbeTime"
+                    ),
+                    x.as_str(),
+                ) {
+                    if let Ok(t) = s.parse::<Timestamp>() {
+                        if best.is_none_or(|b| t > b) {
+                            *best = Some(t);
+                        }
+                    }
+                } else {
+                    latest_walk(x, best);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| latest_walk(x, best)),
+        _ => {}
+    }
 }
 
 /// Resolves the target reference in the namespace of the request.

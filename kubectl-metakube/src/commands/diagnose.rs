@@ -260,11 +260,6 @@ pub(crate) fn audit(
         Audited::Failed(e) => ("failed", Some(e)),
         Audited::DryRun => ("dry_run_accepted", None),
     };
-    let path =
-        metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("audit.log");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let line = json!({
         "time": jiff::Timestamp::now().to_string(),
         "user_uid": rustix::process::getuid().as_raw(),
@@ -278,6 +273,36 @@ pub(crate) fn audit(
         "result": result,
         "error": error,
     });
+    append_audit(&line)
+}
+
+/// Appends a deleted (or failed to delete) pod to the audit log.
+pub(crate) fn audit_delete(
+    d: &Diagnosis,
+    pod: &metakube_shared::ObjectRef,
+    conn: &live::Connection,
+    error: Option<String>,
+) -> anyhow::Result<()> {
+    append_audit(&json!({
+        "time": jiff::Timestamp::now().to_string(),
+        "user_uid": rustix::process::getuid().as_raw(),
+        "context": conn.context,
+        "cluster": conn.cluster_url,
+        "diagnosis_id": d.id,
+        "root_cause": d.root_cause,
+        "object": pod,
+        "action": "delete_pod",
+        "result": if error.is_some() { "failed" } else { "applied" },
+        "error": error,
+    }))
+}
+
+fn append_audit(line: &serde_json::Value) -> anyhow::Result<()> {
+    let path =
+        metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("audit.log");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

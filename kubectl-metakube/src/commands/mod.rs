@@ -11,6 +11,7 @@ pub mod learn;
 pub mod mcp;
 pub mod memory;
 pub mod snapshot;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

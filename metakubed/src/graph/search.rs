@@ -2231,8 +2231,10 @@ impl<'a> Search<'a> {
         if !(has_cond || named) {
             return None;
         }
-        // A node condition alone is a red herring unless the target's pods suffer from it.
-        if sig.object.kind == "Node" {
+        // A node condition alone is a red herring unless the target's pods suffer from it —
+        // or the node is what was asked about: then its own condition is the fault.
+        let asked = self.c.target.kind == "Node" && self.c.target.name == node_name;
+        if sig.object.kind == "Node" && !asked {
             let suffering = scope.iter().filter(|r| r.kind == "Pod").any(|p| {
                 self.g
                     .neighbors(p, Edge::RunsOn, Direction::Outgoing)

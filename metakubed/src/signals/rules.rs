@@ -468,6 +468,12 @@ fn recovered(c: &Cluster, r: &ObjectRef, e: &Event) -> bool {
     let Some(t) = event_last_seen(e) else {
         return false;
     };
+    // The object's own state says it recovered after the event: a pod Ready, a Deployment
+    // Available since then (the kubelet and the deployment controller set these conditions
+    // from what they see now; an event only says what happened then).
+    if ready_since(c, r).is_some_and(|since| since >= t) {
+        return true;
+    }
     c.events_for(r).any(|o| {
         o.o.type_.as_deref() == Some("Normal")
             && matches!(
@@ -486,6 +492,56 @@ fn recovered(c: &Cluster, r: &ObjectRef, e: &Event) -> bool {
             )
             && event_last_seen(&o.o).is_some_and(|ot| ot >= t)
     })
+}
+
+/// Since when a pod has been Ready, or a Deployment Available.
+fn ready_since(c: &Cluster, r: &ObjectRef) -> Option<jiff::Timestamp> {
+    let ns = r.namespace.as_deref().unwrap_or("");
+    let (conditions, wanted) = match r.kind.as_str() {
+        "Pod" => (
+            c.pod(ns, &r.name)?
+                .o
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .map(|x| {
+                    (
+                        x.type_.as_str(),
+                        x.status.as_str(),
+                        x.last_transition_time.as_ref(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            "Ready",
+        ),
+        "Deployment" => (
+            c.deployments
+                .iter()
+                .find(|d| d.r == *r)?
+                .o
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .map(|x| {
+                    (
+                        x.type_.as_str(),
+                        x.status.as_str(),
+                        x.last_transition_time.as_ref(),
+                    )
+                })
+                .collect(),
+            "Available",
+        ),
+        _ => return None,
+    };
+    conditions
+        .into_iter()
+        .find(|(ty, status, _)| *ty == wanted && *status == "True")
+        .and_then(|(_, _, t)| t.map(|t| t.0))
 }
 
 #[cfg(test)]
