@@ -343,8 +343,10 @@ def synthetic(out, workloads=40, minutes=60, seed=7, faults=None):
                     s.emit("MODIFIED", node_obj(n, t))
             # Healthy churn: a rolling update, a probe blip, normal events.
             r = rnd.random()
+            busy = {info["app"].name for info in active.values() if "app" in info}
+            calm = [a for a in apps[:workloads] if a.name not in busy]
             if r < 0.15:
-                a = rnd.choice(apps[:workloads])
+                a = rnd.choice(calm)
                 a.rev += 1
                 s.emit("ADDED", a.replicaset(t))
                 old = a.pods
@@ -363,7 +365,7 @@ def synthetic(out, workloads=40, minutes=60, seed=7, faults=None):
                 s.emit("ADDED", event(a.ns, a.name, "Deployment", a.name, "ScalingReplicaSet",
                                       f"Scaled up replica set {a.rs_name()} to {a.replicas}", t, comp="deployment-controller"))
             elif r < 0.22:
-                a = rnd.choice(apps[:workloads])
+                a = rnd.choice(calm)
                 p = rnd.choice(a.pods)
                 s.emit("ADDED", event(a.ns, a.name, "Pod", p[0], "Unhealthy",
                                       "Readiness probe failed: HTTP probe failed with statuscode: 503", t, typ="Warning", count=1))

@@ -1,6 +1,8 @@
 //! A local HTTP server that answers the real Kubernetes REST paths from a fixture dump:
 //! lists (`/api/v1/namespaces/{ns}/pods`, `/apis/apps/v1/namespaces/{ns}/deployments`, …),
-//! gets, pod logs (`…/pods/{name}/log?container=C`), and PATCH (recorded; dry runs honoured).
+//! gets, pod logs (`…/pods/{name}/log?container=C`), PATCH (applied unless a dry run, and
+//! recorded), and watch streams (`?watch=true`: the changes after a resourceVersion as chunked
+//! JSON lines, BOOKMARKs when asked, `410 Gone` for a resourceVersion older than the server keeps).
 //! It binds 127.0.0.1 only, so the kube-rs path is exercised without a cluster.
 
 use std::collections::BTreeMap;
@@ -8,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kubectl_metakube::collect::dump::read_dump;
 use metakube_shared::{KindInfo, KubeObject};
@@ -26,9 +29,21 @@ pub struct Seen {
     pub body: String,
 }
 
+/// Follow-up changes a patch causes (what the cluster's controllers would do next): the
+/// object patched in, `(type, object)` watch events out.
+pub type OnPatch = Arc<dyn Fn(&Value) -> Vec<(&'static str, Value)> + Send + Sync>;
+
 #[derive(Default)]
 struct Data {
     objects: Vec<KubeObject>,
+    /// Every change as a watch event: (resourceVersion, kind, namespace, event).
+    journal: Vec<(u64, String, Option<String>, Value)>,
+    rv: u64,
+    /// A watch from a resourceVersion older than this is answered 410 Gone.
+    oldest: u64,
+    on_patch: Option<OnPatch>,
+    /// How long a watch stays open (the API server's `timeoutSeconds`, shortened).
+    watch_for: Duration,
     logs: BTreeMap<(String, String, String), String>,
     forbidden: Vec<String>,
     seen: Vec<Seen>,
@@ -78,6 +93,9 @@ impl ApiServer {
             forbidden: forbidden.iter().map(|s| s.to_string()).collect(),
             seen: Vec::new(),
             page_cap,
+            rv: 100,
+            watch_for: Duration::from_secs(2),
+            ..Default::default()
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -98,6 +116,23 @@ impl ApiServer {
         self.data.lock().expect("lock").seen.clone()
     }
 
+    /// Makes a change, as the API server would: a new resourceVersion, the object stored (or
+    /// removed), and a watch event for watchers.
+    pub fn push(&self, typ: &str, object: Value) {
+        push(&mut self.data.lock().expect("lock"), typ, object);
+    }
+
+    /// Forgets the history so far: a watch resuming from before now gets `410 Gone`.
+    pub fn compact(&self) {
+        let mut d = self.data.lock().expect("lock");
+        d.oldest = d.rv + 1;
+    }
+
+    /// What the cluster does after a patch is applied (pods recover, …).
+    pub fn on_patch(&self, f: OnPatch) {
+        self.data.lock().expect("lock").on_patch = Some(f);
+    }
+
     /// Writes a kubeconfig pointing at this server, with `namespace` as the context's default.
     pub fn kubeconfig(&self, path: &Path, namespace: &str) {
         let kc = format!(
@@ -106,6 +141,136 @@ impl ApiServer {
         );
         std::fs::write(path, kc).expect("write kubeconfig");
     }
+}
+
+fn push(d: &mut Data, typ: &str, mut object: Value) {
+    d.rv += 1;
+    object["metadata"]["resourceVersion"] = json!(d.rv.to_string());
+    let o = KubeObject(object.clone());
+    let r = o.object_ref();
+    d.objects.retain(|x| x.object_ref() != r);
+    if typ != "DELETED" {
+        d.objects.push(o);
+    }
+    let rv = d.rv;
+    d.journal.push((
+        rv,
+        r.kind.clone(),
+        r.namespace.clone(),
+        json!({"type": typ, "object": object}),
+    ));
+}
+
+/// Applies a PATCH to the stored object (JSON patch, or a merge patch for merge and strategic
+/// bodies) and runs the follow-up hook.
+fn apply_patch(
+    d: &mut Data,
+    info: &KindInfo,
+    ns: Option<&str>,
+    name: &str,
+    ctype: &str,
+    body: &str,
+) {
+    let Some(o) = d
+        .objects
+        .iter()
+        .find(|o| o.kind() == info.kind && o.namespace() == ns && o.name() == name)
+    else {
+        return;
+    };
+    let mut v = o.0.clone();
+    let Ok(p) = serde_json::from_str::<Value>(body) else {
+        return;
+    };
+    if ctype.starts_with("application/json-patch") {
+        let Ok(ops) = serde_json::from_value::<json_patch::Patch>(p) else {
+            return;
+        };
+        if json_patch::patch(&mut v, &ops).is_err() {
+            return;
+        }
+    } else {
+        json_patch::merge(&mut v, &p);
+    }
+    push(d, "MODIFIED", v.clone());
+    if let Some(hook) = d.on_patch.clone() {
+        for (typ, o) in hook(&v) {
+            push(d, typ, o);
+        }
+    }
+}
+
+fn chunk(stream: &mut TcpStream, line: &Value) -> std::io::Result<()> {
+    let mut body = serde_json::to_vec(line).unwrap_or_default();
+    body.push(b'\n');
+    write!(stream, "{:x}\r\n", body.len())?;
+    stream.write_all(&body)?;
+    stream.write_all(b"\r\n")?;
+    stream.flush()
+}
+
+/// A watch: the journal's events of this kind (and namespace) after `resourceVersion`, then new
+/// ones as they come, until the watch times out (with a BOOKMARK first when asked).
+fn serve_watch(
+    stream: &mut TcpStream,
+    data: &Mutex<Data>,
+    info: &KindInfo,
+    ns: Option<&str>,
+    q: &BTreeMap<&str, String>,
+) -> std::io::Result<()> {
+    write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")?;
+    let mut from: u64 = q
+        .get("resourceVersion")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let (oldest, wait) = {
+        let d = data.lock().expect("lock");
+        (d.oldest, d.watch_for)
+    };
+    if from < oldest {
+        chunk(
+            stream,
+            &json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": format!("too old resource version: {from} ({oldest})"), "reason": "Expired", "code": 410}}),
+        )?;
+        stream.write_all(b"0\r\n\r\n")?;
+        return stream.flush();
+    }
+    let node_events =
+        q.get("fieldSelector").map(String::as_str) == Some("involvedObject.kind=Node");
+    let until = Instant::now() + wait;
+    loop {
+        let lines: Vec<(u64, Value)> = {
+            let d = data.lock().expect("lock");
+            d.journal
+                .iter()
+                .filter(|(rv, kind, n, ev)| {
+                    *rv > from
+                        && kind == info.kind
+                        && (ns.is_none() || n.as_deref() == ns)
+                        && (!node_events
+                            || ev.pointer("/object/involvedObject/kind") == Some(&json!("Node")))
+                })
+                .map(|(rv, _, _, ev)| (*rv, ev.clone()))
+                .collect()
+        };
+        for (rv, ev) in lines {
+            chunk(stream, &ev)?;
+            from = rv;
+        }
+        if Instant::now() >= until {
+            if q.get("allowWatchBookmarks").map(String::as_str) == Some("true") {
+                let rv = data.lock().expect("lock").rv.max(from);
+                chunk(
+                    stream,
+                    &json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": rv.to_string()}}}),
+                )?;
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stream.write_all(b"0\r\n\r\n")?;
+    stream.flush()
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, String, Value) {
@@ -143,14 +308,41 @@ fn serve(mut stream: TcpStream, data: &Mutex<Data>) -> std::io::Result<()> {
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
     let body = String::from_utf8_lossy(&body).to_string();
-    let (code, ct, payload) = {
+    let watch = {
         let mut d = data.lock().expect("lock");
         d.seen.push(Seen {
             method: method.clone(),
             path: target.clone(),
-            content_type: ctype,
+            content_type: ctype.clone(),
             body: body.clone(),
         });
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let q = query_map(query);
+        let (info, ns, name) = resource(path);
+        if let (Some(info), Some(name), "PATCH", false) =
+            (info, name, method.as_str(), q.contains_key("dryRun"))
+        {
+            apply_patch(&mut d, info, ns.as_deref(), &name, &ctype, &body);
+        }
+        match info {
+            Some(info) if matches!(q.get("watch").map(String::as_str), Some("true" | "1")) => {
+                Some((
+                    info,
+                    ns,
+                    q.into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect::<BTreeMap<String, String>>(),
+                ))
+            }
+            _ => None,
+        }
+    };
+    if let Some((info, ns, q)) = watch {
+        let q: BTreeMap<&str, String> = q.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        return serve_watch(&mut stream, data, info, ns.as_deref(), &q);
+    }
+    let (code, ct, payload) = {
+        let d = data.lock().expect("lock");
         route(&d, &method, &target, &body)
     };
     let bytes = match payload {
@@ -162,13 +354,33 @@ fn serve(mut stream: TcpStream, data: &Mutex<Data>) -> std::io::Result<()> {
     stream.flush()
 }
 
-fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Value) {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let q: BTreeMap<&str, String> = query
+fn query_map(query: &str) -> BTreeMap<&str, String> {
+    query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k, v.replace("%3D", "=").replace("%2C", ",")))
-        .collect();
+        .collect()
+}
+
+/// The kind, namespace and name a REST path names (`/api/v1/namespaces/ns/pods/x`).
+fn resource(path: &str) -> (Option<&'static KindInfo>, Option<String>, Option<String>) {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", _v, rest @ ..] => rest,
+        ["apis", _g, _v, rest @ ..] => rest,
+        _ => return (None, None, None),
+    };
+    let (ns, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+        r => (None, r),
+    };
+    let info = rest.first().and_then(|p| KindInfo::from_list_file(p));
+    (info, ns, rest.get(1).map(|n| n.to_string()))
+}
+
+fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Value) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let q = query_map(query);
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     // /api/v1/... or /apis/group/version/...
     let rest: &[&str] = match segs.as_slice() {
@@ -238,7 +450,7 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
             };
             let page = limit.min(d.page_cap).max(1);
             let to = from.saturating_add(page).min(items.len());
-            let mut metadata = json!({"resourceVersion": "4242"});
+            let mut metadata = json!({"resourceVersion": d.rv.to_string()});
             if to < items.len() {
                 metadata["continue"] = json!(format!("page-{to}"));
                 metadata["remainingItemCount"] = json!(items.len() - to);

@@ -463,13 +463,6 @@ async fn diagnose(
             )?
         }
     };
-    if let Ok(dir) = std::env::var("MK_DEBUG_SNAPS") {
-        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-        let _ = std::fs::write(
-            format!("{dir}/{n:04}-{}.json", target.name),
-            serde_json::to_vec(&snapshot).unwrap(),
-        );
-    }
     let req = DiagnoseRequest {
         snapshot,
         options: DiagnoseOptions {

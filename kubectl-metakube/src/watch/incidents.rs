@@ -39,7 +39,8 @@ struct Looked {
 struct Entry {
     incident: Incident,
     key: String,
-    current: BTreeSet<ObjectRef>,
+    /// Targets that show its fault now, each with the symptoms it joined with.
+    current: BTreeMap<ObjectRef, BTreeSet<String>>,
 }
 
 /// Settings of the grouping.
@@ -66,7 +67,7 @@ pub struct Incidents {
     policy: Policy,
     entries: Vec<Entry>,
     by_key: HashMap<String, usize>,
-    of_target: HashMap<ObjectRef, usize>,
+    of_target: HashMap<ObjectRef, BTreeSet<usize>>,
     looked: HashMap<ObjectRef, Looked>,
 }
 
@@ -117,6 +118,12 @@ impl Incidents {
     }
 
     /// Records the diagnosis of a suspect; returns the lines to print.
+    ///
+    /// A target belongs to every incident whose symptoms it still shows: a symptom it did not
+    /// have before (a pod NotReady on a failed node, on top of an image that cannot be pulled)
+    /// joins the incident of the new diagnosis and leaves the old one open; the same symptoms
+    /// explained anew move the target (and, when it was the incident's only target, the
+    /// incident keeps its id with the new explanation: one fault, one incident).
     pub fn record(
         &mut self,
         target: &ObjectRef,
@@ -126,80 +133,115 @@ impl Incidents {
         index: u64,
         now: Timestamp,
     ) -> Vec<IncidentUpdate> {
+        let reasons = suspect.reasons();
         self.looked.insert(
             target.clone(),
             Looked {
                 at: now,
-                reasons: suspect.reasons(),
+                reasons: reasons.clone(),
             },
         );
         let mut out = Vec::new();
-        let key = key_of(&d, target, suspect);
-        let old = self.of_target.get(target).copied();
-        let Some(key) = key else {
-            // Diagnosed healthy: it leaves any incident it was in.
-            if let Some(i) = old {
+        let member_of: Vec<usize> = self
+            .of_target
+            .get(target)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let Some(key) = key_of(&d, target, suspect) else {
+            // Diagnosed healthy: it leaves every incident it was in.
+            for i in member_of {
                 self.leave(i, target, now, &mut out);
             }
             return out;
         };
         let existing = self.by_key.get(&key).copied();
-        let idx = match (old, existing) {
-            (Some(i), Some(j)) if i == j => {
-                let e = &mut self.entries[i];
-                let changed = diagnosis_changed(&e.incident.diagnosis, &d)
-                    || anomaly_changed(&e.incident.anomaly, &suspect.anomaly);
-                refresh(e, target, suspect, d, now);
-                if changed {
-                    out.push(update(e, IncidentChange::Updated));
-                }
-                return out;
-            }
-            // Its only target was re-diagnosed with another cause: the same incident, now
-            // explained differently (one fault, one incident).
-            (Some(i), None) if self.entries[i].current.len() == 1 => {
-                let e = &mut self.entries[i];
-                self.by_key.remove(&e.key);
-                e.key = key.clone();
-                self.by_key.insert(key, i);
-                refresh(e, target, suspect, d, now);
+        if let Some(j) = existing.filter(|j| member_of.contains(j)) {
+            let e = &mut self.entries[j];
+            let changed = diagnosis_changed(&e.incident.diagnosis, &d)
+                || anomaly_changed(&e.incident.anomaly, &suspect.anomaly);
+            e.current.insert(target.clone(), reasons);
+            refresh(e, target, suspect, d, now);
+            if changed {
                 out.push(update(e, IncidentChange::Updated));
-                return out;
             }
-            (Some(i), _) => {
-                self.leave(i, target, now, &mut out);
-                existing
-            }
-            (None, _) => existing,
-        };
-        match idx {
-            Some(j) => {
-                let e = &mut self.entries[j];
-                let reopened = e.incident.status == IncidentStatus::Resolved;
-                if reopened && now.duration_since(e.incident.last_seen) > self.policy.reopen_within
-                {
-                    // Long gone: a new incident of the same fault.
-                    self.by_key.remove(&key);
-                    out.push(self.open(key, target, suspect, d, onset, index, now));
+            return out;
+        }
+        let known: BTreeSet<String> = member_of
+            .iter()
+            .filter_map(|i| self.entries[*i].current.get(target))
+            .flatten()
+            .cloned()
+            .collect();
+        let fresh: BTreeSet<String> = reasons.difference(&known).cloned().collect();
+        if !member_of.is_empty() && fresh.is_empty() {
+            // The same symptoms, explained anew.
+            if let ([i], None) = (member_of.as_slice(), existing) {
+                if self.entries[*i].current.len() == 1 {
+                    let e = &mut self.entries[*i];
+                    self.by_key.remove(&e.key);
+                    e.key = key.clone();
+                    self.by_key.insert(key, *i);
+                    e.current.insert(target.clone(), reasons);
+                    refresh(e, target, suspect, d, now);
+                    out.push(update(e, IncidentChange::Updated));
                     return out;
                 }
-                e.current.insert(target.clone());
-                if !e.incident.affected.contains(target) {
-                    e.incident.affected.push(target.clone());
-                }
-                e.incident.status = IncidentStatus::Open;
-                refresh(e, target, suspect, d, now);
-                self.of_target.insert(target.clone(), j);
-                let change = if reopened {
-                    IncidentChange::Reopened
-                } else {
-                    IncidentChange::Updated
-                };
-                out.push(update(&self.entries[j], change));
             }
-            None => out.push(self.open(key, target, suspect, d, onset, index, now)),
+            for i in member_of {
+                self.leave(i, target, now, &mut out);
+            }
+            self.join(
+                key, existing, target, reasons, suspect, d, onset, index, now, &mut out,
+            );
+            return out;
         }
+        // New symptoms (or a first diagnosis): join or open the incident they point to.
+        let with = if member_of.is_empty() { reasons } else { fresh };
+        self.join(
+            key, existing, target, with, suspect, d, onset, index, now, &mut out,
+        );
         out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        key: String,
+        existing: Option<usize>,
+        target: &ObjectRef,
+        reasons: BTreeSet<String>,
+        suspect: &Suspect,
+        d: Diagnosis,
+        onset: (u64, Timestamp),
+        index: u64,
+        now: Timestamp,
+        out: &mut Vec<IncidentUpdate>,
+    ) {
+        let Some(j) = existing else {
+            out.push(self.open(key, target, reasons, suspect, d, onset, index, now));
+            return;
+        };
+        let e = &mut self.entries[j];
+        let reopened = e.incident.status == IncidentStatus::Resolved;
+        if reopened && now.duration_since(e.incident.last_seen) > self.policy.reopen_within {
+            // Long gone: a new incident of the same fault.
+            self.by_key.remove(&key);
+            out.push(self.open(key, target, reasons, suspect, d, onset, index, now));
+            return;
+        }
+        e.current.insert(target.clone(), reasons);
+        if !e.incident.affected.contains(target) {
+            e.incident.affected.push(target.clone());
+        }
+        e.incident.status = IncidentStatus::Open;
+        refresh(e, target, suspect, d, now);
+        self.of_target.entry(target.clone()).or_default().insert(j);
+        let change = if reopened {
+            IncidentChange::Reopened
+        } else {
+            IncidentChange::Updated
+        };
+        out.push(update(&self.entries[j], change));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -207,6 +249,7 @@ impl Incidents {
         &mut self,
         key: String,
         target: &ObjectRef,
+        reasons: BTreeSet<String>,
         suspect: &Suspect,
         d: Diagnosis,
         onset: (u64, Timestamp),
@@ -248,10 +291,10 @@ impl Incidents {
         self.entries.push(Entry {
             incident,
             key: key.clone(),
-            current: BTreeSet::from([target.clone()]),
+            current: BTreeMap::from([(target.clone(), reasons)]),
         });
         self.by_key.insert(key, i);
-        self.of_target.insert(target.clone(), i);
+        self.of_target.entry(target.clone()).or_default().insert(i);
         update(&self.entries[i], IncidentChange::Opened)
     }
 
@@ -262,7 +305,12 @@ impl Incidents {
         now: Timestamp,
         out: &mut Vec<IncidentUpdate>,
     ) {
-        self.of_target.remove(target);
+        if let Some(s) = self.of_target.get_mut(target) {
+            s.remove(&i);
+            if s.is_empty() {
+                self.of_target.remove(target);
+            }
+        }
         let e = &mut self.entries[i];
         e.current.remove(target);
         if e.current.is_empty() && e.incident.status == IncidentStatus::Open {
@@ -272,24 +320,26 @@ impl Incidents {
         }
     }
 
-    /// Targets no longer suspect leave their incidents (an incident left with none resolves);
-    /// open incidents are marked seen now.
+    /// Targets leave the incidents whose symptoms they no longer show (an incident left with
+    /// none resolves); open incidents are marked seen now.
     pub fn sweep(
         &mut self,
         suspects: &BTreeMap<ObjectRef, Suspect>,
         now: Timestamp,
     ) -> Vec<IncidentUpdate> {
         let mut out = Vec::new();
-        let gone: Vec<(ObjectRef, usize)> = self
-            .of_target
-            .iter()
-            .filter(|(t, _)| !suspects.contains_key(*t))
-            .map(|(t, i)| (t.clone(), *i))
-            .collect();
-        let mut gone = gone;
-        gone.sort();
-        for (t, i) in gone {
-            self.looked.remove(&t);
+        let mut gone: Vec<(usize, ObjectRef)> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            for (t, joined_with) in &e.current {
+                let still = suspects
+                    .get(t)
+                    .is_some_and(|s| !s.reasons().is_disjoint(joined_with));
+                if !still {
+                    gone.push((i, t.clone()));
+                }
+            }
+        }
+        for (i, t) in gone {
             self.leave(i, &t, now, &mut out);
         }
         self.looked.retain(|t, _| suspects.contains_key(t));

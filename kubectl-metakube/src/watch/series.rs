@@ -160,7 +160,7 @@ impl Series {
             }
         }
         self.streak.retain(|_, s| *s > 0);
-        for (_, win) in &windows {
+        for win in windows.values() {
             self.hst.update(&win.instance());
         }
         for s in scores {
