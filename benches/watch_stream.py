@@ -328,10 +328,25 @@ def synthetic(out, workloads=40, minutes=60, seed=7, faults=None):
             schedule.setdefault(start, []).append(fam)
     active = {}
 
+    def endpoints(a, t):
+        # The endpoints controller: ready pods in addresses, the others in notReadyAddresses.
+        port = 6379 if a.name == "redis" else 8080
+        ready = [p for p in a.pods if p[3] in ("ok", "restarted")]
+        not_ready = [p for p in a.pods if p[3] not in ("ok", "restarted")]
+        sub = {"ports": [{"port": port, "protocol": "TCP"}]}
+        if ready:
+            sub["addresses"] = [{"ip": "10.1.0.%d" % k, "targetRef": {"kind": "Pod", "namespace": a.ns, "name": p[0]}} for k, p in enumerate(ready)]
+        if not_ready:
+            sub["notReadyAddresses"] = [{"ip": "10.1.1.%d" % k, "targetRef": {"kind": "Pod", "namespace": a.ns, "name": p[0]}} for k, p in enumerate(not_ready)]
+        s.emit("MODIFIED", {"kind": "Endpoints", "apiVersion": "v1",
+                            "metadata": meta(a.name, a.ns, T0, annotations={"endpoints.kubernetes.io/last-change-trigger-time": ts(t)}),
+                            "subsets": [sub]})
+
     def pods_update(a, t, state, created=None):
         for p in a.pods:
             p[3] = state
             s.emit("MODIFIED", a.pod(p, t, created or t - timedelta(hours=2)))
+        endpoints(a, t)
 
     for minute in range(minutes):
         for sec in range(0, 60, 10):
@@ -426,6 +441,7 @@ def synthetic(out, workloads=40, minutes=60, seed=7, faults=None):
                         p[3] = "notready"
                     for a in {id(a): a for a, _ in on_node}.values():
                         s.emit("MODIFIED", a.deployment(t))
+                        endpoints(a, t)
                     info["on_node"] = on_node
                     info.update(root={"kind": "Node", "name": n}, reason="NodeNotReady", category="system", node=n)
                 elif fam == "unschedulable":
@@ -501,6 +517,7 @@ def synthetic(out, workloads=40, minutes=60, seed=7, faults=None):
                         s.emit("MODIFIED", a.pod(p, t, t - timedelta(hours=2)))
                     for a in {id(a): a for a, _ in info["on_node"]}.values():
                         s.emit("MODIFIED", a.deployment(t))
+                        endpoints(a, t)
                 elif fam == "unschedulable":
                     s.emit("DELETED", info["pod"])
                     s.emit("DELETED", info["app"].deployment(t))

@@ -561,3 +561,95 @@ fn time_ptr(o: &KubeObject, ptr: &str) -> Option<Timestamp> {
 fn created(o: &KubeObject) -> Option<Timestamp> {
     time_ptr(o, "/metadata/creationTimestamp")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::event::{EventType, WatchEvent};
+    use serde_json::json;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn add(store: &mut Store, o: Value) -> ObjectRef {
+        let r = KubeObject(o.clone()).object_ref();
+        store.apply(WatchEvent {
+            kind: EventType::Added,
+            object: o,
+        });
+        r
+    }
+
+    fn pod(ready: bool, since: Timestamp) -> Value {
+        json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "web-1-a", "namespace": "n", "creationTimestamp": t(-3600).to_string(),
+                "ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "controller": true}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}, "lastTransitionTime": since.to_string()}],
+                "containerStatuses": [{"name": "app", "ready": ready, "restartCount": 0, "state": {"running": {}}}]}})
+    }
+
+    fn backoff(at: Timestamp) -> Value {
+        json!({"kind": "Event", "apiVersion": "v1", "metadata": {"name": "web-1-a.1", "namespace": "n"},
+            "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container",
+            "involvedObject": {"kind": "Pod", "namespace": "n", "name": "web-1-a"}, "count": 4, "lastTimestamp": at.to_string()})
+    }
+
+    #[test]
+    fn a_warning_counts_until_its_object_recovers_or_it_ages_out() {
+        let mut s = Store::default();
+        add(
+            &mut s,
+            json!({"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": {"name": "web-1", "namespace": "n",
+            "ownerReferences": [{"kind": "Deployment", "name": "web", "controller": true}]}}),
+        );
+        add(
+            &mut s,
+            json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "web", "namespace": "n"}}),
+        );
+        let p = add(&mut s, pod(true, t(-3600)));
+        let e = add(&mut s, backoff(t(0)));
+        let mut tr = Tracker::new(Thresholds::default());
+        tr.update(&s, &[(p.clone(), 1, None), (e.clone(), 2, None)], t(10), 2);
+        let web = ObjectRef::new("Deployment", "n", "web");
+        let sym = tr.symptomatic();
+        assert_eq!(
+            sym[&web][0].reason, "BackOff",
+            "the pod's workload is the target"
+        );
+        assert_eq!(tr.onset(&web), Some((2, t(10))));
+        // Old news: past the event window it no longer counts.
+        tr.update(&s, &[], t(10 + 300), 3);
+        assert!(tr.symptomatic().is_empty());
+        // A fresh one counts again — until the pod turns Ready after it.
+        add(&mut s, backoff(t(400)));
+        tr.update(&s, &[(e.clone(), 4, None)], t(405), 4);
+        assert!(!tr.symptomatic().is_empty());
+        add(&mut s, pod(true, t(410)));
+        tr.update(&s, &[(p, 5, None)], t(411), 5);
+        assert!(tr.symptomatic().is_empty(), "{:?}", tr.symptomatic());
+    }
+
+    #[test]
+    fn not_ready_counts_after_its_grace_period() {
+        let mut s = Store::default();
+        let p = add(&mut s, pod(false, t(0)));
+        let mut tr = Tracker::new(Thresholds::default());
+        tr.update(&s, &[(p.clone(), 1, None)], t(30), 1);
+        assert!(tr.symptomatic().is_empty(), "starting pods are not faults");
+        tr.update(&s, &[], t(61), 9);
+        let sym = tr.symptomatic();
+        let (target, triggers) = sym.iter().next().unwrap();
+        assert_eq!(
+            target,
+            &ObjectRef::new("ReplicaSet", "n", "web-1"),
+            "the pod's controller, when its owner is not known"
+        );
+        assert_eq!(triggers[0].reason, "NotReady");
+        assert_eq!(
+            tr.onset(target),
+            Some((9, t(61))),
+            "onset when the grace ended"
+        );
+    }
+}

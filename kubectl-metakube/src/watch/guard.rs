@@ -666,12 +666,14 @@ mod tests {
         ]);
         let e = plan(&d, &s, t(0)).unwrap_err();
         assert!(
-            e.contains("Deployment/web that way is not an action"),
+            e.contains(
+                "changing Deployment/web (namespace n) that way is not an action in the registry"
+            ),
             "{e}"
         );
-        assert!(e.contains("Service"), "{e}");
+        assert!(e.contains("changing Service/web (namespace n)"), "{e}");
         assert!(
-            e.contains("Secret/web is never changed automatically") || e.contains("Secret n/web"),
+            e.contains("Secret/web (namespace n) is never changed automatically"),
             "{e}"
         );
         // A strategic patch that sets more than resources on a container.

@@ -173,6 +173,16 @@ impl Incidents {
             .cloned()
             .collect();
         let fresh: BTreeSet<String> = reasons.difference(&known).cloned().collect();
+        if !member_of.is_empty() && fresh.is_empty() && d.root_cause.is_none() {
+            // Fewer of the same symptoms and no cause named this time (a fault clearing, a
+            // snapshot between two states): the verified explanation stands.
+            for i in &member_of {
+                if let Some(r) = self.entries[*i].current.get_mut(target) {
+                    *r = r.intersection(&reasons).cloned().collect();
+                }
+            }
+            return out;
+        }
         if !member_of.is_empty() && fresh.is_empty() {
             // The same symptoms, explained anew.
             if let ([i], None) = (member_of.as_slice(), existing) {
@@ -349,6 +359,45 @@ impl Incidents {
             }
         }
         out
+    }
+
+    /// Adds a suspect to the open incident (with a verified root cause) of one of `behind`, the
+    /// workloads it depends on — a Service whose endpoints emptied because its pods fail is
+    /// that failure's incident, not one of its own. `None` when none of them has one.
+    pub fn attach(
+        &mut self,
+        target: &ObjectRef,
+        suspect: &Suspect,
+        behind: &[ObjectRef],
+        now: Timestamp,
+    ) -> Option<Vec<IncidentUpdate>> {
+        let j = behind.iter().find_map(|b| {
+            self.of_target.get(b)?.iter().copied().find(|i| {
+                let e = &self.entries[*i];
+                e.incident.status == IncidentStatus::Open
+                    && e.incident.diagnosis.root_cause.is_some()
+            })
+        })?;
+        let reasons = suspect.reasons();
+        self.looked.insert(
+            target.clone(),
+            Looked {
+                at: now,
+                reasons: reasons.clone(),
+            },
+        );
+        let e = &mut self.entries[j];
+        let new = e.current.insert(target.clone(), reasons).is_none();
+        self.of_target.entry(target.clone()).or_default().insert(j);
+        let e = &mut self.entries[j];
+        if !e.incident.affected.contains(target) {
+            e.incident.affected.push(target.clone());
+        }
+        Some(if new {
+            vec![update(e, IncidentChange::Updated)]
+        } else {
+            Vec::new()
+        })
     }
 
     /// Records what remediation did; returns the line to print.

@@ -153,6 +153,12 @@ impl Watch {
         d: Diagnosis,
         now: Timestamp,
     ) -> Vec<IncidentUpdate> {
+        if d.root_cause.is_none() && target.kind == "Service" {
+            let behind = self.store.workloads_selected_by(target);
+            if let Some(out) = self.incidents.attach(target, suspect, &behind, now) {
+                return out;
+            }
+        }
         let onset = self.tracker.onset(target).unwrap_or((self.events, now));
         self.incidents
             .record(target, suspect, d, onset, self.events, now)

@@ -133,6 +133,36 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The workloads whose pods a Service's selector selects.
+    pub fn workloads_selected_by(&self, svc: &ObjectRef) -> Vec<ObjectRef> {
+        let Some(sel) = self
+            .get(svc)
+            .and_then(|s| s.pointer("/spec/selector"))
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+        else {
+            return Vec::new();
+        };
+        let ns = svc.namespace.as_deref().unwrap_or("");
+        let mut out: Vec<ObjectRef> = self
+            .namespace(ns)
+            .filter(|o| o.kind() == "Pod")
+            .filter(|p| {
+                sel.iter().all(|(k, v)| {
+                    p.pointer("/metadata/labels")
+                        .and_then(|l| l.get(k))
+                        .is_some_and(|x| x == v)
+                })
+            })
+            .map(|p| self.workload_of(&p.object_ref()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 fn controller(o: &KubeObject) -> Option<(String, String)> {
     let owners = o.pointer("/metadata/ownerReferences")?.as_array()?;
     let c = owners
