@@ -401,6 +401,11 @@ fn suggest_only_by_default_and_remediate_acts_after_a_dry_run_and_verifies() {
         api.seen().iter().all(|s| s.method != "PATCH"),
         "suggest only"
     );
+    assert_eq!(
+        all.values().next().unwrap().incident.status,
+        metakube_shared::IncidentStatus::Open,
+        "suggest only: open until someone applies the fix"
+    );
     assert!(
         api.seen().iter().any(|s| s.path.contains("watch=true")),
         "kube-runtime watchers, not polling"
@@ -459,6 +464,17 @@ fn suggest_only_by_default_and_remediate_acts_after_a_dry_run_and_verifies() {
     assert_eq!(
         last.incident.status,
         metakube_shared::IncidentStatus::Resolved
+    );
+    let opened = updates
+        .iter()
+        .find(|u| u.change == metakube_shared::IncidentChange::Opened)
+        .unwrap();
+    eprintln!(
+        "time to recovery with --remediate: {:.2} s from the incident opening to its resolution",
+        last.incident
+            .last_seen
+            .duration_since(opened.incident.last_seen)
+            .as_secs_f64()
     );
     assert_eq!(
         audit_results(tmp.path()),
@@ -603,4 +619,75 @@ fn a_live_watch_relists_after_410_gone_and_its_recording_replays_to_the_same_inc
         replay_roots.contains(&"MemoryLimitTooLow".to_string()),
         "{replay_roots:?}"
     );
+}
+
+/// A Prometheus HTTP API that answers every query with `body`.
+fn prometheus(body: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = asked.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            a.lock().unwrap().push(line.clone());
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, asked)
+}
+
+#[test]
+fn prometheus_series_are_read_per_pod_and_a_wrong_answer_is_named() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, asked) = prometheus(
+        r#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"namespace":"shop","pod":"checkout-1"},"value":[1700000000,"0.93"]},
+            {"metric":{"namespace":"shop"},"value":[1700000000,"0.5"]},
+            {"metric":{"namespace":"shop","pod":"cart-1"},"value":[1700000000,"NaN"]}]}}"#,
+    );
+    let usage = rt
+        .block_on(kubectl_metakube::commands::watch::sources::prometheus_usage(&url))
+        .unwrap();
+    let p = metakube_shared::ObjectRef::new("Pod", "shop", "checkout-1");
+    assert_eq!(usage[&p], (Some(0.93), Some(0.93)));
+    assert_eq!(
+        usage.len(),
+        1,
+        "no pod label or no number: skipped: {usage:?}"
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "one query for CPU, one for memory");
+    assert!(
+        asked
+            .iter()
+            .all(|l| l.starts_with("GET /api/v1/query?query=")),
+        "{asked:?}"
+    );
+    assert!(
+        asked[0].contains("container_cpu_usage_seconds_total"),
+        "{asked:?}"
+    );
+    assert!(
+        asked[1].contains("container_memory_working_set_bytes"),
+        "{asked:?}"
+    );
+    let (url, _) = prometheus(r#"{"status":"error","error":"parse error at char 5"}"#);
+    let e = rt
+        .block_on(kubectl_metakube::commands::watch::sources::prometheus_usage(&url))
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("parse error at char 5"), "{e:#}");
 }

@@ -22,8 +22,8 @@ use crate::watch::guard::{self, Guards, Limits, Planned};
 use crate::watch::series::PodUsage;
 use crate::watch::{Settings, Watch};
 
-mod render;
-mod sources;
+pub mod render;
+pub mod sources;
 
 use sources::Incoming;
 

@@ -354,8 +354,7 @@ fn undo(store: &Store, dep: &ObjectRef, rev: Option<&str>) -> Result<Planned, St
     };
     let ns = dep.namespace.as_deref().unwrap_or("");
     let mut sets: Vec<(u64, &KubeObject)> = store
-        .namespace(ns)
-        .filter(|o| o.kind() == "ReplicaSet")
+        .of_kind(ns, "ReplicaSet")
         .filter(|o| {
             o.pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)

@@ -197,15 +197,24 @@ impl Series {
         now: Timestamp,
         usage: Option<&PodUsage>,
     ) -> BTreeMap<ObjectRef, Window> {
-        let totals = restarts(store);
-        let mut out: BTreeMap<ObjectRef, Window> = BTreeMap::new();
-        let mut pods: HashMap<ObjectRef, f64> = HashMap::new();
-        let mut use_sum: HashMap<ObjectRef, (f64, f64, u32, u32)> = HashMap::new();
-        for p in store.iter().filter(|o| o.kind() == "Pod") {
+        #[derive(Default)]
+        struct Agg {
+            pods: f64,
+            restarts: i64,
+            pending: f64,
+            not_ready: f64,
+            cpu: (f64, u32),
+            memory: (f64, u32),
+        }
+        let grace = self.cfg.grace;
+        let old = |t: Option<Timestamp>| t.is_none_or(|t| now.duration_since(t) >= grace);
+        let mut by: HashMap<ObjectRef, Agg> = HashMap::new();
+        // One pass over the pods: each one's workload looked up once.
+        for p in store.pods() {
             let r = p.object_ref();
-            let w = store.workload_of(&r);
-            *pods.entry(w.clone()).or_default() += 1.0;
-            let win = out.entry(w.clone()).or_default();
+            let a = by.entry(store.workload_of(&r)).or_default();
+            a.pods += 1.0;
+            a.restarts += pod_restarts(p);
             let phase = p
                 .pointer("/status/phase")
                 .and_then(Value::as_str)
@@ -214,56 +223,53 @@ impl Series {
                 .pointer("/metadata/creationTimestamp")
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse::<Timestamp>().ok());
-            let old =
-                |t: Option<Timestamp>| t.is_none_or(|t| now.duration_since(t) >= self.cfg.grace);
             if phase == "Pending" && old(created) {
-                win.pending_pods += 1.0;
+                a.pending += 1.0;
             }
             if phase == "Running" {
-                let ready = p
+                let not_ready = p
                     .pointer("/status/conditions")
                     .and_then(Value::as_array)
                     .and_then(|cs| {
                         cs.iter()
                             .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-                    });
-                if let Some(c) =
-                    ready.filter(|c| c.get("status").and_then(Value::as_str) == Some("False"))
-                {
+                    })
+                    .filter(|c| c.get("status").and_then(Value::as_str) == Some("False"));
+                if let Some(c) = not_ready {
                     let since = c
                         .get("lastTransitionTime")
                         .and_then(Value::as_str)
                         .and_then(|s| s.parse::<Timestamp>().ok());
                     if old(since) {
-                        win.not_ready_pods += 1.0;
+                        a.not_ready += 1.0;
                     }
                 }
             }
             if let Some((cpu, mem)) = usage.and_then(|u| u.get(&r)) {
-                let e = use_sum.entry(w).or_default();
                 if let Some(c) = cpu {
-                    e.0 += c;
-                    e.2 += 1;
+                    a.cpu = (a.cpu.0 + c, a.cpu.1 + 1);
                 }
                 if let Some(m) = mem {
-                    e.1 += m;
-                    e.3 += 1;
+                    a.memory = (a.memory.0 + m, a.memory.1 + 1);
                 }
             }
         }
-        for (w, win) in out.iter_mut() {
-            let n = pods.get(w).copied().unwrap_or(1.0).max(1.0);
-            win.pending_pods /= n;
-            win.not_ready_pods /= n;
-            let total = totals.get(w).copied().unwrap_or(0);
-            let before = self.restarts_before.get(w).copied().unwrap_or(total);
-            win.restarts = (total - before).max(0) as f64;
-            win.warning_events = self.warnings.get(w).copied().unwrap_or(0.0);
-            if let Some((c, m, nc, nm)) = use_sum.get(w) {
-                // The busiest pod's share would be better; the mean is what one query gives.
-                win.cpu = (*nc > 0).then(|| c / *nc as f64);
-                win.memory = (*nm > 0).then(|| m / *nm as f64);
-            }
+        let mut out = BTreeMap::new();
+        let mut totals = HashMap::with_capacity(by.len());
+        for (w, a) in by {
+            let before = self.restarts_before.get(&w).copied().unwrap_or(a.restarts);
+            let n = a.pods.max(1.0);
+            let win = Window {
+                restarts: (a.restarts - before).max(0) as f64,
+                warning_events: self.warnings.get(&w).copied().unwrap_or(0.0),
+                not_ready_pods: a.not_ready / n,
+                pending_pods: a.pending / n,
+                // The mean over the pods is what one query per series gives.
+                cpu: (a.cpu.1 > 0).then(|| a.cpu.0 / a.cpu.1 as f64),
+                memory: (a.memory.1 > 0).then(|| a.memory.0 / a.memory.1 as f64),
+            };
+            totals.insert(w.clone(), a.restarts);
+            out.insert(w, win);
         }
         self.restarts_before = totals;
         self.warnings.clear();
@@ -271,17 +277,20 @@ impl Series {
     }
 }
 
+fn pod_restarts(p: &KubeObject) -> i64 {
+    ["/status/containerStatuses", "/status/initContainerStatuses"]
+        .iter()
+        .filter_map(|ptr| p.pointer(ptr).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+        .sum()
+}
+
 /// Total container restarts per workload.
 fn restarts(store: &Store) -> HashMap<ObjectRef, i64> {
     let mut out: HashMap<ObjectRef, i64> = HashMap::new();
-    for p in store.iter().filter(|o| o.kind() == "Pod") {
-        let n: i64 = ["/status/containerStatuses", "/status/initContainerStatuses"]
-            .iter()
-            .filter_map(|ptr| p.pointer(ptr).and_then(Value::as_array))
-            .flatten()
-            .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
-            .sum();
-        *out.entry(store.workload_of(&p.object_ref())).or_default() += n;
+    for p in store.pods() {
+        *out.entry(store.workload_of(&p.object_ref())).or_default() += pod_restarts(p);
     }
     out
 }

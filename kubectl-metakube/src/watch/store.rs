@@ -8,12 +8,13 @@ use serde_json::Value;
 
 use super::event::{EventType, WatchEvent};
 
-type Key = (String, String); // (kind, name)
+/// Objects of one namespace: by kind, then by name (looked up by `&str`, in a stable order).
+type Namespace = BTreeMap<String, BTreeMap<String, KubeObject>>;
 
 /// Objects by namespace (`""` for cluster-scoped kinds), each by kind and name.
 #[derive(Debug, Default)]
 pub struct Store {
-    by_ns: BTreeMap<String, BTreeMap<Key, KubeObject>>,
+    by_ns: BTreeMap<String, Namespace>,
     len: usize,
 }
 
@@ -37,18 +38,26 @@ impl Store {
         }
         let o = ev.into_object();
         let r = o.object_ref();
-        let ns = self
+        let kinds = self
             .by_ns
             .entry(r.namespace.clone().unwrap_or_default())
             .or_default();
-        let key = (r.kind.clone(), r.name.clone());
         if kind == EventType::Deleted {
-            if ns.remove(&key).is_some() {
+            if kinds
+                .get_mut(&r.kind)
+                .and_then(|m| m.remove(&r.name))
+                .is_some()
+            {
                 self.len -= 1;
             }
             return Applied::Deleted(r);
         }
-        if ns.insert(key, o).is_none() {
+        if kinds
+            .entry(r.kind.clone())
+            .or_default()
+            .insert(r.name.clone(), o)
+            .is_none()
+        {
             self.len += 1;
         }
         Applied::Upserted(r)
@@ -56,11 +65,11 @@ impl Store {
 
     /// Removes an object (a relist that no longer lists it).
     pub fn remove(&mut self, r: &ObjectRef) -> bool {
-        let ns = r.namespace.clone().unwrap_or_default();
         let gone = self
             .by_ns
-            .get_mut(&ns)
-            .and_then(|m| m.remove(&(r.kind.clone(), r.name.clone())))
+            .get_mut(r.namespace.as_deref().unwrap_or(""))
+            .and_then(|k| k.get_mut(&r.kind))
+            .and_then(|m| m.remove(&r.name))
             .is_some();
         if gone {
             self.len -= 1;
@@ -72,7 +81,25 @@ impl Store {
     pub fn get(&self, r: &ObjectRef) -> Option<&KubeObject> {
         self.by_ns
             .get(r.namespace.as_deref().unwrap_or(""))?
-            .get(&(r.kind.clone(), r.name.clone()))
+            .get(&r.kind)?
+            .get(&r.name)
+    }
+
+    /// Every object of one kind in one namespace (`""`: cluster-scoped).
+    pub fn of_kind<'a>(&'a self, ns: &str, kind: &str) -> impl Iterator<Item = &'a KubeObject> {
+        self.by_ns
+            .get(ns)
+            .and_then(|k| k.get(kind))
+            .into_iter()
+            .flat_map(|m| m.values())
+    }
+
+    /// Every pod.
+    pub fn pods(&self) -> impl Iterator<Item = &KubeObject> {
+        self.by_ns
+            .values()
+            .filter_map(|k| k.get("Pod"))
+            .flat_map(|m| m.values())
     }
 
     /// Objects stored.
@@ -87,12 +114,19 @@ impl Store {
 
     /// Every object of one namespace (`""`: cluster-scoped).
     pub fn namespace(&self, ns: &str) -> impl Iterator<Item = &KubeObject> {
-        self.by_ns.get(ns).into_iter().flat_map(|m| m.values())
+        self.by_ns
+            .get(ns)
+            .into_iter()
+            .flat_map(|k| k.values())
+            .flat_map(|m| m.values())
     }
 
     /// Every object.
     pub fn iter(&self) -> impl Iterator<Item = &KubeObject> {
-        self.by_ns.values().flat_map(|m| m.values())
+        self.by_ns
+            .values()
+            .flat_map(|k| k.values())
+            .flat_map(|m| m.values())
     }
 
     /// Copies of what a diagnosis of something in `namespaces` reads: cluster-scoped objects,
@@ -146,8 +180,7 @@ impl Store {
         };
         let ns = svc.namespace.as_deref().unwrap_or("");
         let mut out: Vec<ObjectRef> = self
-            .namespace(ns)
-            .filter(|o| o.kind() == "Pod")
+            .of_kind(ns, "Pod")
             .filter(|p| {
                 sel.iter().all(|(k, v)| {
                     p.pointer("/metadata/labels")
