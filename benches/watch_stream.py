@@ -15,7 +15,7 @@
       category, and when it was fixed. LIST is a comma-separated subset of
       selector,oom,image,node,unschedulable,restarts (default: all); "none" for a healthy stream.
 """
-import json, os, random, sys
+import json, os, random, sys, zlib
 from datetime import datetime, timedelta, timezone
 
 KINDS = {  # list file -> (kind, apiVersion, namespaced)
@@ -100,6 +100,11 @@ def from_dump(dump, out):
 # Synthetic streams
 
 T0 = datetime(2026, 11, 30, 9, 0, 0, tzinfo=timezone.utc)
+
+
+def h(s):
+    """A stable hash (Python's own changes between runs)."""
+    return zlib.crc32(s.encode())
 
 
 def ts(t):
@@ -225,7 +230,7 @@ class App:
                  {"type": "ContainersReady", "status": "True" if ready else "False",
                   "lastTransitionTime": ts(created if ready and state == "ok" else t)}]
         status = {"phase": phase, "conditions": conds, "startTime": ts(created),
-                  "podIP": "10.1.%d.%d" % (hash(name) % 250, hash(name[::-1]) % 250),
+                  "podIP": "10.1.%d.%d" % (h(name) % 250, h(name[::-1]) % 250),
                   "hostIP": "10.0.0.%d" % (int(node.split("-")[-1]) + 10)}
         if c:
             status["containerStatuses"] = [c]
@@ -250,7 +255,7 @@ class App:
 
 def event(ns, name, kind, obj, reason, message, t, typ="Normal", count=1, comp="kubelet"):
     return {"kind": "Event", "apiVersion": "v1",
-            "metadata": meta(f"{obj}.{abs(hash((obj, reason))) % 10**16:016x}", ns, t),
+            "metadata": meta(f"{obj}.{h(obj + reason) % 10**16:016x}", ns, t),
             "involvedObject": {"kind": kind, "namespace": ns if kind != "Node" else "", "name": obj},
             "reason": reason, "message": message, "type": typ, "count": count,
             "firstTimestamp": ts(t), "lastTimestamp": ts(t), "source": {"component": comp},
@@ -312,7 +317,7 @@ def synthetic(out, workloads=40, minutes=60, seed=7, faults=None):
         port = 6379 if a.name == "redis" else 8080
         s.emit("ADDED", {"kind": "Service", "apiVersion": "v1", "metadata": meta(a.name, a.ns, T0),
                          "spec": {"selector": a.labels(), "ports": [{"port": port, "targetPort": port, "protocol": "TCP"}],
-                                  "clusterIP": "10.96.%d.%d" % (len(a.name), hash(a.name) % 250), "type": "ClusterIP"}})
+                                  "clusterIP": "10.96.5.5" if a.name == "redis" else "10.96.%d.%d" % (len(a.name), h(a.name) % 250), "type": "ClusterIP"}})
         s.emit("ADDED", {"kind": "Endpoints", "apiVersion": "v1", "metadata": meta(a.name, a.ns, T0, annotations={"endpoints.kubernetes.io/last-change-trigger-time": ts(T0)}),
                          "subsets": [{"addresses": [{"ip": "10.1.0.%d" % k, "targetRef": {"kind": "Pod", "namespace": a.ns, "name": p[0]}}
                                                     for k, p in enumerate(a.pods)],

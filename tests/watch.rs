@@ -32,6 +32,17 @@ fn replay(socket: &Path, file: &Path, extra: &[&str]) -> (Vec<IncidentUpdate>, S
     (lines(&out), String::from_utf8_lossy(&o.stderr).to_string())
 }
 
+/// The root-cause reasons of the incidents, as they ended.
+fn root_reasons(updates: &[IncidentUpdate]) -> Vec<String> {
+    incidents(updates)
+        .values()
+        .filter_map(|u| {
+            let rc = u.incident.diagnosis.root_cause.as_ref()?;
+            Some(rc.reason.clone())
+        })
+        .collect()
+}
+
 /// The latest state of each incident, by id.
 fn incidents(updates: &[IncidentUpdate]) -> BTreeMap<String, IncidentUpdate> {
     let mut m = BTreeMap::new();
@@ -131,6 +142,25 @@ fn each_injected_fault_is_one_incident_with_its_root_cause_and_resolves_when_fix
             cascade.incident.affected
         );
     }
+    // What changed before: the Service's selector, the Deployment's image.
+    let changed = |reason: &str, field: &str| {
+        all.values().any(|u| {
+            u.incident
+                .diagnosis
+                .root_cause
+                .as_ref()
+                .is_some_and(|r| r.reason == reason)
+                && u.incident
+                    .changes
+                    .iter()
+                    .any(|c| c.field == field && c.before_first_symptom_s >= 0.0 && c.to.is_some())
+        })
+    };
+    assert!(changed("SelectorMatchesNoPods", "/spec/selector/app"));
+    assert!(changed(
+        "ImageNotFound",
+        "/spec/template/spec/containers/0/image"
+    ));
     assert!(stderr.contains("6 incident(s) opened"), "{stderr}");
 }
 
@@ -583,16 +613,7 @@ fn a_live_watch_relists_after_410_gone_and_its_recording_replays_to_the_same_inc
             .any(|s| s.path.contains("watch=true") && s.path.contains("allowWatchBookmarks=true")),
         "bookmarks asked for"
     );
-    let live_roots: Vec<String> = incidents(&updates)
-        .values()
-        .filter_map(|u| {
-            u.incident
-                .diagnosis
-                .root_cause
-                .as_ref()
-                .map(|r| r.reason.clone())
-        })
-        .collect();
+    let live_roots = root_reasons(&updates);
     assert!(
         live_roots.contains(&"MemoryLimitTooLow".to_string()),
         "{live_roots:?}"
@@ -605,16 +626,7 @@ fn a_live_watch_relists_after_410_gone_and_its_recording_replays_to_the_same_inc
         .all(|l| serde_json::from_str::<Value>(l).unwrap()["object"]["kind"].is_string()));
     assert!(text.contains("k8s.io/initial-events-end"));
     let (replayed, _) = replay(&d.socket, &rec, &[]);
-    let replay_roots: Vec<String> = incidents(&replayed)
-        .values()
-        .filter_map(|u| {
-            u.incident
-                .diagnosis
-                .root_cause
-                .as_ref()
-                .map(|r| r.reason.clone())
-        })
-        .collect();
+    let replay_roots = root_reasons(&replayed);
     assert!(
         replay_roots.contains(&"MemoryLimitTooLow".to_string()),
         "{replay_roots:?}"

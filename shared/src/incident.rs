@@ -105,6 +105,26 @@ pub struct ActionRecord {
     pub at: Timestamp,
 }
 
+/// A change to an object near an incident, seen in the watch before or while it was open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The object that changed.
+    pub object: ObjectRef,
+    /// The field, as a JSON pointer (`/spec/template/spec/containers/0/image`); for a
+    /// ConfigMap's data only the key (`/data/app.yaml`), never a value.
+    pub field: String,
+    /// The value before (absent when the field was added, or for ConfigMap data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<serde_json::Value>,
+    /// The value after (absent when the field was removed, or for ConfigMap data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<serde_json::Value>,
+    /// When the watch saw it.
+    pub at: Timestamp,
+    /// Seconds before the incident's first symptom (negative: after it).
+    pub before_first_symptom_s: f64,
+}
+
 /// One incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
@@ -133,6 +153,11 @@ pub struct Incident {
     /// What guarded remediation did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionRecord>,
+    /// Changes to its objects and their neighbours (the workload, the root cause, Services
+    /// selecting it, ConfigMaps it reads, nodes) from 30 minutes before its first symptom on:
+    /// "image changed 4 min before the first failure".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
     /// The diagnosis of the first affected object (the usual contract: root cause, category,
     /// evidence, fix).
     #[serde(flatten)]

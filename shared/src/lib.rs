@@ -19,8 +19,8 @@ pub use diagnosis::{
     Remediation, Risk, RootCause, SimilarEpisode, Symptom, Timings, Verdict,
 };
 pub use incident::{
-    ActionRecord, AnomalyReport, Detection, Incident, IncidentChange, IncidentKind, IncidentStatus,
-    IncidentUpdate, Trigger,
+    ActionRecord, AnomalyReport, Change, Detection, Incident, IncidentChange, IncidentKind,
+    IncidentStatus, IncidentUpdate, Trigger,
 };
 pub use object::{KindError, KindInfo, ObjectRef, TargetRef, KINDS};
 pub use protocol::{

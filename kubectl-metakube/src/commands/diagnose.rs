@@ -260,20 +260,12 @@ pub(crate) fn audit(
         Audited::Failed(e) => ("failed", Some(e)),
         Audited::DryRun => ("dry_run_accepted", None),
     };
-    let line = json!({
-        "time": jiff::Timestamp::now().to_string(),
-        "user_uid": rustix::process::getuid().as_raw(),
-        "context": conn.context,
-        "cluster": conn.cluster_url,
-        "diagnosis_id": d.id,
-        "root_cause": d.root_cause,
-        "object": p.object,
-        "patch_type": p.patch_type,
-        "patch": p.body,
-        "result": result,
-        "error": error,
-    });
-    append_audit(&line)
+    append_audit(audit_line(
+        d,
+        conn,
+        &p.object,
+        json!({"patch_type": p.patch_type, "patch": p.body, "result": result, "error": error}),
+    ))
 }
 
 /// Appends a deleted (or failed to delete) pod to the audit log.
@@ -283,21 +275,38 @@ pub(crate) fn audit_delete(
     conn: &live::Connection,
     error: Option<String>,
 ) -> anyhow::Result<()> {
-    append_audit(&json!({
+    let result = if error.is_some() { "failed" } else { "applied" };
+    append_audit(audit_line(
+        d,
+        conn,
+        pod,
+        json!({"action": "delete_pod", "result": result, "error": error}),
+    ))
+}
+
+/// Who acted where, for which diagnosis, on what — then what was done (`change`'s fields).
+fn audit_line(
+    d: &Diagnosis,
+    conn: &live::Connection,
+    object: &metakube_shared::ObjectRef,
+    change: serde_json::Value,
+) -> serde_json::Value {
+    let mut line = json!({
         "time": jiff::Timestamp::now().to_string(),
         "user_uid": rustix::process::getuid().as_raw(),
         "context": conn.context,
         "cluster": conn.cluster_url,
         "diagnosis_id": d.id,
         "root_cause": d.root_cause,
-        "object": pod,
-        "action": "delete_pod",
-        "result": if error.is_some() { "failed" } else { "applied" },
-        "error": error,
-    }))
+        "object": object,
+    });
+    if let (Some(l), serde_json::Value::Object(c)) = (line.as_object_mut(), change) {
+        l.extend(c);
+    }
+    line
 }
 
-fn append_audit(line: &serde_json::Value) -> anyhow::Result<()> {
+fn append_audit(line: serde_json::Value) -> anyhow::Result<()> {
     let path =
         metakube_shared::paths::data_dir(metakube_shared::paths::process_env).join("audit.log");
     if let Some(dir) = path.parent() {

@@ -56,7 +56,10 @@ struct Ctx<'a> {
 pub async fn run(g: &GlobalArgs, a: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let client = super::daemon(g).await?;
     let started = Instant::now();
-    let mut watch = Watch::new(Settings::default());
+    let mut watch = Watch::new(Settings {
+        wall_clock: a.replay.is_none(),
+        ..Settings::default()
+    });
     let mut recorder = match &a.record {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("--record {}", p.display()))?,

@@ -43,6 +43,17 @@ struct Entry {
     current: BTreeMap<ObjectRef, BTreeSet<String>>,
 }
 
+/// A suspect's diagnosis as it is recorded: what, why, and when (the event index and stream
+/// time of its first symptom, and of now).
+struct Observed<'a> {
+    target: &'a ObjectRef,
+    suspect: &'a Suspect,
+    d: Diagnosis,
+    onset: (u64, Timestamp),
+    index: u64,
+    now: Timestamp,
+}
+
 /// Settings of the grouping.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -200,35 +211,47 @@ impl Incidents {
             for i in member_of {
                 self.leave(i, target, now, &mut out);
             }
-            self.join(
-                key, existing, target, reasons, suspect, d, onset, index, now, &mut out,
-            );
+            let seen = Observed {
+                target,
+                suspect,
+                d,
+                onset,
+                index,
+                now,
+            };
+            self.join(key, existing, reasons, seen, &mut out);
             return out;
         }
         // New symptoms (or a first diagnosis): join or open the incident they point to.
         let with = if member_of.is_empty() { reasons } else { fresh };
-        self.join(
-            key, existing, target, with, suspect, d, onset, index, now, &mut out,
-        );
+        let seen = Observed {
+            target,
+            suspect,
+            d,
+            onset,
+            index,
+            now,
+        };
+        self.join(key, existing, with, seen, &mut out);
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn join(
         &mut self,
         key: String,
         existing: Option<usize>,
-        target: &ObjectRef,
         reasons: BTreeSet<String>,
-        suspect: &Suspect,
-        d: Diagnosis,
-        onset: (u64, Timestamp),
-        index: u64,
-        now: Timestamp,
+        seen: Observed<'_>,
         out: &mut Vec<IncidentUpdate>,
     ) {
+        let Observed {
+            target,
+            suspect,
+            now,
+            ..
+        } = seen;
         let Some(j) = existing else {
-            out.push(self.open(key, target, reasons, suspect, d, onset, index, now));
+            out.push(self.open(key, reasons, seen));
             return;
         };
         let e = &mut self.entries[j];
@@ -236,7 +259,7 @@ impl Incidents {
         if reopened && now.duration_since(e.incident.last_seen) > self.policy.reopen_within {
             // Long gone: a new incident of the same fault.
             self.by_key.remove(&key);
-            out.push(self.open(key, target, reasons, suspect, d, onset, index, now));
+            out.push(self.open(key, reasons, seen));
             return;
         }
         e.current.insert(target.clone(), reasons);
@@ -244,7 +267,7 @@ impl Incidents {
             e.incident.affected.push(target.clone());
         }
         e.incident.status = IncidentStatus::Open;
-        refresh(e, target, suspect, d, now);
+        refresh(e, target, suspect, seen.d, now);
         self.of_target.entry(target.clone()).or_default().insert(j);
         let change = if reopened {
             IncidentChange::Reopened
@@ -254,18 +277,20 @@ impl Incidents {
         out.push(update(&self.entries[j], change));
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         key: String,
-        target: &ObjectRef,
         reasons: BTreeSet<String>,
-        suspect: &Suspect,
-        d: Diagnosis,
-        onset: (u64, Timestamp),
-        index: u64,
-        now: Timestamp,
+        seen: Observed<'_>,
     ) -> IncidentUpdate {
+        let Observed {
+            target,
+            suspect,
+            d,
+            onset,
+            index,
+            now,
+        } = seen;
         let first_seen = suspect
             .triggers
             .iter()
@@ -295,6 +320,7 @@ impl Incidents {
             },
             anomaly: suspect.anomaly.clone(),
             actions: Vec::new(),
+            changes: Vec::new(),
             diagnosis: d,
         };
         let i = self.entries.len();
@@ -398,6 +424,13 @@ impl Incidents {
         } else {
             Vec::new()
         })
+    }
+
+    /// Sets the changes seen near an incident.
+    pub fn set_changes(&mut self, id: &str, changes: Vec<metakube_shared::Change>) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.incident.incident == id) {
+            e.incident.changes = changes;
+        }
     }
 
     /// Records what remediation did; returns the line to print.

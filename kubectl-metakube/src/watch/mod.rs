@@ -6,6 +6,7 @@
 //! incidents (grouped by root cause) → guarded remediation.
 
 pub mod anomaly;
+pub mod changes;
 pub mod detect;
 pub mod event;
 pub mod guard;
@@ -16,7 +17,7 @@ pub mod store;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use metakube_shared::{Diagnosis, IncidentUpdate, ObjectRef};
+use metakube_shared::{Diagnosis, IncidentUpdate, KubeObject, ObjectRef};
 
 use self::detect::{Thresholds, Tracker};
 use self::event::{EventType, WatchEvent};
@@ -33,6 +34,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Anomaly scoring.
     pub anomaly: AnomalyConfig,
+    /// Time changes by the wall clock (a live watch) rather than the stream's (a replay).
+    pub wall_clock: bool,
 }
 
 /// The state of one watch.
@@ -44,6 +47,8 @@ pub struct Watch {
     tracker: Tracker,
     series: Series,
     changed: Vec<(ObjectRef, u64, Option<Timestamp>)>,
+    changes: changes::Changes,
+    wall_clock: bool,
     events: u64,
     clock: Option<Timestamp>,
 }
@@ -57,6 +62,8 @@ impl Watch {
             tracker: Tracker::new(s.thresholds),
             series: Series::new(s.anomaly),
             changed: Vec::new(),
+            changes: changes::Changes::default(),
+            wall_clock: s.wall_clock,
             events: 0,
             clock: None,
         }
@@ -88,8 +95,23 @@ impl Watch {
                 self.clock = Some(t);
             }
         }
+        let before = (ev.kind == EventType::Modified)
+            .then(|| {
+                self.store
+                    .get(&KubeObject(ev.object.clone()).object_ref())
+                    .cloned()
+            })
+            .flatten();
         match self.store.apply(ev) {
             Applied::Upserted(r) => {
+                if let (Some(b), Some(a)) = (&before, self.store.get(&r)) {
+                    let at = if self.wall_clock {
+                        Timestamp::now()
+                    } else {
+                        self.clock.unwrap_or(Timestamp::UNIX_EPOCH)
+                    };
+                    self.changes.record(b, a, at);
+                }
                 if let Some(o) = self.store.get(&r) {
                     self.series.observe(&self.store, o);
                 }
@@ -155,12 +177,28 @@ impl Watch {
     ) -> Vec<IncidentUpdate> {
         if d.root_cause.is_none() && target.kind == "Service" {
             let behind = self.store.workloads_selected_by(target);
-            if let Some(out) = self.incidents.attach(target, suspect, &behind, now) {
+            if let Some(mut out) = self.incidents.attach(target, suspect, &behind, now) {
+                self.attach_changes(&mut out);
                 return out;
             }
         }
         let onset = self.tracker.onset(target).unwrap_or((self.events, now));
-        self.incidents
-            .record(target, suspect, d, onset, self.events, now)
+        let mut out = self
+            .incidents
+            .record(target, suspect, d, onset, self.events, now);
+        self.attach_changes(&mut out);
+        out
+    }
+
+    /// Puts the recent changes near each incident a line is about on it (and on the line).
+    fn attach_changes(&mut self, out: &mut [IncidentUpdate]) {
+        for u in out.iter_mut() {
+            let near = self.changes.near(&u.incident, &self.store);
+            if near != u.incident.changes {
+                self.incidents
+                    .set_changes(&u.incident.incident, near.clone());
+                u.incident.changes = near;
+            }
+        }
     }
 }

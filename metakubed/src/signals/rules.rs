@@ -496,52 +496,47 @@ fn recovered(c: &Cluster, r: &ObjectRef, e: &Event) -> bool {
 
 /// Since when a pod has been Ready, or a Deployment Available.
 fn ready_since(c: &Cluster, r: &ObjectRef) -> Option<jiff::Timestamp> {
+    type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    fn true_since<'a>(
+        conditions: impl Iterator<Item = (&'a str, &'a str, Option<&'a Time>)>,
+        wanted: &str,
+    ) -> Option<jiff::Timestamp> {
+        conditions
+            .into_iter()
+            .find(|(ty, status, _)| *ty == wanted && *status == "True")
+            .and_then(|(_, _, t)| t.map(|t| t.0))
+    }
     let ns = r.namespace.as_deref().unwrap_or("");
-    let (conditions, wanted) = match r.kind.as_str() {
-        "Pod" => (
-            c.pod(ns, &r.name)?
-                .o
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .map(|x| {
+    match r.kind.as_str() {
+        "Pod" => {
+            let conditions = c.pod(ns, &r.name)?.o.status.as_ref()?.conditions.as_ref()?;
+            true_since(
+                conditions.iter().map(|x| {
                     (
                         x.type_.as_str(),
                         x.status.as_str(),
                         x.last_transition_time.as_ref(),
                     )
-                })
-                .collect::<Vec<_>>(),
-            "Ready",
-        ),
-        "Deployment" => (
-            c.deployments
-                .iter()
-                .find(|d| d.r == *r)?
-                .o
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .map(|x| {
+                }),
+                "Ready",
+            )
+        }
+        "Deployment" => {
+            let d = c.deployments.iter().find(|d| d.r == *r)?;
+            let conditions = d.o.status.as_ref()?.conditions.as_ref()?;
+            true_since(
+                conditions.iter().map(|x| {
                     (
                         x.type_.as_str(),
                         x.status.as_str(),
                         x.last_transition_time.as_ref(),
                     )
-                })
-                .collect(),
-            "Available",
-        ),
-        _ => return None,
-    };
-    conditions
-        .into_iter()
-        .find(|(ty, status, _)| *ty == wanted && *status == "True")
-        .and_then(|(_, _, t)| t.map(|t| t.0))
+                }),
+                "Available",
+            )
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

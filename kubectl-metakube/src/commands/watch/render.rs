@@ -90,16 +90,28 @@ impl View {
 
 /// One incident as one line: change, id, status, root cause (or symptoms), category,
 /// affected objects, and the fix.
-pub fn line(change: Option<IncidentChange>, i: &Incident) -> String {
+pub fn line(change_of: Option<IncidentChange>, i: &Incident) -> String {
     let d = &i.diagnosis;
     let status = match (i.status, i.kind) {
         (IncidentStatus::Resolved, _) => format!("{GREEN}resolved{GREEN:#}"),
         (IncidentStatus::Open, IncidentKind::Anomaly) => format!("{YELLOW}anomaly{YELLOW:#}"),
         (IncidentStatus::Open, IncidentKind::Fault) => format!("{RED}open{RED:#}"),
     };
-    let cause = match &d.root_cause {
-        Some(rc) => format!("{} {}", rc.object, rc.reason),
-        None => format!(
+    let cause = match (&d.root_cause, &i.anomaly) {
+        (Some(rc), _) => format!("{} {}", rc.object, rc.reason),
+        (None, Some(a)) => format!(
+            "{} unusual: {} (score {:.0} < {:.0})",
+            d.target,
+            a.series
+                .iter()
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(k, v)| format!("{k} {v:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.score,
+            a.threshold
+        ),
+        (None, None) => format!(
             "{} ({}: {})",
             d.target,
             d.verdict,
@@ -122,12 +134,31 @@ pub fn line(change: Option<IncidentChange>, i: &Incident) -> String {
         .first()
         .map(|r| r.command.clone().unwrap_or_else(|| r.summary.clone()))
         .unwrap_or_default();
+    // The change closest before the first symptom: the likeliest trigger.
+    let change = i
+        .changes
+        .iter()
+        .filter(|c| c.before_first_symptom_s >= 0.0)
+        .min_by(|a, b| {
+            a.before_first_symptom_s
+                .total_cmp(&b.before_first_symptom_s)
+        })
+        .map(|c| {
+            format!(
+                " · {} {} changed {:.0} min before",
+                c.object,
+                c.field,
+                c.before_first_symptom_s / 60.0
+            )
+        })
+        .unwrap_or_default();
     let action = i
         .actions
         .last()
         .map(|a| format!(" · action {} {}", a.action, a.result))
         .unwrap_or_default();
-    let change = change
+    let changed = change;
+    let change = change_of
         .map(|c| {
             format!(
                 "{:<9}",
@@ -142,7 +173,7 @@ pub fn line(change: Option<IncidentChange>, i: &Incident) -> String {
         })
         .unwrap_or_default();
     format!(
-        "{change}{} {status} {cause} [{category}] · affected {} · since {}{action}{}",
+        "{change}{} {status} {cause} [{category}] · affected {} · since {}{changed}{action}{}",
         i.incident,
         if affected.is_empty() {
             "-".into()
