@@ -79,8 +79,32 @@ fn greedy_generation_is_reproducible() {
     assert_eq!(a.text, streamed, "streamed pieces add up to the text");
     assert!(a.first_token_ms > 0.0 && a.tokens_per_s() > 0.0);
     // Stopping early from the callback stops generation.
-    let c = m.generate(&p, 24, &mut |_| false).unwrap();
+    let c = m.generate(&p, 24, &mut |piece| piece.is_empty()).unwrap();
     assert_eq!(c.tokens, 1);
+    // A client gone while the prompt is read stops the prefill: no token, not every prompt
+    // token read (the prompt is read 64 tokens at a time, asking in between).
+    let long = Prompt {
+        system: p.system.clone(),
+        user: "Explain what a Kubernetes Service, an Endpoints object and a selector are. "
+            .repeat(12),
+    };
+    let full = m.generate(&long, 1, &mut |_| true).unwrap();
+    assert!(full.prompt_tokens > 128, "{full:?}");
+    let mut asked = 0;
+    let gone = m
+        .generate(&long, 24, &mut |piece| {
+            assert!(piece.is_empty(), "no text for a client that left");
+            asked += 1;
+            asked < 2
+        })
+        .unwrap();
+    assert_eq!((gone.tokens, gone.text.as_str()), (0, ""));
+    assert!(
+        gone.prompt_tokens < full.prompt_tokens,
+        "{gone:?} vs {full:?}"
+    );
+    // Read in chunks, the prompt gives the same answer as before.
+    assert_eq!(m.generate(&p, 24, &mut |_| true).unwrap().text, a.text);
     assert!(m
         .name()
         .starts_with("candle:SmolLM2-135M-Instruct.Q4_1.gguf (llama, cpu"));

@@ -222,6 +222,9 @@ struct Settings<'a> {
     repeat_penalty: f32,
 }
 
+/// Prompt tokens read per forward pass (between two checks that the client is still there).
+const PREFILL_CHUNK: usize = 64;
+
 /// Prefill from `offset`, then decode greedily (or by sampling) until a stop token or
 /// `max_tokens`, streaming complete characters to `on_text`.
 fn decode_loop(
@@ -248,8 +251,31 @@ fn decode_loop(
     let mut out: Vec<u32> = Vec::new();
     let mut emitted = String::new();
     let mut first_token_ms = 0.0;
-    let input = Tensor::new(prompt.as_slice(), s.device)?.unsqueeze(0)?;
-    let mut logits = weights.forward(&input, offset)?;
+    // The prompt is read in chunks, asking between them whether to go on (`on_text("")`): a
+    // client that left stops the prefill too, not only the decoding. Qwen2's mask does not
+    // take a cache offset for several tokens, so it reads its prompt in one pass.
+    let chunk = if weights.clonable() {
+        PREFILL_CHUNK
+    } else {
+        prompt.len()
+    };
+    let mut logits = None;
+    for (k, part) in prompt.chunks(chunk).enumerate() {
+        if !on_text("") {
+            return Ok(Generation {
+                text: String::new(),
+                prompt_tokens: offset + k * chunk,
+                tokens: 0,
+                first_token_ms: 0.0,
+                total_ms: start.elapsed().as_secs_f64() * 1000.0,
+            });
+        }
+        let input = Tensor::new(part, s.device)?.unsqueeze(0)?;
+        logits = Some(weights.forward(&input, offset + k * chunk)?);
+    }
+    let Some(mut logits) = logits else {
+        return Err(LlmError::Model("empty prompt".into()));
+    };
     for i in 0..max_tokens {
         let l = logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?;
         let l = if s.repeat_penalty == 1.0 || out.is_empty() {

@@ -151,7 +151,8 @@ impl Generation {
 }
 
 /// An explanation writer. `on_text` receives each new piece of text as it is generated and
-/// returns false to stop (the client went away).
+/// returns false to stop (the client went away); while the prompt is read it is called with an
+/// empty piece, only to ask whether to go on.
 pub trait Explainer: Send {
     /// What answers, for the record (`candle:SmolLM2-135M-Instruct.Q4_1.gguf (cpu)`).
     fn name(&self) -> String;

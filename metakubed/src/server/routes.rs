@@ -495,6 +495,9 @@ fn stream_explanation(
             match guard.as_mut() {
                 Some(model) => {
                     let mut on_text = |piece: &str| {
+                        if piece.is_empty() {
+                            return !tx.is_closed(); // reading the prompt: still wanted?
+                        }
                         tx.unbounded_send(ndjson_line(&StreamEvent::Token {
                             text: piece.to_string(),
                         }))
