@@ -272,8 +272,15 @@ fn malformed_lines_are_named_and_skipped_and_a_missing_file_is_refused() {
         "\nnot json at all\n{\"type\":\"ADDED\",\"object\":{\"kind\":\"Widget\",\"metadata\":{\"name\":\"w\"}}}\n",
         1,
     );
-    text.push_str("{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"metad");
-    std::fs::write(&file, text).unwrap();
+    // A 40 MiB line (over the cap), a line that is not UTF-8, then a truncated last line.
+    text.push_str(&format!(
+        "{{\"type\":\"ADDED\",\"object\":{{\"x\":\"{}\"}}}}\n",
+        "a".repeat(40 << 20)
+    ));
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(b"{\"type\":\"ADDED\",\"object\":\"\xff\xfe\"}\n");
+    bytes.extend_from_slice(b"{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"metad");
+    std::fs::write(&file, bytes).unwrap();
     let (updates, stderr) = replay(&d.socket, &file, &[]);
     assert!(stderr.contains("line 2: not a watch event"), "{stderr}");
     assert!(
@@ -281,10 +288,19 @@ fn malformed_lines_are_named_and_skipped_and_a_missing_file_is_refused() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("line {}: not a watch event", good + 3)),
+        stderr.contains(&format!("line {}: 41943", good + 3))
+            && stderr.contains("more than the 32 MiB a watch event may take"),
         "{stderr}"
     );
-    assert!(stderr.contains("3 malformed line(s) skipped"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("line {}: not UTF-8", good + 4)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("line {}: not a watch event", good + 5)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("5 malformed line(s) skipped"), "{stderr}");
     assert!(
         updates.iter().any(|u| u
             .incident

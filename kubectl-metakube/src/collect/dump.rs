@@ -403,7 +403,11 @@ fn finish((namespace, pod, container): (String, String, String), tail: &mut Tail
     }
 }
 
-fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+pub(crate) fn read_line_capped(
+    r: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<usize> {
     let mut total = 0;
     loop {
         let avail = r.fill_buf()?;

@@ -3,7 +3,6 @@
 //! errors — all kube-runtime's); and Prometheus for resource series.
 
 use std::collections::{HashMap, HashSet};
-use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::Context;
@@ -53,6 +52,9 @@ pub const WATCHED: &[&str] = &[
     "PersistentVolumeClaim",
 ];
 
+/// Longest replay line read (the rest of a longer one is skipped, and the line named).
+const MAX_LINE: usize = 32 << 20;
+
 /// Reads a replay file on a blocking thread, `batch` events at a time; the channel closes at
 /// its end.
 pub fn replay(path: &Path, batch: usize) -> anyhow::Result<mpsc::Receiver<Incoming>> {
@@ -63,12 +65,12 @@ pub fn replay(path: &Path, batch: usize) -> anyhow::Result<mpsc::Receiver<Incomi
     let (tx, rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let mut r = std::io::BufReader::new(f);
-        let mut line = String::new();
+        let mut line = Vec::new();
         let mut number = 0usize;
         let mut events = Vec::with_capacity(batch);
         loop {
             line.clear();
-            let n = match r.read_line(&mut line) {
+            let n = match crate::collect::dump::read_line_capped(&mut r, &mut line, MAX_LINE) {
                 Ok(n) => n,
                 Err(e) => {
                     let _ = tx.blocking_send(Incoming::Failed(format!(
@@ -81,10 +83,25 @@ pub fn replay(path: &Path, batch: usize) -> anyhow::Result<mpsc::Receiver<Incomi
                 break;
             }
             number += 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match WatchEvent::parse(line.trim_end(), number) {
+            let parsed = if n > MAX_LINE {
+                Err(BadLine {
+                    line: number,
+                    why: format!(
+                        "{n} bytes, more than the {} MiB a watch event may take (the API server keeps objects under 1.5 MiB)",
+                        MAX_LINE >> 20
+                    ),
+                })
+            } else {
+                match std::str::from_utf8(&line) {
+                    Ok(text) if text.trim().is_empty() => continue,
+                    Ok(text) => WatchEvent::parse(text.trim_end(), number),
+                    Err(e) => Err(BadLine {
+                        line: number,
+                        why: format!("not UTF-8 ({e})"),
+                    }),
+                }
+            };
+            match parsed {
                 Ok(ev) => events.push(ev),
                 Err(e) => {
                     if tx.blocking_send(Incoming::BadLine(e)).is_err() {
