@@ -544,6 +544,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_warning_its_pod_has_recovered_from_since_is_not_a_symptom() {
+        use metakube_shared::{CollectionMeta, KubeObject, Snapshot, SnapshotSource};
+        let snap = |ready_at: &str| {
+            let pod = serde_json::json!({"kind": "Pod", "apiVersion": "v1",
+                "metadata": {"name": "web-1", "namespace": "n"},
+                "spec": {"containers": [{"name": "app", "image": "a"}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ready_at}]}});
+            let ev = serde_json::json!({"kind": "Event", "apiVersion": "v1",
+                "metadata": {"name": "web-1.1", "namespace": "n"}, "type": "Warning", "reason": "BackOff",
+                "message": "Back-off restarting failed container app in pod web-1_n(uid)", "count": 5,
+                "involvedObject": {"kind": "Pod", "namespace": "n", "name": "web-1"},
+                "lastTimestamp": "2026-01-01T10:00:00Z"});
+            Snapshot {
+                target: ObjectRef::new("Pod", "n", "web-1"),
+                objects: vec![KubeObject(pod), KubeObject(ev)],
+                logs: vec![],
+                meta: CollectionMeta {
+                    source: SnapshotSource::Dump { path: ".".into() },
+                    namespace: "n".into(),
+                    collected_at: "2026-01-01T10:05:00Z".parse().unwrap(),
+                    gaps: vec![],
+                    collector_version: "test".into(),
+                },
+            }
+        };
+        let codes = |ready_at: &str| {
+            let c = Cluster::from_snapshot(&snap(ready_at));
+            let mut out = Vec::new();
+            rule_signals(&c, &SymptomRules::builtin(), &mut out);
+            out.into_iter().map(|s| s.code).collect::<Vec<_>>()
+        };
+        // Ready before the last back-off: the crash loop stands.
+        assert!(codes("2026-01-01T09:00:00Z")
+            .iter()
+            .any(|c| c == "crash_loop"));
+        // Ready since it: old news.
+        assert!(!codes("2026-01-01T10:01:00Z")
+            .iter()
+            .any(|c| c == "crash_loop"));
+    }
+
+    #[test]
     fn shipped_templates_compile_and_cite_their_source() {
         let r = SymptomRules::builtin();
         assert!(r.specs().len() >= 300, "{} templates", r.specs().len());
