@@ -193,19 +193,12 @@ class App:
         phase, ready = "Running", True
         if state == "ok":
             c.update(ready=True, started=True, state={"running": {"startedAt": ts(created)}})
-        elif state == "crash":
+        elif state in ("crash", "oom"):  # crash-looping: the last run ended in an error or an OOM kill
+            reason, code = ("Error", 1) if state == "crash" else ("OOMKilled", 137)
             c.update(ready=False, started=False,
                      state={"waiting": {"reason": "CrashLoopBackOff",
                                         "message": f"back-off 40s restarting failed container={self.name} pod={name}"}},
-                     lastState={"terminated": {"reason": "Error", "exitCode": 1,
-                                               "startedAt": ts(t - timedelta(seconds=20)),
-                                               "finishedAt": ts(t - timedelta(seconds=5))}})
-            ready = False
-        elif state == "oom":
-            c.update(ready=False, started=False,
-                     state={"waiting": {"reason": "CrashLoopBackOff",
-                                        "message": f"back-off 40s restarting failed container={self.name} pod={name}"}},
-                     lastState={"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                     lastState={"terminated": {"reason": reason, "exitCode": code,
                                                "startedAt": ts(t - timedelta(seconds=20)),
                                                "finishedAt": ts(t - timedelta(seconds=5))}})
             ready = False

@@ -32,6 +32,20 @@ fn replay(socket: &Path, file: &Path, extra: &[&str]) -> (Vec<IncidentUpdate>, S
     (lines(&out), String::from_utf8_lossy(&o.stderr).to_string())
 }
 
+/// Whether an incident names this root-cause reason.
+fn names(u: &IncidentUpdate, reason: &str) -> bool {
+    let rc = u.incident.diagnosis.root_cause.as_ref();
+    rc.is_some_and(|r| r.reason == reason)
+}
+
+/// The PATCH requests the fixture API server received.
+fn patches(api: &ApiServer) -> Vec<metakube_tests::apiserver::Seen> {
+    api.seen()
+        .into_iter()
+        .filter(|s| s.method == "PATCH")
+        .collect()
+}
+
 /// The root-cause reasons of the incidents, as they ended.
 fn root_reasons(updates: &[IncidentUpdate]) -> Vec<String> {
     incidents(updates)
@@ -127,13 +141,7 @@ fn each_injected_fault_is_one_incident_with_its_root_cause_and_resolves_when_fix
     // The selector cascade is one incident listing every failing caller.
     let cascade = all
         .values()
-        .find(|u| {
-            u.incident
-                .diagnosis
-                .root_cause
-                .as_ref()
-                .is_some_and(|r| r.reason == "SelectorMatchesNoPods")
-        })
+        .find(|u| names(u, "SelectorMatchesNoPods"))
         .unwrap();
     for caller in ["checkout", "cart"] {
         assert!(
@@ -145,11 +153,7 @@ fn each_injected_fault_is_one_incident_with_its_root_cause_and_resolves_when_fix
     // What changed before: the Service's selector, the Deployment's image.
     let changed = |reason: &str, field: &str| {
         all.values().any(|u| {
-            u.incident
-                .diagnosis
-                .root_cause
-                .as_ref()
-                .is_some_and(|r| r.reason == reason)
+            names(u, reason)
                 && u.incident
                     .changes
                     .iter()
@@ -302,12 +306,7 @@ fn malformed_lines_are_named_and_skipped_and_a_missing_file_is_refused() {
     );
     assert!(stderr.contains("5 malformed line(s) skipped"), "{stderr}");
     assert!(
-        updates.iter().any(|u| u
-            .incident
-            .diagnosis
-            .root_cause
-            .as_ref()
-            .is_some_and(|r| r.reason == "MemoryLimitTooLow")),
+        updates.iter().any(|u| names(u, "MemoryLimitTooLow")),
         "the good lines are still watched: {updates:#?}"
     );
     let o = plugin(
@@ -420,13 +419,7 @@ fn suggest_only_by_default_and_remediate_acts_after_a_dry_run_and_verifies() {
     let (updates, stderr) = live_watch(&d, &api, tmp.path(), &ns, &["--duration", "4s"]);
     let oom = updates
         .iter()
-        .find(|u| {
-            u.incident
-                .diagnosis
-                .root_cause
-                .as_ref()
-                .is_some_and(|r| r.reason == "MemoryLimitTooLow")
-        })
+        .find(|u| names(u, "MemoryLimitTooLow"))
         .unwrap_or_else(|| panic!("{updates:#?}\n{stderr}"));
     assert!(oom.incident.affected.iter().any(|a| a.name == "checkout"));
     // One fault, one incident: the Service whose endpoints emptied joins it.
@@ -468,11 +461,7 @@ fn suggest_only_by_default_and_remediate_acts_after_a_dry_run_and_verifies() {
         &ns,
         &["--remediate", "--duration", "8s"],
     );
-    let patches: Vec<_> = api
-        .seen()
-        .into_iter()
-        .filter(|s| s.method == "PATCH")
-        .collect();
+    let patches = patches(&api);
     assert_eq!(patches.len(), 2, "{patches:#?}\n{stderr}");
     assert!(
         patches[0].path.contains("dryRun=All"),
@@ -485,13 +474,7 @@ fn suggest_only_by_default_and_remediate_acts_after_a_dry_run_and_verifies() {
         .contains("/apis/apps/v1/namespaces/shop/deployments/checkout"));
     let last = incidents(&updates)
         .into_values()
-        .find(|u| {
-            u.incident
-                .diagnosis
-                .root_cause
-                .as_ref()
-                .is_some_and(|r| r.reason == "MemoryLimitTooLow")
-        })
+        .find(|u| names(u, "MemoryLimitTooLow"))
         .unwrap_or_else(|| panic!("{updates:#?}\n{stderr}"));
     let results: Vec<(&str, &str)> = last
         .incident
@@ -565,11 +548,7 @@ fn an_action_that_does_not_clear_its_incident_is_rolled_back_escalated_and_trips
         last.detail
     );
     // The rollback puts the old limit back, after its own dry run.
-    let patches: Vec<_> = api
-        .seen()
-        .into_iter()
-        .filter(|s| s.method == "PATCH")
-        .collect();
+    let patches = patches(&api);
     assert_eq!(patches.len(), 4, "{patches:#?}");
     assert!(patches[2].path.contains("dryRun=All"));
     assert_ne!(

@@ -128,6 +128,17 @@ impl Incidents {
             .collect()
     }
 
+    /// Notes that a suspect was diagnosed now, with these symptoms; returns them.
+    fn look(&mut self, target: &ObjectRef, suspect: &Suspect, now: Timestamp) -> BTreeSet<String> {
+        let reasons = suspect.reasons();
+        let looked = Looked {
+            at: now,
+            reasons: reasons.clone(),
+        };
+        self.looked.insert(target.clone(), looked);
+        reasons
+    }
+
     /// Records the diagnosis of a suspect; returns the lines to print.
     ///
     /// A target belongs to every incident whose symptoms it still shows: a symptom it did not
@@ -144,14 +155,7 @@ impl Incidents {
         index: u64,
         now: Timestamp,
     ) -> Vec<IncidentUpdate> {
-        let reasons = suspect.reasons();
-        self.looked.insert(
-            target.clone(),
-            Looked {
-                at: now,
-                reasons: reasons.clone(),
-            },
-        );
+        let reasons = self.look(target, suspect, now);
         let mut out = Vec::new();
         let member_of: Vec<usize> = self
             .of_target
@@ -194,7 +198,10 @@ impl Incidents {
             }
             return out;
         }
-        if !member_of.is_empty() && fresh.is_empty() {
+        let with = if member_of.is_empty() {
+            // A first diagnosis: join or open the incident it points to.
+            reasons
+        } else if fresh.is_empty() {
             // The same symptoms, explained anew.
             if let ([i], None) = (member_of.as_slice(), existing) {
                 if self.entries[*i].current.len() == 1 {
@@ -211,19 +218,11 @@ impl Incidents {
             for i in member_of {
                 self.leave(i, target, now, &mut out);
             }
-            let seen = Observed {
-                target,
-                suspect,
-                d,
-                onset,
-                index,
-                now,
-            };
-            self.join(key, existing, reasons, seen, &mut out);
-            return out;
-        }
-        // New symptoms (or a first diagnosis): join or open the incident they point to.
-        let with = if member_of.is_empty() { reasons } else { fresh };
+            reasons
+        } else {
+            // New symptoms: they join or open the incident they point to; the old stays.
+            fresh
+        };
         let seen = Observed {
             target,
             suspect,
@@ -404,18 +403,10 @@ impl Incidents {
                     && e.incident.diagnosis.root_cause.is_some()
             })
         })?;
-        let reasons = suspect.reasons();
-        self.looked.insert(
-            target.clone(),
-            Looked {
-                at: now,
-                reasons: reasons.clone(),
-            },
-        );
-        let e = &mut self.entries[j];
-        let new = e.current.insert(target.clone(), reasons).is_none();
+        let reasons = self.look(target, suspect, now);
         self.of_target.entry(target.clone()).or_default().insert(j);
         let e = &mut self.entries[j];
+        let new = e.current.insert(target.clone(), reasons).is_none();
         if !e.incident.affected.contains(target) {
             e.incident.affected.push(target.clone());
         }
