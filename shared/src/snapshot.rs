@@ -56,10 +56,17 @@ impl KubeObject {
 
     /// A reference to this object.
     pub fn object_ref(&self) -> ObjectRef {
+        KubeObject::ref_of(&self.0)
+    }
+
+    /// A reference to the object an API JSON value is (kind, `metadata.namespace`,
+    /// `metadata.name`), without wrapping (or copying) it.
+    pub fn ref_of(v: &Value) -> ObjectRef {
+        let s = |ptr: &str| v.pointer(ptr).and_then(Value::as_str);
         ObjectRef {
-            kind: self.kind().to_string(),
-            namespace: self.namespace().map(str::to_string),
-            name: self.name().to_string(),
+            kind: s("/kind").unwrap_or("").to_string(),
+            namespace: s("/metadata/namespace").map(str::to_string),
+            name: s("/metadata/name").unwrap_or("").to_string(),
         }
     }
 

@@ -122,23 +122,20 @@ pub async fn run(g: &GlobalArgs, a: &WatchArgs, out: &mut dyn Write) -> anyhow::
                     // the state, diagnosed once whole. Then it is detected as it would have
                     // been live: everything up to a moment is looked at before the stream
                     // moves past it.
+                    let latest = collect::latest_in(&ev.object);
                     if replay {
-                        if initial && !(ev.kind == EventType::Added) {
-                            initial = false;
-                            if let Some(clock) = watch.stream_time() {
-                                cx.round(&mut watch, clock, None).await?;
-                            }
-                        } else if !initial {
-                            if let (Some(clock), Some(t)) =
-                                (watch.stream_time(), collect::latest_in(&ev.object))
-                            {
-                                if t > clock {
-                                    cx.round(&mut watch, clock, None).await?;
-                                }
-                            }
+                        let clock = watch.stream_time();
+                        let due = if initial {
+                            initial = ev.kind == EventType::Added;
+                            !initial
+                        } else {
+                            latest.zip(clock).is_some_and(|(t, c)| t > c)
+                        };
+                        if let (true, Some(clock)) = (due, clock) {
+                            cx.round(&mut watch, clock, None).await?;
                         }
                     }
-                    watch.observe(ev);
+                    watch.observe_at(ev, latest);
                 }
             }
             Ok(Some(Incoming::Synced)) => {

@@ -573,7 +573,7 @@ mod tests {
     }
 
     fn add(store: &mut Store, o: Value) -> ObjectRef {
-        let r = KubeObject(o.clone()).object_ref();
+        let r = KubeObject::ref_of(&o);
         store.apply(WatchEvent {
             kind: EventType::Added,
             object: o,

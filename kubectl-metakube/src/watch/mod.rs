@@ -17,7 +17,7 @@ pub mod store;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use metakube_shared::{Diagnosis, IncidentUpdate, KubeObject, ObjectRef};
+use metakube_shared::{Diagnosis, IncidentUpdate, ObjectRef};
 
 use self::detect::{Thresholds, Tracker};
 use self::event::{EventType, WatchEvent};
@@ -86,25 +86,25 @@ impl Watch {
 
     /// Takes one watch event into the state.
     pub fn observe(&mut self, ev: WatchEvent) {
+        let t = crate::collect::latest_in(&ev.object);
+        self.observe_at(ev, t);
+    }
+
+    /// [`Watch::observe`], given the latest timestamp the event's object carries (a caller that
+    /// read it already, to decide on a round first, need not walk the object again).
+    pub fn observe_at(&mut self, ev: WatchEvent, latest: Option<Timestamp>) {
         self.events += 1;
         if matches!(ev.kind, EventType::Bookmark | EventType::Error) {
             return;
         }
-        if let Some(t) = crate::collect::latest_in(&ev.object) {
+        if let Some(t) = latest {
             if self.clock.is_none_or(|c| t > c) {
                 self.clock = Some(t);
             }
         }
-        let before = (ev.kind == EventType::Modified)
-            .then(|| {
-                self.store
-                    .get(&KubeObject(ev.object.clone()).object_ref())
-                    .cloned()
-            })
-            .flatten();
         match self.store.apply(ev) {
-            Applied::Upserted(r) => {
-                if let (Some(b), Some(a)) = (&before, self.store.get(&r)) {
+            Applied::Upserted(r, previous) => {
+                if let (Some(b), Some(a)) = (&previous, self.store.get(&r)) {
                     let at = if self.wall_clock {
                         Timestamp::now()
                     } else {

@@ -19,10 +19,10 @@ pub struct Store {
 }
 
 /// What an event did to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
-    /// The object is new or changed.
-    Upserted(ObjectRef),
+    /// The object is new or changed; its state before, when it was held.
+    Upserted(ObjectRef, Option<KubeObject>),
     /// The object is gone.
     Deleted(ObjectRef),
     /// Nothing to store (a bookmark, an error).
@@ -52,15 +52,14 @@ impl Store {
             }
             return Applied::Deleted(r);
         }
-        if kinds
+        let previous = kinds
             .entry(r.kind.clone())
             .or_default()
-            .insert(r.name.clone(), o)
-            .is_none()
-        {
+            .insert(r.name.clone(), o);
+        if previous.is_none() {
             self.len += 1;
         }
-        Applied::Upserted(r)
+        Applied::Upserted(r, previous)
     }
 
     /// Removes an object (a relist that no longer lists it).

@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{watcher, WatchStreamExt};
-use metakube_shared::{KindInfo, ObjectRef};
+use metakube_shared::{KindInfo, KubeObject, ObjectRef};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -204,13 +204,13 @@ async fn watch_kind(
             Ok(watcher::Event::InitApply(o)) => {
                 let ev = to_event(o, info, EventType::Added);
                 if let Some(l) = listing.as_mut() {
-                    l.insert(object_ref(&ev.object));
+                    l.insert(KubeObject::ref_of(&ev.object));
                 }
                 init.push(ev);
                 if init.len() >= 500 {
                     let batch = std::mem::take(&mut init);
                     for e in &batch {
-                        held.insert(object_ref(&e.object));
+                        held.insert(KubeObject::ref_of(&e.object));
                     }
                     if tx.send(Incoming::Events(batch)).await.is_err() {
                         return;
@@ -221,7 +221,7 @@ async fn watch_kind(
             Ok(watcher::Event::InitDone) => {
                 let batch = std::mem::take(&mut init);
                 for e in &batch {
-                    held.insert(object_ref(&e.object));
+                    held.insert(KubeObject::ref_of(&e.object));
                 }
                 if !batch.is_empty() && tx.send(Incoming::Events(batch)).await.is_err() {
                     return;
@@ -239,7 +239,7 @@ async fn watch_kind(
             }
             Ok(watcher::Event::Apply(o)) => {
                 let ev = to_event(o, info, EventType::Modified);
-                let r = object_ref(&ev.object);
+                let r = KubeObject::ref_of(&ev.object);
                 let ev = if held.insert(r) {
                     WatchEvent {
                         kind: EventType::Added,
@@ -252,7 +252,7 @@ async fn watch_kind(
             }
             Ok(watcher::Event::Delete(o)) => {
                 let ev = to_event(o, info, EventType::Deleted);
-                held.remove(&object_ref(&ev.object));
+                held.remove(&KubeObject::ref_of(&ev.object));
                 Incoming::Events(vec![ev])
             }
             Err(e) => Incoming::Failed(format!(
@@ -276,10 +276,6 @@ fn to_event(o: DynamicObject, info: &KindInfo, kind: EventType) -> WatchEvent {
         m.insert("apiVersion".into(), Value::from(info.api_version));
     }
     WatchEvent { kind, object: v }
-}
-
-fn object_ref(v: &Value) -> ObjectRef {
-    metakube_shared::KubeObject(v.clone()).object_ref()
 }
 
 /// CPU and memory of every pod relative to its limits, from Prometheus' HTTP API
