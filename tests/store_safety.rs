@@ -1,7 +1,8 @@
 //! Nothing acknowledged is lost: a second daemon on the same data folder refuses to start
 //! (instead of running without a store and acknowledging feedback it cannot keep), a store that
 //! does not open answers 503 to every write, and a store whose CURRENT is gone is refused —
-//! never recreated over its tables — until `metakubed store backup` / `store repair`.
+//! never recreated over its tables — until `metakubed store backup` / `store repair`; a full
+//! disk is reported, refused with 503 and recovered from without a restart.
 
 use std::process::Command;
 
@@ -179,4 +180,124 @@ fn feedback_is_one_outcome_per_diagnosis() {
         list.contains("MemoryLeak") && !list.contains("MemoryLimitTooLow"),
         "{list}"
     );
+}
+
+/// A small tmpfs of its own, unmounted when dropped (after the daemon on it has stopped).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Result<Tmpfs, String> {
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !o.status.success() {
+            return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Writes zeroes into `name` until the file system says it is full.
+    fn fill(&self, name: &str) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        let err = loop {
+            if let Err(e) = f.write_all(&chunk) {
+                break e;
+            }
+        };
+        assert_eq!(err.raw_os_error(), Some(28), "ENOSPC expected: {err}");
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_refused_with_503_and_recovered_from_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A file system that can really fill up needs a mount of its own (root here and in CI).
+    let fs = match Tmpfs::mount(tmp.path(), "16m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: a full disk needs a small tmpfs mounted for the test ({why})");
+            return;
+        }
+    };
+    let mut d = Daemon::start(tmp.path(), &[]);
+    let store = |d: &Daemon| -> Value {
+        let (_, body) = http(&d.socket, "GET", "/v1/health", &[], b"").unwrap();
+        let h: Value = serde_json::from_slice(&body).unwrap();
+        h["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "store")
+            .unwrap()
+            .clone()
+    };
+    let feedback_err = |d: &Daemon, id: &str| -> String {
+        let o = plugin(&d.socket, &["feedback", id, "--fixed"]);
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let before = diagnose_id(&d.socket);
+    assert_eq!(store(&d)["state"], "ready");
+
+    let filler = fs.fill("filler");
+    // Diagnoses are still answered; health says the store cannot write, and why.
+    let during = diagnose_id(&d.socket);
+    let s = store(&d);
+    assert_eq!(s["state"], "failed", "{s}");
+    assert!(
+        s["detail"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{s}"
+    );
+    // Feedback is refused with 503 naming the disk, never acknowledged, never a 404/500.
+    let err = feedback_err(&d, &during);
+    assert!(
+        err.contains("(503)") && err.contains("answered but could not be saved"),
+        "{err}"
+    );
+    let err = feedback_err(&d, &before);
+    assert!(
+        err.contains("(503)") && err.contains("No space left on device"),
+        "{err}"
+    );
+
+    // Room again: the store reopens by itself and what it held before is all there.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store(&d)["state"] != "ready" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store did not recover: {}",
+            store(&d)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(ok_stdout(&plugin(&d.socket, &["feedback", &before, "--fixed"])).contains("recorded"));
+    let err = feedback_err(&d, &during);
+    assert!(err.contains("diagnose again"), "{err}");
+    let after = diagnose_id(&d.socket);
+    assert!(ok_stdout(&plugin(&d.socket, &["feedback", &after, "--fixed"])).contains("recorded"));
+
+    // Durable: a restarted daemon has both acknowledged outcomes.
+    assert!(d.signal(Signal::TERM).success());
+    let d = Daemon::start(tmp.path(), &[]);
+    let (_, body) = http(&d.socket, "GET", "/v1/stats", &[], b"").unwrap();
+    let s: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(s["feedback_total"], 2, "{s}");
+    drop(d);
+    drop(fs);
 }

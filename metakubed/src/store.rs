@@ -14,6 +14,9 @@ use jiff::Timestamp;
 use metakube_shared::{Diagnosis, FeedbackRequest};
 use serde::{Deserialize, Serialize};
 
+mod recovering;
+pub use recovering::RecoveringStore;
+
 /// A diagnosis as stored, with the domain edges it used (for feedback).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredDiagnosis {
@@ -75,6 +78,23 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
+    /// A write failed; until the store reopens, writes are refused (answered 503).
+    #[error("the store at {path} could not write: {source}")]
+    WriteFailed {
+        /// Database directory.
+        path: String,
+        /// The failed write's error.
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// A diagnosis was answered but could not be saved.
+    #[error("diagnosis {id} was answered but could not be saved ({why}); once the store writes again, diagnose again and give feedback on the new id")]
+    NotSaved {
+        /// Diagnosis id.
+        id: String,
+        /// Why it was not saved.
+        why: String,
+    },
     /// The data directory cannot be created.
     #[error("cannot create data directory {path}: {source}")]
     Io {
@@ -87,9 +107,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the error means the store is not open at all (answered 503, not 500).
+    /// Whether the error means the store cannot read or write now (answered 503, not 500).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::WriteFailed { .. }
+                | StoreError::NotSaved { .. }
+        )
     }
 }
 
@@ -161,6 +186,14 @@ pub trait Store: Send + Sync {
     fn put_meta(&self, entries: &[(&str, Vec<u8>)]) -> Result<(), StoreError>;
     /// Flushes memtables to disk (at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+    /// Why writes are failing now, if they are (for health).
+    fn failing(&self) -> Option<String> {
+        None
+    }
+    /// Tries to make writes work again after a failure; true when they do.
+    fn recover(&self) -> bool {
+        true
+    }
 }
 
 const CF_DIAG: &str = "diagnoses";

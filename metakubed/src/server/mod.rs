@@ -23,7 +23,7 @@ use crate::graph::domain::{Cause, DomainGraph};
 use crate::llm::Explainer;
 use crate::memory::embed::MiniLm;
 use crate::memory::Memory;
-use crate::store::{MemStore, RocksStore, Store, UnavailableStore};
+use crate::store::{MemStore, RecoveringStore, Store, UnavailableStore};
 
 pub use metrics::Metrics;
 
@@ -226,7 +226,7 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
             );
             Arc::new(MemStore::default())
         } else {
-            match RocksStore::open_keeping(
+            match RecoveringStore::open(
                 &state.config.data_dir.join("db"),
                 state.config.max_diagnoses,
             ) {
@@ -236,7 +236,7 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
                         "store",
                         ComponentState::Ready,
                         format!(
-                            "RocksDB at {}: {d} diagnoses, {f} feedback records",
+                            "RocksDB at {}, opened with {d} diagnoses and {f} feedback records (/v1/stats counts live)",
                             state.config.data_dir.join("db").display()
                         ),
                     );
@@ -340,6 +340,27 @@ fn load_memory(state: &State, store: &Arc<dyn Store>) -> Option<Arc<Memory>> {
         }
     }
 }
+
+/// Every 5 s while the store's writes fail: a try at making them work again (a probe write,
+/// then a reopen), so a full disk that gets room again needs no restart.
+async fn store_upkeep(state: Arc<State>) {
+    let Some(warm) = state.warm().await else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(STORE_RETRY).await;
+        if warm.store.failing().is_none() {
+            continue;
+        }
+        let s = warm.store.clone();
+        if let Ok(true) = tokio::task::spawn_blocking(move || s.recover()).await {
+            info!("the store writes again");
+        }
+    }
+}
+
+/// How often a store whose writes fail is tried again.
+const STORE_RETRY: Duration = Duration::from_secs(5);
 
 /// Every 30 s: episodic memory's index rebuilt when it wants it (off the request path) and
 /// saved when changed.
@@ -567,6 +588,7 @@ pub async fn serve(
     });
     load_warm(state.clone(), tx);
     let upkeep = tokio::spawn(memory_upkeep(state.clone()));
+    let store_upkeep = tokio::spawn(store_upkeep(state.clone()));
     let my_uid = rustix::process::getuid().as_raw();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(connection_slots()));
@@ -630,6 +652,7 @@ pub async fn serve(
     }
     drop(listener);
     upkeep.abort();
+    store_upkeep.abort();
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => warn!("connections still open after 10s; closing"),

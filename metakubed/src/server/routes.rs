@@ -105,8 +105,17 @@ fn health(state: &State) -> Resp {
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    // Memory changes with every feedback: report it live.
-    let memory = state.warm.borrow().as_ref().and_then(|w| w.memory.clone());
+    // Memory changes with every feedback, and the store's writes can start failing (a full
+    // disk): report both live.
+    let warm = state.warm.borrow().clone();
+    if let (Some(why), Some(c)) = (
+        warm.as_ref().and_then(|w| w.store.failing()),
+        components.iter_mut().find(|c| c.name == "store"),
+    ) {
+        c.state = ComponentState::Failed;
+        c.detail = why;
+    }
+    let memory = warm.and_then(|w| w.memory.clone());
     if let (Some(m), Some(c)) = (
         memory,
         components.iter_mut().find(|c| c.name == "episode_index"),
