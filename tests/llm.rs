@@ -202,6 +202,121 @@ fn openai_backend_streams_from_a_compatible_endpoint() {
     assert_eq!(m.name(), format!("openai:qwen3-8b at {url}"));
 }
 
+/// Serves one chat-completions answer written as the given raw pieces, each flushed and
+/// followed by a pause, so the client reads them in separate reads.
+fn raw_sse_server(status: &'static str, pieces: Vec<&'static [u8]>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Ok((mut c, _)) = l.accept() else { return };
+        let mut r = BufReader::new(c.try_clone().unwrap());
+        let (mut len, mut line) = (0, String::new());
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        r.read_exact(&mut vec![0; len]).unwrap();
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        for p in pieces {
+            c.write_all(p).unwrap();
+            c.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    url
+}
+
+fn openai_at(url: &str) -> Box<dyn Explainer> {
+    let cfg = LlmConfig {
+        backend: metakubed::llm::Backend::Openai,
+        endpoint: Some(url.to_string()),
+        ..Default::default()
+    };
+    metakubed::llm::load(&cfg, &repo_root().join("models"))
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn openai_stream_is_read_as_the_sse_standard_frames_it() {
+    // CRLF line ends, comments (keep-alives), an event split across reads mid-line, a `data`
+    // field continued on a second line (joined with a newline), an `id` and an `event` field.
+    let url = raw_sse_server(
+        "200 OK",
+        vec![
+            b": keep-alive\r\n\r\n",
+            b"data: {\"choices\": [{\"delta\": {\"content\": \"Service redis \"}}]}\r\n\r\n",
+            b"id: 2\r\ndata: {\"choices\": [{\"del",
+            b"ta\": {\"content\": \"selects \"}}]}\r\n\r\n",
+            b"data: {\"choices\":\ndata: [{\"delta\": {\"content\": \"no pod.\"}}]}\n\n",
+            b"event: message\ndata: [DONE]\n\n",
+            b"data: {\"choices\": [{\"delta\": {\"content\": \"AFTER DONE\"}}]}\n\n",
+        ],
+    );
+    let mut m = openai_at(&url);
+    let prompt = Prompt {
+        system: "S".into(),
+        user: "U".into(),
+    };
+    let mut pieces = Vec::new();
+    let g = m
+        .generate(&prompt, 32, &mut |s| {
+            pieces.push(s.to_string());
+            true
+        })
+        .unwrap();
+    assert_eq!(g.text, "Service redis selects no pod.");
+    assert_eq!(pieces, ["Service redis ", "selects ", "no pod."]);
+}
+
+#[test]
+fn openai_errors_name_the_endpoint_and_what_it_said() {
+    let url = raw_sse_server(
+        "429 Too Many Requests",
+        vec![b"{\"error\": \"rate limited\"}"],
+    );
+    let mut m = openai_at(&url);
+    let prompt = Prompt {
+        system: "S".into(),
+        user: "U".into(),
+    };
+    let e = m
+        .generate(&prompt, 8, &mut |_| true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&url) && e.contains("429") && e.contains("rate limited"),
+        "{e}"
+    );
+    // An event that is not JSON is named, not skipped silently.
+    let url = raw_sse_server("200 OK", vec![b"data: {not json\n\n"]);
+    let e = openai_at(&url)
+        .generate(&prompt, 8, &mut |_| true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad event") && e.contains("{not json"), "{e}");
+    // Nobody listening: the connection error with its cause.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = openai_at(&format!("http://127.0.0.1:{port}/v1"))
+        .generate(&prompt, 8, &mut |_| true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("onnect"), "{e}");
+}
+
 fn ndjson_diagnose(socket: &std::path::Path, name: &str, no_llm: bool) -> Vec<Value> {
     ndjson_with(
         socket,

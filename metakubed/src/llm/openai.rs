@@ -2,12 +2,63 @@
 //! reading server-sent events. vLLM, llama.cpp's server and Ollama all speak it; this is how a
 //! team serves a bigger model (e.g. a Qwen3-8B fine-tune) to many workstations.
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use super::{Explainer, Generation, LlmConfig, LlmError, Prompt};
+
+/// Longest a whole generation may take.
+const GENERATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most of an error answer's body kept for the message.
+const ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// How the endpoint is reached: plain HTTP, or TLS with the system's CA roots.
+#[derive(Clone)]
+enum Connector {
+    Plain(HttpConnector),
+    Tls(hyper_rustls::HttpsConnector<HttpConnector>),
+}
+
+impl Connector {
+    fn for_url(url: &str) -> Result<Connector, String> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        if !url.starts_with("https://") {
+            return Ok(Connector::Plain(http));
+        }
+        http.enforce_http(false);
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("cannot load the system's CA certificates: {e}"))?
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Connector::Tls(tls))
+    }
+
+    /// Sends one request on a fresh client (the runtime it runs on may differ per call).
+    async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let builder = Client::builder(TokioExecutor::new());
+        match self {
+            Connector::Plain(c) => builder.build(c.clone()).request(req).await,
+            Connector::Tls(c) => builder.build(c.clone()).request(req).await,
+        }
+    }
+}
 
 /// A chat-completions endpoint.
 pub struct OpenAi {
@@ -16,7 +67,7 @@ pub struct OpenAi {
     key: Option<String>,
     temperature: f64,
     seed: u64,
-    agent: ureq::Agent,
+    connector: Connector,
 }
 
 impl OpenAi {
@@ -28,26 +79,28 @@ impl OpenAi {
             .ok_or_else(|| LlmError::Model("the openai backend needs [llm] endpoint".into()))?
             .trim_end_matches('/')
             .to_string();
+        let err = |message: String| LlmError::Endpoint {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+            return Err(err("the endpoint must be an http:// or https:// URL".into()));
+        }
         let key = match &cfg.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| LlmError::Endpoint {
-                endpoint: endpoint.clone(),
-                message: format!("API key variable {var} is not set"),
-            })?),
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| err(format!("API key variable {var} is not set")))?,
+            ),
             None => None,
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(120)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let connector = Connector::for_url(&endpoint).map_err(err)?;
         Ok(OpenAi {
             endpoint,
             model: cfg.api_model.clone(),
             key,
             temperature: cfg.temperature,
             seed: cfg.seed,
-            agent,
+            connector,
         })
     }
 
@@ -57,65 +110,49 @@ impl OpenAi {
             message: message.into(),
         }
     }
-}
 
-impl Explainer for OpenAi {
-    fn name(&self) -> String {
-        format!("openai:{} at {}", self.model, self.endpoint)
-    }
-
-    fn count_tokens(&self, text: &str) -> usize {
-        // No tokenizer for a remote model: about four characters a token.
-        text.len().div_ceil(4)
-    }
-
-    fn generate(
-        &mut self,
-        prompt: &Prompt,
-        max_tokens: usize,
+    /// Posts the request and reads the answer's server-sent events (parsed by `sse-stream`
+    /// as the HTML standard defines them: CRLF or LF, comments, fields split across lines
+    /// and across reads).
+    async fn stream(
+        &self,
+        body: Value,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
         let start = Instant::now();
-        let body = json!({
-            "model": self.model,
-            "messages": [
-                {"role": "system", "content": prompt.system},
-                {"role": "user", "content": prompt.user},
-            ],
-            "max_tokens": max_tokens,
-            "temperature": self.temperature,
-            "seed": self.seed,
-            "stream": true,
-        });
-        let mut req = self
-            .agent
-            .post(format!("{}/chat/completions", self.endpoint))
-            .header("Accept", "text/event-stream");
+        let mut req = Request::post(format!("{}/chat/completions", self.endpoint))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "text/event-stream");
         if let Some(k) = &self.key {
-            req = req.header("Authorization", format!("Bearer {k}"));
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {k}"));
         }
-        let resp = req.send_json(&body).map_err(|e| self.err(e.to_string()))?;
+        let req = req
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| self.err(format!("building the request: {e}")))?;
+        let resp = self
+            .connector
+            .send(req)
+            .await
+            .map_err(|e| self.err(error_chain(&e)))?;
         let status = resp.status();
-        let mut reader = std::io::BufReader::new(resp.into_body().into_reader());
         if !status.is_success() {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut reader, &mut s);
+            let text = match Limited::new(resp.into_body(), ERROR_BODY_BYTES)
+                .collect()
+                .await
+            {
+                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+                Err(e) => format!("(the body could not be read: {e})"),
+            };
             return Err(self.err(format!(
                 "HTTP {status}: {}",
-                s.chars().take(300).collect::<String>()
+                text.chars().take(300).collect::<String>()
             )));
         }
+        let mut events = sse_stream::SseStream::new(resp.into_body());
         let mut g = Generation::default();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .map_err(|e| self.err(format!("reading the stream: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            let Some(data) = line.trim().strip_prefix("data:") else {
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| self.err(format!("reading the stream: {e}")))?;
+            let Some(data) = event.data else {
                 continue;
             };
             let data = data.trim();
@@ -146,5 +183,67 @@ impl Explainer for OpenAi {
         }
         g.total_ms = start.elapsed().as_secs_f64() * 1000.0;
         Ok(g)
+    }
+}
+
+/// An error with its causes ("client error (Connect): tcp connect error: Connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl Explainer for OpenAi {
+    fn name(&self) -> String {
+        format!("openai:{} at {}", self.model, self.endpoint)
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        // No tokenizer for a remote model: about four characters a token.
+        text.len().div_ceil(4)
+    }
+
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        max_tokens: usize,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, LlmError> {
+        let body = json!({
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": prompt.system},
+                {"role": "user", "content": prompt.user},
+            ],
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "stream": true,
+        });
+        let work = async {
+            tokio::time::timeout(GENERATION_TIMEOUT, self.stream(body, on_text))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(self.err(format!(
+                        "no complete answer within {} s",
+                        GENERATION_TIMEOUT.as_secs()
+                    )))
+                })
+        };
+        // The daemon generates on a blocking thread of its runtime; elsewhere (tests, benches)
+        // a runtime of its own runs the request.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.block_on(work),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| self.err(format!("cannot start an I/O runtime: {e}")))?
+                .block_on(work),
+        }
     }
 }

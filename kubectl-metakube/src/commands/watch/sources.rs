@@ -278,64 +278,101 @@ fn to_event(o: DynamicObject, info: &KindInfo, kind: EventType) -> WatchEvent {
     WatchEvent { kind, object: v }
 }
 
+/// GETs a JSON document over HTTP or HTTPS (the system's CA roots).
+async fn get_json(url: &str) -> anyhow::Result<Value> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let uri: hyper::Uri = url.parse().with_context(|| format!("{url} is not a URL"))?;
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    let builder = Client::builder(hyper_util::rt::TokioExecutor::new());
+    let req = hyper::Request::get(uri).body(Empty::<bytes::Bytes>::new())?;
+    let send = async {
+        if url.starts_with("https://") {
+            http.enforce_http(false);
+            let tls = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .context("cannot load the system's CA certificates")?
+                .https_only()
+                .enable_http1()
+                .wrap_connector(http);
+            builder.build(tls).request(req).await
+        } else {
+            builder.build(http).request(req).await
+        }
+        .with_context(|| format!("GET {url}"))
+    };
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), send)
+        .await
+        .with_context(|| format!("GET {url}: no answer within 30 s"))??;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), 256 << 20)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("GET {url}: reading the answer: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&body).with_context(|| {
+        format!(
+            "the answer (HTTP {status}) is not Prometheus JSON: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )
+    })
+}
+
+/// Reads one instant-vector query's value per pod.
+async fn per_pod(base: &str, expr: &str) -> anyhow::Result<HashMap<ObjectRef, f64>> {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", expr)
+        .finish();
+    let v = get_json(&format!("{base}/api/v1/query?{query}")).await?;
+    if v.get("status").and_then(Value::as_str) != Some("success") {
+        anyhow::bail!(
+            "query {expr:?} failed: {}",
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+        );
+    }
+    let mut out = HashMap::new();
+    for r in v
+        .pointer("/data/result")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let m = r.get("metric");
+        let (Some(ns), Some(pod)) = (
+            m.and_then(|m| m.get("namespace")).and_then(Value::as_str),
+            m.and_then(|m| m.get("pod")).and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let Some(x) = r
+            .pointer("/value/1")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        if x.is_finite() {
+            out.insert(ObjectRef::new("Pod", ns, pod), x);
+        }
+    }
+    Ok(out)
+}
+
 /// CPU and memory of every pod relative to its limits, from Prometheus' HTTP API
 /// (`/api/v1/query`, cAdvisor series as the kubelet exports them).
 pub async fn prometheus_usage(base: &str) -> anyhow::Result<PodUsage> {
-    let base = base.trim_end_matches('/').to_string();
-    tokio::task::spawn_blocking(move || {
-        let q = |expr: &str| -> anyhow::Result<HashMap<ObjectRef, f64>> {
-            let url = format!("{base}/api/v1/query");
-            let v: Value = ureq::get(&url)
-                .query("query", expr)
-                .call()
-                .with_context(|| format!("GET {url}"))?
-                .body_mut()
-                .read_json()
-                .context("the answer is not Prometheus JSON")?;
-            if v.get("status").and_then(Value::as_str) != Some("success") {
-                anyhow::bail!(
-                    "query {expr:?} failed: {}",
-                    v.get("error").and_then(Value::as_str).unwrap_or("unknown error")
-                );
-            }
-            let mut out = HashMap::new();
-            for r in v
-                .pointer("/data/result")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let m = r.get("metric");
-                let (Some(ns), Some(pod)) = (
-                    m.and_then(|m| m.get("namespace")).and_then(Value::as_str),
-                    m.and_then(|m| m.get("pod")).and_then(Value::as_str),
-                ) else {
-                    continue;
-                };
-                let Some(x) = r
-                    .pointer("/value/1")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<f64>().ok())
-                else {
-                    continue;
-                };
-                if x.is_finite() {
-                    out.insert(ObjectRef::new("Pod", ns, pod), x);
-                }
-            }
-            Ok(out)
-        };
-        let cpu = q(r#"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!=""}[2m])) / sum by (namespace, pod) (kube_pod_container_resource_limits{resource="cpu"})"#)?;
-        let mem = q(r#"sum by (namespace, pod) (container_memory_working_set_bytes{container!=""}) / sum by (namespace, pod) (kube_pod_container_resource_limits{resource="memory"})"#)?;
-        let mut out: PodUsage = HashMap::new();
-        for (p, c) in cpu {
-            out.entry(p).or_default().0 = Some(c);
-        }
-        for (p, m) in mem {
-            out.entry(p).or_default().1 = Some(m);
-        }
-        Ok(out)
-    })
-    .await
-    .context("the Prometheus query thread failed")?
+    let base = base.trim_end_matches('/');
+    let cpu = per_pod(base, r#"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!=""}[2m])) / sum by (namespace, pod) (kube_pod_container_resource_limits{resource="cpu"})"#).await?;
+    let mem = per_pod(base, r#"sum by (namespace, pod) (container_memory_working_set_bytes{container!=""}) / sum by (namespace, pod) (kube_pod_container_resource_limits{resource="memory"})"#).await?;
+    let mut out: PodUsage = HashMap::new();
+    for (p, c) in cpu {
+        out.entry(p).or_default().0 = Some(c);
+    }
+    for (p, m) in mem {
+        out.entry(p).or_default().1 = Some(m);
+    }
+    Ok(out)
 }
