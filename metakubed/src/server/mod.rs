@@ -4,6 +4,7 @@
 mod memory_routes;
 mod metrics;
 mod routes;
+mod slots;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -75,19 +76,6 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time a client has to send a request's body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Connections served at once beyond the regular ones, one request each with a short header
-/// timeout: health and a stop still answer while held connections fill the regular slots.
-const SPARE_CONNECTIONS: usize = 32;
-
-/// Regular connection slots: half the open-file limit (RocksDB, models and the index need the
-/// rest), between 64 and 16,384.
-fn connection_slots() -> usize {
-    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(1024);
-    ((soft / 2) as usize).clamp(64, 16_384)
-}
 
 /// An exclusive lock on the data folder, held for the daemon's life: a second daemon on the
 /// same folder would fail on RocksDB's LOCK, fall back to no store, and lose what it
@@ -591,8 +579,7 @@ pub async fn serve(
     let store_upkeep = tokio::spawn(store_upkeep(state.clone()));
     let my_uid = rustix::process::getuid().as_raw();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(connection_slots()));
-    let spare = Arc::new(tokio::sync::Semaphore::new(SPARE_CONNECTIONS));
+    let slots = slots::Slots::new(slots::connection_slots());
     let mut refused_logged = Instant::now() - Duration::from_secs(60);
     tokio::pin!(shutdown);
     loop {
@@ -618,33 +605,34 @@ pub async fn serve(
                     }
                 }
                 // A slot per connection keeps file descriptors for the store and models; when
-                // the regular slots are full, a spare one serves a single request quickly.
-                let (permit, spare_lane) = match slots.clone().try_acquire_owned() {
-                    Ok(p) => (p, false),
-                    Err(_) => match spare.clone().try_acquire_owned() {
-                        Ok(p) => (p, true),
-                        Err(_) => {
-                            if refused_logged.elapsed() > Duration::from_secs(10) {
-                                warn!("every connection slot is taken; closing new connections until one frees");
-                                refused_logged = Instant::now();
-                            }
-                            continue;
-                        }
-                    },
+                // they are all taken, the oldest idle connection makes room (slots.rs).
+                let Some(held) = slots.admit() else {
+                    if refused_logged.elapsed() > Duration::from_secs(10) {
+                        warn!("every connection slot is serving a request; closing new connections until one frees");
+                        refused_logged = Instant::now();
+                    }
+                    continue;
                 };
                 let st = state.clone();
+                let asking = held.clone();
                 let conn = hyper::server::conn::http1::Builder::new()
                     .max_buf_size(64 * 1024)
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(if spare_lane { Duration::from_secs(2) } else { HEADER_TIMEOUT })
-                    .keep_alive(!spare_lane)
-                    .serve_connection(TokioIo::new(stream), service_fn(move |req| routes::handle(st.clone(), req)));
+                    .header_read_timeout(if held.spare { Duration::from_secs(2) } else { HEADER_TIMEOUT })
+                    .keep_alive(!held.spare)
+                    .serve_connection(TokioIo::new(stream), service_fn(move |req| {
+                        asking.asked();
+                        routes::handle(st.clone(), req)
+                    }));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = conn.await {
-                        debug!(error = %e, "connection ended with an error");
+                    tokio::select! {
+                        r = conn => if let Err(e) = r {
+                            debug!(error = %e, "connection ended with an error");
+                        },
+                        _ = held.close.notified() => debug!("closed an idle connection to make room for a new one"),
                     }
+                    held.release();
                 });
             }
             _ = &mut shutdown => break,
