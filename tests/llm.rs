@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::quantized::gguf_file;
 use metakube_tests::{
-    diagnose_args, diagnose_scenario, expected_target, http, ok_stdout, plugin, proto, repo_root,
-    scenario, Daemon,
+    diagnose_args, diagnose_scenario, expected_target, fake_openai, fake_openai_slow, http,
+    ok_stdout, plugin, proto, repo_root, scenario, Daemon,
 };
 use metakubed::llm::candle::CandleLlm;
 use metakubed::llm::tokenizer::GgufTokenizer;
@@ -108,62 +108,6 @@ fn greedy_generation_is_reproducible() {
     assert!(m
         .name()
         .starts_with("candle:SmolLM2-135M-Instruct.Q4_1.gguf (llama, cpu"));
-}
-
-/// A minimal OpenAI-compatible server: answers every chat completion with `reply`, streamed as
-/// server-sent events word by word, and records the request bodies.
-fn fake_openai(reply: &'static str) -> (String, Arc<Mutex<Vec<Value>>>) {
-    fake_openai_slow(reply, std::time::Duration::ZERO)
-}
-
-/// Like [`fake_openai`], taking `delay` before each answer (one at a time).
-fn fake_openai_slow(
-    reply: &'static str,
-    delay: std::time::Duration,
-) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut r = BufReader::new(c.try_clone().unwrap());
-            let mut len = 0;
-            let mut line = String::new();
-            let mut first = String::new();
-            loop {
-                line.clear();
-                r.read_line(&mut line).unwrap();
-                if first.is_empty() {
-                    first = line.clone();
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            assert!(first.starts_with("POST /v1/chat/completions"), "{first}");
-            s2.lock()
-                .unwrap()
-                .push(serde_json::from_slice(&body).unwrap());
-            std::thread::sleep(delay);
-            let mut out = String::from(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-            );
-            for w in reply.split_inclusive(' ') {
-                let ev = serde_json::json!({"choices": [{"delta": {"content": w}}]});
-                out.push_str(&format!("data: {ev}\n\n"));
-            }
-            out.push_str("data: [DONE]\n\n");
-            c.write_all(out.as_bytes()).unwrap();
-        }
-    });
-    (url, seen)
 }
 
 #[test]

@@ -4,11 +4,15 @@
 
 pub mod apiserver;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// The directory the workspace binaries are built into (next to this test's `deps/`).
 pub fn bin_dir() -> PathBuf {
@@ -305,4 +309,60 @@ pub fn diagnose_scenario(socket: &Path, name: &str, extra: &[&str]) -> serde_jso
     let args = diagnose_args(name, &extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     serde_json::from_str(&ok_stdout(&plugin(socket, &refs))).expect("diagnosis JSON")
+}
+
+/// A minimal OpenAI-compatible server: answers every chat completion with `reply`, streamed as
+/// server-sent events word by word, and records the request bodies.
+pub fn fake_openai(reply: &'static str) -> (String, Arc<Mutex<Vec<Value>>>) {
+    fake_openai_slow(reply, std::time::Duration::ZERO)
+}
+
+/// Like [`fake_openai`], taking `delay` before each answer (one at a time).
+pub fn fake_openai_slow(
+    reply: &'static str,
+    delay: std::time::Duration,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut len = 0;
+            let mut line = String::new();
+            let mut first = String::new();
+            loop {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                if first.is_empty() {
+                    first = line.clone();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            assert!(first.starts_with("POST /v1/chat/completions"), "{first}");
+            s2.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap());
+            std::thread::sleep(delay);
+            let mut out = String::from(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for w in reply.split_inclusive(' ') {
+                let ev = serde_json::json!({"choices": [{"delta": {"content": w}}]});
+                out.push_str(&format!("data: {ev}\n\n"));
+            }
+            out.push_str("data: [DONE]\n\n");
+            c.write_all(out.as_bytes()).unwrap();
+        }
+    });
+    (url, seen)
 }
