@@ -53,6 +53,9 @@ pub enum Command {
     Diagnose(DiagnoseArgs),
     /// Collect what a diagnosis sees and write it in the cluster-info dump layout
     Snapshot(SnapshotArgs),
+    /// What changed near a workload or Service: rollout revisions, and what the daemon's history
+    /// of this cluster saw change (spec and labels; ConfigMap and Secret data by key only)
+    Changes(ChangesArgs),
     /// Watch the cluster: detect faults as they happen, diagnose and group them into incidents,
     /// and (with --remediate) act under guard
     Watch(WatchArgs),
@@ -72,6 +75,25 @@ pub enum Command {
         /// bash, zsh or fish
         shell: clap_complete::Shell,
     },
+}
+
+/// `changes TYPE/NAME`.
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// TYPE/NAME (deploy/checkout) or TYPE
+    pub target: String,
+    /// NAME, when TYPE and NAME are given as two words
+    pub name: Option<String>,
+    /// How far back (30m, 2h, 7d)
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    pub since: Duration,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Read a `kubectl cluster-info dump --output-directory` folder instead of the cluster
+    /// (only rollout revisions: a dump has no before)
+    #[arg(long, value_name = "DIR")]
+    pub from_dump: Option<PathBuf>,
 }
 
 /// `diagnose TYPE/NAME`.
@@ -357,10 +379,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?}; use ms, s, m or h")),
+        "d" => n * 86400.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?}; use ms, s, m, h or d"
+            ))
+        }
     };
     if secs <= 0.0 {
-        return Err("the timeout must be positive".into());
+        return Err(format!("the duration {s:?} must be positive"));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -381,6 +408,10 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("5x").is_err());
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
     }
 
     #[test]

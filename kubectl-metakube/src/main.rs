@@ -29,6 +29,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             commands::diagnose::run(&cli.global, a, &mut out).await?;
         }
         Command::Snapshot(a) => commands::snapshot::run(&cli.global, a).await?,
+        Command::Changes(a) => commands::changes::run(&cli.global, a, &mut out).await?,
         Command::Watch(a) => commands::watch::run(&cli.global, a, &mut out).await?,
         Command::Feedback(a) => commands::feedback::run(&cli.global, a).await?,
         Command::Mcp(a) => commands::mcp::run(&cli.global, a).await?,

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
-use metakube_shared::{Diagnosis, EvidenceSource, Risk, Verdict};
+use metakube_shared::{Change, ChangesResponse, Diagnosis, EvidenceSource, Risk, Verdict};
 
 /// Output format (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +36,93 @@ pub fn diagnosis(w: &mut dyn Write, d: &Diagnosis, out: Output) -> std::io::Resu
             w.write_all(y.as_bytes())
         }
         Output::Text => text(w, d),
+    }
+}
+
+/// `4 min`, `2 h`, `3 d`.
+fn span(s: f64) -> String {
+    let s = s.abs();
+    if s < 90.0 {
+        format!("{s:.0} s")
+    } else if s < 90.0 * 60.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 48.0 * 3600.0 {
+        format!("{:.0} h", s / 3600.0)
+    } else {
+        format!("{:.0} d", s / 86400.0)
+    }
+}
+
+/// One change: when relative to `reference`, what, and how it was seen.
+pub fn change_line(c: &Change, reference: &str) -> String {
+    let when = if c.before_first_symptom_s >= 0.0 {
+        format!("{} before {reference}", span(c.before_first_symptom_s))
+    } else {
+        format!("{} after {reference}", span(c.before_first_symptom_s))
+    };
+    format!(
+        "{YELLOW}{when}{YELLOW:#}  {}{}",
+        c.describe(),
+        c.via
+            .as_ref()
+            .map(|v| format!("  {DIM}({v}){DIM:#}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Writes the answer of `changes` in the chosen format.
+pub fn changes(w: &mut dyn Write, r: &ChangesResponse, out: Output) -> std::io::Result<()> {
+    match out {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut *w, r)?;
+            return writeln!(w);
+        }
+        Output::Yaml => {
+            let y = serde_norway::to_string(r).map_err(std::io::Error::other)?;
+            return w.write_all(y.as_bytes());
+        }
+        Output::Text => {}
+    }
+    let reference = if r.first_failure.is_some() {
+        "the first failure"
+    } else {
+        "now"
+    };
+    writeln!(
+        w,
+        "{BOLD}CHANGES{BOLD:#} near {} since {}{}",
+        r.target,
+        r.since.strftime("%Y-%m-%d %H:%M:%SZ"),
+        r.first_failure
+            .map(|t| format!(" · first failure {}", t.strftime("%Y-%m-%d %H:%M:%SZ")))
+            .unwrap_or_default()
+    )?;
+    for c in &r.changes {
+        writeln!(w, "  {}", change_line(c, reference))?;
+    }
+    if r.changes.is_empty() {
+        writeln!(w, "  none seen")?;
+    }
+    let seen: Vec<String> = r.near.iter().take(8).map(|o| o.to_string()).collect();
+    writeln!(
+        w,
+        "{DIM}looked at {} object(s): {}{}{DIM:#}",
+        r.near.len(),
+        seen.join(", "),
+        if r.near.len() > 8 { ", …" } else { "" }
+    )?;
+    match (&r.cluster, r.tracked_since) {
+        (Some(c), Some(t)) => writeln!(
+            w,
+            "{DIM}history of {c} kept since {} ({} tracked objects compared, {} unchanged by resourceVersion); rollout revisions from the cluster's ReplicaSets{DIM:#}",
+            t.strftime("%Y-%m-%d %H:%M:%SZ"),
+            r.compared,
+            r.unchanged
+        ),
+        _ => writeln!(
+            w,
+            "{DIM}a dump has no before: only rollout revisions (its ReplicaSets) are compared; on a live cluster the daemon keeps a history from the first look{DIM:#}"
+        ),
     }
 }
 
@@ -137,6 +224,12 @@ fn text(w: &mut dyn Write, d: &Diagnosis) -> std::io::Result<()> {
                 "  {CYAN}[{}]{CYAN:#} {}/{}: {}",
                 s.reason, s.object.kind, s.object.name, s.detail
             )?;
+        }
+    }
+    if !d.changes.is_empty() {
+        writeln!(w, "\n{BOLD}CHANGES NEAR IT{BOLD:#}")?;
+        for c in d.changes.iter().rev().take(5) {
+            writeln!(w, "  {}", change_line(c, "the first failure"))?;
         }
     }
     if let Some(fix) = d.remediation.first() {

@@ -367,6 +367,8 @@ pub fn diagnose_unless(
         },
         memory: report,
         llm: None,
+        // Attached at the edge (the history lives in the store): `history::changes_near`.
+        changes: Vec::new(),
     };
     let trace = Trace {
         signature,

@@ -7,7 +7,9 @@
 //! `snapshot` (typed objects) → `signals` (normalised symptoms) → `graph` (instance KubeGraph,
 //! domain graph, root-cause search) → `memory` (episodic recall and the meta-cognitive
 //! controller) → `remediation` (validated patches), assembled by `engine`; `llm` writes the
-//! grounded explanation afterwards; `server` and `store` sit around it.
+//! grounded explanation afterwards; `history` attaches what changed near the fault (rollout
+//! revisions, and each live cluster's history kept by resourceVersion); `server` and `store` sit
+//! around it.
 //!
 //! What it does not do: talk to the Kubernetes API (the plugin collects), or apply fixes (the
 //! plugin applies them after a server-side dry run and the user's confirmation).
@@ -15,6 +17,7 @@
 pub mod config;
 pub mod engine;
 pub mod graph;
+pub mod history;
 pub mod llm;
 pub mod memory;
 pub mod remediation;

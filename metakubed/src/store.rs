@@ -121,7 +121,8 @@ impl StoreError {
 /// A domain-graph edge (symptom, reason) and its weight.
 pub type EdgeWeight = ((String, String), f64);
 
-/// Column families of episodic memory, written through [`Store::write`].
+/// Column families written through [`Store::write`]: episodic memory's and the per-cluster
+/// change history's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cf {
     /// Episode id (big-endian u64) → episode JSON.
@@ -132,11 +133,25 @@ pub enum Cf {
     Patterns,
     /// Controller state (θ) and memory counters.
     Controller,
+    /// `cluster\0kind\0namespace\0name` → the object's last seen resourceVersion and shape.
+    Objects,
+    /// `cluster\0{nanoseconds:020}\0{n:08}` → a change seen in that cluster.
+    Changes,
+    /// Cluster key → when its history starts.
+    Clusters,
 }
 
 impl Cf {
-    /// Every memory column family.
-    pub const ALL: [Cf; 4] = [Cf::Episodes, Cf::Embeddings, Cf::Patterns, Cf::Controller];
+    /// Every column family written through [`Store::write`].
+    pub const ALL: [Cf; 7] = [
+        Cf::Episodes,
+        Cf::Embeddings,
+        Cf::Patterns,
+        Cf::Controller,
+        Cf::Objects,
+        Cf::Changes,
+        Cf::Clusters,
+    ];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
@@ -145,6 +160,9 @@ impl Cf {
             Cf::Embeddings => "embeddings",
             Cf::Patterns => "patterns",
             Cf::Controller => "controller",
+            Cf::Objects => "objects",
+            Cf::Changes => "changes",
+            Cf::Clusters => "clusters",
         }
     }
 }
@@ -170,8 +188,14 @@ pub trait Store: Send + Sync {
     fn write(&self, ops: &[Op]) -> Result<(), StoreError>;
     /// Reads one memory record.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Visits every record of a memory column family in key order until `f` returns false.
-    fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError>;
+    /// Visits the records of a column family in key order, from the first key ≥ `from`, until
+    /// `f` returns false.
+    fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
     /// All feedback records.
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError>;
     /// The feedback records of one diagnosis, oldest first.
@@ -247,7 +271,12 @@ impl Store for UnavailableStore {
     fn get(&self, _: Cf, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.no()
     }
-    fn scan(&self, _: Cf, _: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+    fn scan(
+        &self,
+        _: Cf,
+        _: &[u8],
+        _: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
         self.no()
     }
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {
@@ -579,11 +608,16 @@ impl Store for RocksStore {
             .map_err(|e| self.err(e))
     }
 
-    fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
-        for kv in self
-            .db
-            .iterator_cf(&self.cf(cf.name()), rocksdb::IteratorMode::Start)
-        {
+    fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for kv in self.db.iterator_cf(
+            &self.cf(cf.name()),
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+        ) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             if !f(&k, &v) {
                 break;
@@ -730,9 +764,14 @@ impl Store for MemStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().memory.get(&(cf, key.to_vec())).cloned())
     }
-    fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+    fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
         let g = self.lock();
-        for ((c, k), v) in g.memory.range((cf, Vec::new())..) {
+        for ((c, k), v) in g.memory.range((cf, from.to_vec())..) {
             if *c != cf || !f(k, v) {
                 break;
             }
@@ -811,6 +850,7 @@ mod tests {
                 timings_ms: Timings::default(),
                 memory: None,
                 llm: None,
+                changes: vec![],
             },
             edges: vec![("crash_loop".into(), "ApplicationCrash".into())],
             at: Timestamp::UNIX_EPOCH,

@@ -293,6 +293,11 @@ pub struct Diagnosis {
     /// The model-written explanation, when one was streamed (the plugin fills it in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<crate::protocol::Explanation>,
+    /// Changes near the target and the root cause from 30 minutes before the first failure:
+    /// rollout revisions (any snapshot) and, for a live cluster diagnosed before, what the
+    /// daemon's history saw change since; oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::change::Change>,
 }
 
 /// The meta-cognitive controller's account of one decision.

@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::change::Change;
 use crate::diagnosis::Diagnosis;
 use crate::object::ObjectRef;
 
@@ -103,26 +104,6 @@ pub struct ActionRecord {
     pub detail: String,
     /// When, on the stream's clock.
     pub at: Timestamp,
-}
-
-/// A change to an object near an incident, seen in the watch before or while it was open.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    /// The object that changed.
-    pub object: ObjectRef,
-    /// The field, as a JSON pointer (`/spec/template/spec/containers/0/image`); for a
-    /// ConfigMap's data only the key (`/data/app.yaml`), never a value.
-    pub field: String,
-    /// The value before (absent when the field was added, or for ConfigMap data).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<serde_json::Value>,
-    /// The value after (absent when the field was removed, or for ConfigMap data).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<serde_json::Value>,
-    /// When the watch saw it.
-    pub at: Timestamp,
-    /// Seconds before the incident's first symptom (negative: after it).
-    pub before_first_symptom_s: f64,
 }
 
 /// One incident.

@@ -33,7 +33,7 @@ use crate::snapshot::Snapshot;
 pub const PROTOCOL_HEADER: &str = "x-metakube-protocol";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 4 };
+pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 5 };
 
 /// Media type of the streamed diagnose answer.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -161,6 +161,44 @@ pub struct DiagnoseRequest {
     /// Request options.
     #[serde(default)]
     pub options: DiagnoseOptions,
+}
+
+/// `POST /v1/changes`: what changed near a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangesRequest {
+    /// What was collected for the target (the same selection a diagnosis makes).
+    pub snapshot: Snapshot,
+    /// How far back, in seconds [default: 3600].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_s: Option<u64>,
+}
+
+/// The answer to [`ChangesRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangesResponse {
+    /// The object asked about.
+    pub target: ObjectRef,
+    /// The cluster whose history was read (`None` for a dump: only rollout revisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// When the daemon started keeping this cluster's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked_since: Option<jiff::Timestamp>,
+    /// The earliest failure seen near the target (a warning event, a pod not Ready), which
+    /// `before_first_symptom_s` counts from; absent when nothing near it is failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<jiff::Timestamp>,
+    /// The start of the window.
+    pub since: jiff::Timestamp,
+    /// The objects whose changes were looked for.
+    pub near: Vec<ObjectRef>,
+    /// Changes in the window, oldest first.
+    pub changes: Vec<crate::change::Change>,
+    /// Objects of the snapshot compared with the history, and of those how many had the same
+    /// resourceVersion as last time (not looked at again).
+    pub compared: usize,
+    /// See `compared`.
+    pub unchanged: usize,
 }
 
 /// Whether a diagnosis was right, as the user found out.
@@ -343,9 +381,10 @@ mod tests {
             ProtocolVersion { major: 1, minor: 0 }
         );
         assert!("x.y".parse::<ProtocolVersion>().is_err());
-        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.4\"");
+        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.5\"");
         // 1.1 added the NDJSON stream, 1.2 the verdict, 1.3 a correction's category and fix
-        // command, 1.4 the `explain` option: a 1.0 peer still talks to it.
+        // command, 1.4 the `explain` option, 1.5 `changes` (the field and `/v1/changes`): a 1.0
+        // peer still talks to it.
         assert!(PROTOCOL.compatible_with("1.0".parse().unwrap()));
     }
 }

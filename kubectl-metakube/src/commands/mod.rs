@@ -1,6 +1,7 @@
 //! One file per subcommand; shared plumbing here.
 
 pub mod calibration;
+pub mod changes;
 pub mod completion;
 pub mod corrections;
 pub mod daemon;

@@ -5,21 +5,10 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
-use metakube_shared::{Change, Incident, KubeObject, ObjectRef};
+use metakube_shared::{field_changes, Change, Incident, KubeObject, ObjectRef, TRACKED};
 use serde_json::Value;
 
 use super::store::Store;
-
-/// Kinds whose changes are kept.
-const TRACKED: &[&str] = &[
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "Service",
-    "ConfigMap",
-    "Node",
-    "PersistentVolumeClaim",
-];
 
 /// Most changes kept (the oldest go first).
 const MAX_CHANGES: usize = 10_000;
@@ -40,33 +29,7 @@ impl Changes {
             return;
         }
         let object = after.object_ref();
-        let mut fields = Vec::new();
-        for top in ["spec", "metadata/labels"] {
-            let ptr = format!("/{top}");
-            diff(
-                before.0.pointer(&ptr),
-                after.0.pointer(&ptr),
-                &ptr,
-                &mut fields,
-            );
-        }
-        if after.kind() == "ConfigMap" {
-            // Key names only: a value may be a credential someone put in the wrong place.
-            for key in ["data", "binaryData"] {
-                let keys = |o: &KubeObject| -> BTreeSet<(String, String)> {
-                    o.0.get(key)
-                        .and_then(Value::as_object)
-                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
-                        .unwrap_or_default()
-                };
-                let (b, a) = (keys(before), keys(after));
-                let touched: BTreeSet<&String> =
-                    b.symmetric_difference(&a).map(|(k, _)| k).collect();
-                for k in touched {
-                    fields.push((format!("/{key}/{}", escape(k)), None, None));
-                }
-            }
-        }
+        let fields = field_changes(before, after);
         for (field, from, to) in fields {
             self.seen.push_back(Change {
                 object: object.clone(),
@@ -75,6 +38,7 @@ impl Changes {
                 to,
                 at,
                 before_first_symptom_s: 0.0,
+                via: Some("watch".into()),
             });
         }
         while self.seen.len() > MAX_CHANGES {
@@ -134,35 +98,6 @@ impl Changes {
                 ..c.clone()
             })
             .collect()
-    }
-}
-
-fn escape(k: &str) -> String {
-    k.replace('~', "~0").replace('/', "~1")
-}
-
-/// Leaf-level differences under `at`: objects by key, arrays by index when their lengths
-/// match (else the array as one value).
-fn diff(
-    a: Option<&Value>,
-    b: Option<&Value>,
-    at: &str,
-    out: &mut Vec<(String, Option<Value>, Option<Value>)>,
-) {
-    match (a, b) {
-        (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                diff(x.get(k), y.get(k), &format!("{at}/{}", escape(k)), out);
-            }
-        }
-        (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
-            for (n, (p, q)) in x.iter().zip(y).enumerate() {
-                diff(Some(p), Some(q), &format!("{at}/{n}"), out);
-            }
-        }
-        (x, y) if x != y => out.push((at.to_string(), x.cloned(), y.cloned())),
-        _ => {}
     }
 }
 

@@ -446,6 +446,7 @@ mod tests {
             timings_ms: Timings::default(),
             memory: None,
             llm: None,
+            changes: vec![],
         };
         let count = |s: &str| s.len() / 4;
         let p = prompt(&d, &count, 300);

@@ -468,7 +468,7 @@ impl Memory {
         let generation = read_u64(KEY_GENERATION)?;
         let mut patterns = BTreeMap::new();
         let mut bad = None;
-        store.scan(Cf::Patterns, &mut |_, v| {
+        store.scan(Cf::Patterns, &[], &mut |_, v| {
             match serde_json::from_slice::<Pattern>(v) {
                 Ok(p) => {
                     patterns.insert(p.id, p);
@@ -485,7 +485,7 @@ impl Memory {
         }
         let mut slim = HashMap::new();
         let mut vectors = Vec::new();
-        store.scan(Cf::Embeddings, &mut |k, v| {
+        store.scan(Cf::Embeddings, &[], &mut |k, v| {
             if let (Some(id), Some((s, vec))) = (id_of(k), decode_vec(v)) {
                 slim.insert(id, s);
                 vectors.push((id, vec));
@@ -945,7 +945,7 @@ impl Memory {
     /// catches up with what was learnt or forgotten meanwhile and swaps it in.
     pub fn rebuild_index(&self) -> Result<(), MemoryError> {
         let mut vectors = Vec::new();
-        self.store.scan(Cf::Embeddings, &mut |k, v| {
+        self.store.scan(Cf::Embeddings, &[], &mut |k, v| {
             if let (Some(id), Some((_, vec))) = (id_of(k), decode_vec(v)) {
                 vectors.push((id, vec));
             }
@@ -1388,6 +1388,7 @@ mod tests {
                 timings_ms: Timings::default(),
                 memory: None,
                 llm: None,
+                changes: vec![],
             },
             edges: vec![],
             at: Timestamp::UNIX_EPOCH,
@@ -1484,7 +1485,7 @@ mod tests {
         assert_eq!(m.stats().episodes, 3, "max_episodes holds after an import");
         let mut kept = 0;
         store
-            .scan(Cf::Episodes, &mut |_, _| {
+            .scan(Cf::Episodes, &[], &mut |_, _| {
                 kept += 1;
                 true
             })

@@ -136,6 +136,8 @@ pub struct Warm {
     pub store: Arc<dyn Store>,
     /// Episodic memory, when enabled and its embedder loaded.
     pub memory: Option<Arc<Memory>>,
+    /// Each live cluster's change history (over `store`).
+    pub history: Arc<crate::history::History>,
 }
 
 /// The explanation model, loaded after the warm state; one generation at a time.
@@ -257,10 +259,12 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
         );
         let memory = load_memory(&state, &store);
         info!(ms = t.elapsed().as_millis() as u64, "warm state loaded");
+        let history = Arc::new(crate::history::History::new(store.clone()));
         let _ = tx.send(Some(Arc::new(Warm {
             knowledge: RwLock::new(knowledge),
             store,
             memory,
+            history,
         })));
         load_llm(&state);
     });

@@ -13,15 +13,16 @@ use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use metakube_shared::{
-    ComponentState, DiagnoseRequest, Diagnosis, ErrorBody, ErrorCode, Explanation, FeedbackOutcome,
-    FeedbackRequest, FeedbackResponse, Health, Pathway, ProtocolVersion, Stats, StreamEvent,
-    NDJSON, PROTOCOL, PROTOCOL_HEADER,
+    ChangesRequest, ChangesResponse, ComponentState, DiagnoseRequest, Diagnosis, ErrorBody,
+    ErrorCode, Explanation, FeedbackOutcome, FeedbackRequest, FeedbackResponse, Health, Pathway,
+    ProtocolVersion, Snapshot, Stats, StreamEvent, NDJSON, PROTOCOL, PROTOCOL_HEADER,
 };
 use serde::Serialize;
 use tracing::{error, info};
 
 use super::State;
 use crate::engine::Recall;
+use crate::history::History;
 use crate::store::{FeedbackRecord, StoredDiagnosis};
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
@@ -91,11 +92,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Resp {
             .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
         (Method::POST, "/v1/diagnose") => diagnose(state, req).await,
         (Method::POST, "/v1/feedback") => feedback(state, req).await,
+        (Method::POST, "/v1/changes") => changes(state, req).await,
         (_, p) if p.starts_with("/v1/memory") => super::memory_routes::route(state, req).await,
-        (_, "/v1/health" | "/v1/stats" | "/metrics" | "/v1/diagnose" | "/v1/feedback") => {
+        (_, "/v1/health" | "/v1/stats" | "/metrics" | "/v1/diagnose" | "/v1/feedback" | "/v1/changes") => {
             error(&state, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}"))
         }
-        _ => error(&state, StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no endpoint {path}; protocol v1 serves /v1/health, /v1/diagnose, /v1/feedback, /v1/stats, /v1/memory/… and /metrics")),
+        _ => error(&state, StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no endpoint {path}; protocol v1 serves /v1/health, /v1/diagnose, /v1/feedback, /v1/changes, /v1/stats, /v1/memory/… and /metrics")),
     }
 }
 
@@ -299,7 +301,7 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             _ => None,
         };
         let deadline = Some(start + st.config.request_budget);
-        let out = crate::engine::diagnose_unless(
+        let mut out = crate::engine::diagnose_unless(
             &k,
             &request.snapshot,
             id,
@@ -307,6 +309,9 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             &|| flag.load(Ordering::Relaxed),
             deadline,
         );
+        if let Ok(d) = &mut out {
+            attach_changes(&w.history, &request.snapshot, &mut d.diagnosis);
+        }
         if matches!(out, Err(crate::engine::EngineError::Abandoned)) {
             st.metrics.abandoned.inc();
             info!("diagnosis abandoned: the client went away");
@@ -368,6 +373,85 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             e.to_string(),
+        ),
+    }
+}
+
+/// The history sees the snapshot (a live cluster's objects compared by resourceVersion), and
+/// the changes near the target and the root cause join the diagnosis as evidence.
+fn attach_changes(h: &History, snap: &Snapshot, d: &mut Diagnosis) {
+    let now = Timestamp::now();
+    if let Err(e) = h.observe(snap, now) {
+        tracing::warn!(error = %e, "the change history could not be updated");
+    }
+    let mut centre = vec![d.target.clone()];
+    if let Some(rc) = &d.root_cause {
+        centre.push(rc.object.clone());
+    }
+    match crate::history::changes_near(Some(h), snap, &centre, None, now) {
+        Ok(n) => d.changes = n.changes,
+        Err(e) => tracing::warn!(error = %e, "the change history could not be read"),
+    }
+}
+
+/// `POST /v1/changes`: what changed near a target, from its rollout revisions and (for a live
+/// cluster) the daemon's history, which the snapshot also updates.
+async fn changes(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    let request: ChangesRequest = match read_body(&state, req, "changes").await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let warm = match warm_or_unavailable(&state).await {
+        Ok(w) => w,
+        Err(resp) => return resp,
+    };
+    let res = tokio::task::spawn_blocking(move || {
+        let now = Timestamp::now();
+        let snap = &request.snapshot;
+        let obs = warm.history.observe(snap, now)?;
+        // "The last hour" of a dump is the hour before it was taken.
+        let since = crate::history::snapshot_now(snap, now)
+            - jiff::SignedDuration::from_secs(request.since_s.unwrap_or(3600) as i64);
+        let n = crate::history::changes_near(
+            Some(&warm.history),
+            snap,
+            std::slice::from_ref(&snap.target),
+            Some(since),
+            now,
+        )?;
+        let cluster = crate::history::cluster_key(&snap.meta.source);
+        Ok::<_, crate::store::StoreError>(ChangesResponse {
+            target: snap.target.clone(),
+            tracked_since: cluster.as_deref().and_then(|c| warm.history.since(c)),
+            cluster,
+            first_failure: n.first_failure,
+            since: n.since,
+            near: n.near.objects.into_iter().collect(),
+            changes: n.changes,
+            compared: obs.compared,
+            unchanged: obs.unchanged,
+        })
+    })
+    .await;
+    match res {
+        Ok(Ok(r)) => json(StatusCode::OK, &r),
+        Ok(Err(e)) if e.is_unavailable() => error(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            format!("the change history is not available: {e}"),
+        ),
+        Ok(Err(e)) => error(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            format!("the change history could not be read: {e}"),
+        ),
+        Err(_) => error(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the changes handler failed",
         ),
     }
 }

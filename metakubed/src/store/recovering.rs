@@ -232,8 +232,13 @@ impl Store for RecoveringStore {
         self.with(|s| s.get(cf, key))
     }
 
-    fn scan(&self, cf: Cf, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
-        self.with(|s| s.scan(cf, f))
+    fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.scan(cf, from, f))
     }
 
     fn feedback(&self) -> Result<Vec<FeedbackRecord>, StoreError> {

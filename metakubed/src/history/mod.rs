@@ -1,0 +1,483 @@
+//! What changed near a fault. Two sources:
+//!
+//! - a Deployment's rollout revisions, read from its ReplicaSets in any snapshot
+//!   ([`revisions`]), dated by the revision's creation;
+//! - the daemon's own history of each live cluster it diagnoses: the objects that make or break
+//!   a workload ([`metakube_shared::TRACKED`]) are kept per cluster in RocksDB by
+//!   resourceVersion, warm in memory after the first use; a new snapshot of the same cluster is
+//!   compared object by object, and an object whose resourceVersion did not move is not looked
+//!   at again. What differs is recorded as changes (ConfigMap data by key, through a digest of
+//!   each value; Secrets by key name, their values never collected).
+//!
+//! The engine stays pure: this runs at the edge, after it, and the changes near the target and
+//! the root cause are attached to the diagnosis as evidence ("image changed 4 min before the
+//! first failure") and answered by `/v1/changes`.
+
+pub mod near;
+pub mod revisions;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use metakube_shared::{
+    field_changes, Change, KubeObject, ObjectRef, Snapshot, SnapshotSource, TRACKED,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::store::{Cf, Op, Store, StoreError};
+
+pub use near::{first_failure, neighbourhood, observed_at, Near};
+
+/// How far before the first failure a change may explain it.
+pub const LOOKBACK: SignedDuration = SignedDuration::from_secs(30 * 60);
+
+/// How long recorded changes are kept.
+const KEEP: SignedDuration = SignedDuration::from_secs(7 * 24 * 3600);
+
+/// The history key of a snapshot's cluster: its API server (or context) for a live
+/// collection; `None` for a dump, a moment with no before.
+pub fn cluster_key(source: &SnapshotSource) -> Option<String> {
+    match source {
+        SnapshotSource::Live { cluster, context } => cluster
+            .as_deref()
+            .or(context.as_deref())
+            .map(|c| format!("live:{c}")),
+        SnapshotSource::Dump { .. } => None,
+    }
+}
+
+/// An object as last seen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Known {
+    rv: String,
+    seen: Timestamp,
+    shape: Value,
+}
+
+/// One cluster's objects as last seen.
+#[derive(Debug)]
+struct Cluster {
+    since: Timestamp,
+    objects: HashMap<ObjectRef, Known>,
+    seq: u64,
+}
+
+/// What one snapshot did to the history.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Observation {
+    /// Tracked objects compared with what was kept.
+    pub compared: usize,
+    /// Of those, how many had the resourceVersion kept (not looked at again).
+    pub unchanged: usize,
+    /// Objects seen for the first time.
+    pub new: usize,
+    /// Changes recorded.
+    pub changes: Vec<Change>,
+}
+
+/// The per-cluster history over the store.
+pub struct History {
+    store: Arc<dyn Store>,
+    clusters: Mutex<HashMap<String, Arc<Mutex<Cluster>>>>,
+}
+
+/// What decides whether an object changed, and nothing more: its spec and labels, and for
+/// ConfigMaps and Secrets a digest of each data value (Secrets arrive without values).
+pub fn shape(o: &KubeObject) -> Value {
+    let mut s = json!({
+        "kind": o.kind(),
+        "metadata": {"name": o.name(), "labels": o.pointer("/metadata/labels").cloned().unwrap_or(Value::Null)},
+    });
+    if let Some(spec) = o.pointer("/spec") {
+        s["spec"] = spec.clone();
+    }
+    for key in ["data", "binaryData", "stringData"] {
+        if let Some(m) = o.0.get(key).and_then(Value::as_object) {
+            let digests: serde_json::Map<String, Value> = m
+                .iter()
+                .map(|(k, v)| {
+                    let d = Sha256::digest(v.to_string().as_bytes());
+                    (k.clone(), Value::from(format!("{d:x}")))
+                })
+                .collect();
+            s[key] = Value::Object(digests);
+        }
+    }
+    s
+}
+
+fn object_key(cluster: &str, r: &ObjectRef) -> Vec<u8> {
+    format!(
+        "{cluster}\0{}\0{}\0{}",
+        r.kind,
+        r.namespace.as_deref().unwrap_or_default(),
+        r.name
+    )
+    .into_bytes()
+}
+
+fn change_key(cluster: &str, at: Timestamp, seq: u64) -> Vec<u8> {
+    format!("{cluster}\0{:020}\0{seq:08}", at.as_nanosecond().max(0)).into_bytes()
+}
+
+/// When an object's spec last changed: the newest time a manager wrote it (managedFields,
+/// status writes aside) if that is after the last look, else now.
+fn changed_at(o: &KubeObject, last_seen: Timestamp, now: Timestamp) -> Timestamp {
+    o.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m.get("subresource")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+        })
+        .filter_map(|m| m.get("time")?.as_str()?.parse::<Timestamp>().ok())
+        .max()
+        .filter(|t| *t > last_seen && *t <= now)
+        .unwrap_or(now)
+}
+
+impl History {
+    /// The history kept in `store`.
+    pub fn new(store: Arc<dyn Store>) -> History {
+        History {
+            store,
+            clusters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A cluster's state, read from the store on first use.
+    fn cluster(&self, key: &str, now: Timestamp) -> Result<Arc<Mutex<Cluster>>, StoreError> {
+        let mut all = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = all.get(key) {
+            return Ok(c.clone());
+        }
+        let prefix = format!("{key}\0").into_bytes();
+        let mut objects = HashMap::new();
+        let mut bad = 0;
+        self.store.scan(Cf::Objects, &prefix, &mut |k, v| {
+            if !k.starts_with(&prefix) {
+                return false;
+            }
+            let rest = String::from_utf8_lossy(&k[prefix.len()..]).to_string();
+            let mut parts = rest.splitn(3, '\0');
+            let (Some(kind), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
+                bad += 1;
+                return true;
+            };
+            let r = if ns.is_empty() {
+                ObjectRef::cluster(kind, name)
+            } else {
+                ObjectRef::new(kind, ns, name)
+            };
+            match serde_json::from_slice::<Known>(v) {
+                Ok(known) => {
+                    objects.insert(r, known);
+                }
+                Err(_) => bad += 1,
+            }
+            true
+        })?;
+        if bad > 0 {
+            tracing::warn!(
+                cluster = key,
+                records = bad,
+                "unreadable history records skipped"
+            );
+        }
+        let since = match self.store.get(Cf::Clusters, key.as_bytes())? {
+            Some(v) => serde_json::from_slice(&v).unwrap_or(now),
+            None => {
+                self.store.write(&[(
+                    Cf::Clusters,
+                    key.as_bytes().to_vec(),
+                    Some(serde_json::to_vec(&now).unwrap_or_default()),
+                )])?;
+                now
+            }
+        };
+        let c = Arc::new(Mutex::new(Cluster {
+            since,
+            objects,
+            seq: 0,
+        }));
+        all.insert(key.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Compares a live snapshot with its cluster's history and records what changed (nothing
+    /// for a dump).
+    pub fn observe(&self, snap: &Snapshot, now: Timestamp) -> Result<Observation, StoreError> {
+        let Some(key) = cluster_key(&snap.meta.source) else {
+            return Ok(Observation::default());
+        };
+        let cluster = self.cluster(&key, now)?;
+        let mut c = cluster.lock().unwrap_or_else(|p| p.into_inner());
+        let mut obs = Observation::default();
+        let mut ops: Vec<Op> = Vec::new();
+        for o in snap.objects.iter().filter(|o| TRACKED.contains(&o.kind())) {
+            let r = o.object_ref();
+            let rv = o
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let new_shape = match c.objects.get(&r) {
+                Some(k) if !rv.is_empty() && k.rv == rv => {
+                    obs.compared += 1;
+                    obs.unchanged += 1;
+                    continue;
+                }
+                Some(k) => {
+                    obs.compared += 1;
+                    let s = shape(o);
+                    let at = changed_at(o, k.seen, now);
+                    let via = format!("history: resourceVersion {} → {rv}", k.rv);
+                    for (field, from, to) in
+                        field_changes(&KubeObject(k.shape.clone()), &KubeObject(s.clone()))
+                    {
+                        let change = Change {
+                            object: r.clone(),
+                            field,
+                            // Digests of ConfigMap values are not values: never shown.
+                            from: from.filter(|_| !matches!(o.kind(), "ConfigMap" | "Secret")),
+                            to: to.filter(|_| !matches!(o.kind(), "ConfigMap" | "Secret")),
+                            at,
+                            before_first_symptom_s: 0.0,
+                            via: Some(via.clone()),
+                        };
+                        c.seq += 1;
+                        ops.push((
+                            Cf::Changes,
+                            change_key(&key, at, c.seq),
+                            Some(serde_json::to_vec(&change).unwrap_or_default()),
+                        ));
+                        obs.changes.push(change);
+                    }
+                    s
+                }
+                None => {
+                    obs.new += 1;
+                    shape(o)
+                }
+            };
+            let known = Known {
+                rv,
+                seen: now,
+                shape: new_shape,
+            };
+            ops.push((
+                Cf::Objects,
+                object_key(&key, &r),
+                Some(serde_json::to_vec(&known).unwrap_or_default()),
+            ));
+            c.objects.insert(r, known);
+        }
+        // Changes older than a week go.
+        let prefix = format!("{key}\0").into_bytes();
+        let cutoff = change_key(&key, now - KEEP, 0);
+        self.store.scan(Cf::Changes, &prefix, &mut |k, _| {
+            if !k.starts_with(&prefix) || k >= cutoff.as_slice() {
+                return false;
+            }
+            ops.push((Cf::Changes, k.to_vec(), None));
+            true
+        })?;
+        if !ops.is_empty() {
+            self.store.write(&ops)?;
+        }
+        Ok(obs)
+    }
+
+    /// When this cluster's history starts, if it has one.
+    pub fn since(&self, cluster: &str) -> Option<Timestamp> {
+        let all = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        let c = all.get(cluster)?;
+        let since = c.lock().unwrap_or_else(|p| p.into_inner()).since;
+        Some(since)
+    }
+
+    /// The changes recorded in a cluster since `from` to the objects in `near`, oldest first.
+    pub fn recorded(
+        &self,
+        cluster: &str,
+        near: &BTreeSet<ObjectRef>,
+        from: Timestamp,
+    ) -> Result<Vec<Change>, StoreError> {
+        let prefix = format!("{cluster}\0").into_bytes();
+        let mut out = Vec::new();
+        self.store
+            .scan(Cf::Changes, &change_key(cluster, from, 0), &mut |k, v| {
+                if !k.starts_with(&prefix) {
+                    return false;
+                }
+                if let Ok(c) = serde_json::from_slice::<Change>(v) {
+                    if near.contains(&c.object) {
+                        out.push(c);
+                    }
+                }
+                true
+            })?;
+        Ok(out)
+    }
+}
+
+/// "Now" for a snapshot: the moment of collection for a live one; for a dump, read any time
+/// later, the newest time it shows.
+pub fn snapshot_now(snap: &Snapshot, now: Timestamp) -> Timestamp {
+    match snap.meta.source {
+        SnapshotSource::Live { .. } => now,
+        SnapshotSource::Dump { .. } => observed_at(snap).unwrap_or(now).min(now),
+    }
+}
+
+/// The changes near a fault, and what they are measured from.
+#[derive(Debug, Default, Clone)]
+pub struct NearChanges {
+    /// The objects looked at.
+    pub near: Near,
+    /// The earliest failure among them.
+    pub first_failure: Option<Timestamp>,
+    /// The start of the window.
+    pub since: Timestamp,
+    /// The changes in the window, oldest first.
+    pub changes: Vec<Change>,
+}
+
+/// The changes near `centre` (the target, the root cause) from `since` — by default
+/// [`LOOKBACK`] before the first failure (or before `now` when nothing near fails): rollout
+/// revisions from the snapshot, and the cluster's recorded history when there is one.
+pub fn changes_near(
+    history: Option<&History>,
+    snap: &Snapshot,
+    centre: &[ObjectRef],
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<NearChanges, StoreError> {
+    let near = neighbourhood(snap, centre);
+    let first = first_failure(snap, &near);
+    let reference = first.unwrap_or(snapshot_now(snap, now));
+    let since = since.unwrap_or(reference - LOOKBACK);
+    let mut changes: Vec<Change> = revisions::rollout_changes(snap, &near.objects)
+        .into_iter()
+        .filter(|c| c.at >= since)
+        .collect();
+    if let (Some(h), Some(key)) = (history, cluster_key(&snap.meta.source)) {
+        for c in h.recorded(&key, &near.objects, since)? {
+            // A rollout's revision already says it, with the time it happened.
+            if !changes
+                .iter()
+                .any(|r| r.object == c.object && r.field == c.field && r.to == c.to)
+            {
+                changes.push(c);
+            }
+        }
+    }
+    changes.sort_by_key(|c| c.at);
+    for c in &mut changes {
+        c.before_first_symptom_s = reference.duration_since(c.at).as_secs_f64();
+    }
+    Ok(NearChanges {
+        near,
+        first_failure: first,
+        since,
+        changes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+    use metakube_shared::CollectionMeta;
+
+    fn snap(objects: Vec<Value>) -> Snapshot {
+        Snapshot {
+            target: ObjectRef::new("Deployment", "shop", "web"),
+            objects: objects.into_iter().map(KubeObject).collect(),
+            logs: vec![],
+            meta: CollectionMeta {
+                source: SnapshotSource::Live {
+                    context: Some("kind-a".into()),
+                    cluster: Some("https://10.0.0.1:6443".into()),
+                },
+                namespace: "shop".into(),
+                collected_at: Timestamp::now(),
+                gaps: vec![],
+                collector_version: "test".into(),
+            },
+        }
+    }
+
+    fn objects(rv: &str, selector: &str, cm_value: &str) -> Vec<Value> {
+        vec![
+            json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "10"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "web:1", "envFrom": [{"configMapRef": {"name": "cfg"}}]}]}}}}),
+            json!({"kind": "Service", "metadata": {"name": "web", "namespace": "shop", "resourceVersion": rv},
+                "spec": {"selector": {"app": selector}}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop", "resourceVersion": rv},
+                "data": {"LOG_LEVEL": cm_value}}),
+        ]
+    }
+
+    #[test]
+    fn only_moved_resource_versions_are_compared_and_changes_survive_a_restart() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let h = History::new(store.clone());
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let first = h.observe(&snap(objects("1", "web", "info")), t0).unwrap();
+        assert_eq!((first.new, first.compared, first.changes.len()), (3, 0, 0));
+        // Same resourceVersions: nothing looked at.
+        let same = h
+            .observe(
+                &snap(objects("1", "web", "info")),
+                t0 + SignedDuration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(
+            (same.compared, same.unchanged, same.changes.len()),
+            (3, 3, 0)
+        );
+        // The Service's selector and the ConfigMap's value change.
+        let t2 = t0 + SignedDuration::from_secs(120);
+        let s = snap(objects("2", "web-v2", "s3cr3t-debug"));
+        let moved = h.observe(&s, t2).unwrap();
+        assert_eq!((moved.compared, moved.unchanged), (3, 1));
+        let fields: Vec<&str> = moved.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["/spec/selector/app", "/data/LOG_LEVEL"]);
+        assert!(!format!("{:?}", moved.changes).contains("s3cr3t"));
+        // A new daemon on the same store: the history is read back and answers.
+        let h2 = History::new(store);
+        let near = changes_near(
+            Some(&h2),
+            &s,
+            &[ObjectRef::new("Deployment", "shop", "web")],
+            Some(t0),
+            t2,
+        )
+        .unwrap();
+        assert!(near
+            .near
+            .objects
+            .contains(&ObjectRef::new("Service", "shop", "web")));
+        assert!(near
+            .near
+            .objects
+            .contains(&ObjectRef::new("ConfigMap", "shop", "cfg")));
+        assert_eq!(near.changes.len(), 2, "{:#?}", near.changes);
+        assert_eq!(near.changes[0].to, Some(json!("web-v2")));
+        let again = h2.observe(&s, t2 + SignedDuration::from_secs(60)).unwrap();
+        assert_eq!((again.compared, again.unchanged), (3, 3));
+        // A dump has no history.
+        let mut d = s.clone();
+        d.meta.source = SnapshotSource::Dump { path: "x".into() };
+        assert_eq!(h2.observe(&d, t2).unwrap(), Observation::default());
+    }
+}
