@@ -84,9 +84,10 @@ pub struct ChangesArgs {
     pub target: String,
     /// NAME, when TYPE and NAME are given as two words
     pub name: Option<String>,
-    /// How far back (30m, 2h, 7d)
-    #[arg(long, value_parser = parse_duration, default_value = "1h")]
-    pub since: Duration,
+    /// How far back (30m, 2h, 7d) [default: the last hour, and at least from 30 minutes
+    /// before the first failure near the target]
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,

@@ -168,7 +168,8 @@ pub struct DiagnoseRequest {
 pub struct ChangesRequest {
     /// What was collected for the target (the same selection a diagnosis makes).
     pub snapshot: Snapshot,
-    /// How far back, in seconds [default: 3600].
+    /// How far back, in seconds [default: the last hour, and at least from 30 minutes before
+    /// the first failure near the target].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_s: Option<u64>,
 }

@@ -122,6 +122,16 @@ impl ApiServer {
         push(&mut self.data.lock().expect("lock"), typ, object);
     }
 
+    /// An object as the server holds it now.
+    pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let r = metakube_shared::ObjectRef::new(kind, namespace, name);
+        let d = self.data.lock().expect("lock");
+        d.objects
+            .iter()
+            .find(|o| o.object_ref() == r)
+            .map(|o| o.0.clone())
+    }
+
     /// Forgets the history so far: a watch resuming from before now gets `410 Gone`.
     pub fn compact(&self) {
         let mut d = self.data.lock().expect("lock");

@@ -19,7 +19,7 @@ pub async fn run(g: &GlobalArgs, a: &ChangesArgs, out: &mut dyn Write) -> anyhow
             "/v1/changes",
             &ChangesRequest {
                 snapshot,
-                since_s: Some(a.since.as_secs()),
+                since_s: a.since.map(|s| s.as_secs()),
             },
         )
         .await?;

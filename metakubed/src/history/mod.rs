@@ -34,6 +34,10 @@ pub use near::{first_failure, neighbourhood, observed_at, Near};
 /// How far before the first failure a change may explain it.
 pub const LOOKBACK: SignedDuration = SignedDuration::from_secs(30 * 60);
 
+/// The window when none is asked for: the last hour, and always from [`LOOKBACK`] before the
+/// first failure.
+pub const WINDOW: SignedDuration = SignedDuration::from_secs(3600);
+
 /// How long recorded changes are kept.
 const KEEP: SignedDuration = SignedDuration::from_secs(7 * 24 * 3600);
 
@@ -350,8 +354,8 @@ pub struct NearChanges {
     pub changes: Vec<Change>,
 }
 
-/// The changes near `centre` (the target, the root cause) from `since` — by default
-/// [`LOOKBACK`] before the first failure (or before `now` when nothing near fails): rollout
+/// The changes near `centre` (the target, the root cause) from `since` — by default the last
+/// [`WINDOW`] and at least from [`LOOKBACK`] before the first failure: rollout
 /// revisions from the snapshot, and the cluster's recorded history when there is one.
 pub fn changes_near(
     history: Option<&History>,
@@ -362,8 +366,9 @@ pub fn changes_near(
 ) -> Result<NearChanges, StoreError> {
     let near = neighbourhood(snap, centre);
     let first = first_failure(snap, &near);
-    let reference = first.unwrap_or(snapshot_now(snap, now));
-    let since = since.unwrap_or(reference - LOOKBACK);
+    let at = snapshot_now(snap, now);
+    let reference = first.unwrap_or(at);
+    let since = since.unwrap_or_else(|| (reference - LOOKBACK).min(at - WINDOW));
     let mut changes: Vec<Change> = revisions::rollout_changes(snap, &near.objects)
         .into_iter()
         .filter(|c| c.at >= since)

@@ -410,13 +410,14 @@ async fn changes(state: Arc<State>, req: Request<Incoming>) -> Resp {
         let snap = &request.snapshot;
         let obs = warm.history.observe(snap, now)?;
         // "The last hour" of a dump is the hour before it was taken.
-        let since = crate::history::snapshot_now(snap, now)
-            - jiff::SignedDuration::from_secs(request.since_s.unwrap_or(3600) as i64);
+        let since = request.since_s.map(|s| {
+            crate::history::snapshot_now(snap, now) - jiff::SignedDuration::from_secs(s as i64)
+        });
         let n = crate::history::changes_near(
             Some(&warm.history),
             snap,
             std::slice::from_ref(&snap.target),
-            Some(since),
+            since,
             now,
         )?;
         let cluster = crate::history::cluster_key(&snap.meta.source);
