@@ -103,7 +103,13 @@ fn an_assistant_diagnoses_gives_feedback_and_searches_memory() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    for want in ["diagnose", "feedback", "memory_search", "snapshot"] {
+    for want in [
+        "diagnose",
+        "feedback",
+        "memory_search",
+        "snapshot",
+        "changes",
+    ] {
         assert!(names.contains(&want), "{names:?}");
     }
     assert!(!names.contains(&"apply_fix"), "read-only: {names:?}");
@@ -144,6 +150,28 @@ fn an_assistant_diagnoses_gives_feedback_and_searches_memory() {
     assert_eq!(
         m["result"]["structuredContent"]["episodes"][0]["reason"], "MemoryLimitTooLow",
         "{m}"
+    );
+
+    // A dump has no history and this one no earlier revision: an empty list, said in words.
+    let ch = s.tool(
+        "changes",
+        json!({"target": format!("{}/{}", kind.to_lowercase(), name), "namespace": ns,
+               "from_dump": dir.join("dump")}),
+    );
+    assert_eq!(ch["result"]["isError"], false, "{ch}");
+    assert_eq!(
+        ch["result"]["structuredContent"]["changes"],
+        json!([]),
+        "{ch}"
+    );
+    assert_eq!(
+        ch["result"]["structuredContent"]["target"]["name"],
+        name.as_str()
+    );
+    let said = ch["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        said.starts_with("CHANGES") && said.contains("a dump has no before"),
+        "{said}"
     );
 
     let out = tmp.path().join("snap");

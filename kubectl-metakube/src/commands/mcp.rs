@@ -45,6 +45,27 @@ pub struct DiagnoseParams {
     pub from_dump: Option<String>,
 }
 
+/// `changes` arguments.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesParams {
+    /// The object as kubectl names it: TYPE/NAME (deploy/checkout, svc/redis)
+    pub target: String,
+    /// Its namespace (default: the kubeconfig context's; "default" for a dump)
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The kubeconfig context to use (default: the current one)
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Read this `kubectl cluster-info dump --output-directory` folder instead of the cluster
+    #[serde(default)]
+    pub from_dump: Option<String>,
+    /// How far back, in seconds (default: the last hour, and at least from 30 minutes before
+    /// the first failure near the target)
+    #[serde(default)]
+    pub since_s: Option<u64>,
+}
+
 /// `feedback` arguments.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -353,6 +374,26 @@ impl Metakube {
         Ok((text, serde_json::json!({ "episodes": v })))
     }
 
+    async fn do_changes(&self, p: ChangesParams) -> anyhow::Result<(String, Value)> {
+        let (snapshot, g) = self
+            .collect(&p.target, &p.namespace, &p.context, p.from_dump)
+            .await?;
+        let client = super::daemon(&g).await?;
+        let r: metakube_shared::ChangesResponse = client
+            .post(
+                "/v1/changes",
+                &metakube_shared::ChangesRequest {
+                    snapshot,
+                    since_s: p.since_s,
+                },
+            )
+            .await?;
+        let mut text = anstream::StripStream::new(Vec::new());
+        render::changes(&mut text, &r, Output::Text)?;
+        let text = String::from_utf8_lossy(&text.into_inner()).into_owned();
+        Ok((text, serde_json::to_value(&r)?))
+    }
+
     async fn do_snapshot(&self, p: SnapshotParams) -> anyhow::Result<(String, Value)> {
         let (snap, _) = self
             .collect(&p.target, &p.namespace, &p.context, p.from_dump)
@@ -435,6 +476,17 @@ impl Metakube {
     ) -> Result<CallToolResult, ErrorData> {
         let me = self.clone();
         off_thread(move || async move { me.do_apply_fix(p).await }).await
+    }
+
+    #[tool(
+        description = "What changed near an object, oldest first, timed against its first failure: rollout revisions (from its ReplicaSets, in any snapshot) and, on a live cluster, what metakube's history of it saw change (spec, labels; ConfigMap and Secret data by key only). Read-only."
+    )]
+    async fn changes(
+        &self,
+        Parameters(p): Parameters<ChangesParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let me = self.clone();
+        off_thread(move || async move { me.do_changes(p).await }).await
     }
 
     #[tool(
