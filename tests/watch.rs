@@ -151,15 +151,15 @@ fn each_injected_fault_is_one_incident_with_its_root_cause_and_resolves_when_fix
         );
     }
     // What changed before: the Service's selector, the Deployment's image.
-    let changed = |reason: &str, field: &str| {
-        all.values().any(|u| {
-            names(u, reason)
-                && u.incident
-                    .changes
-                    .iter()
-                    .any(|c| c.field == field && c.before_first_symptom_s >= 0.0 && c.to.is_some())
-        })
-    };
+    let changed =
+        |reason: &str, field: &str| {
+            all.values().any(|u| {
+                names(u, reason)
+                    && u.incident.diagnosis.changes.iter().any(|c| {
+                        c.field == field && c.before_first_symptom_s >= 0.0 && c.to.is_some()
+                    })
+            })
+        };
     assert!(changed("SelectorMatchesNoPods", "/spec/selector/app"));
     assert!(changed(
         "ImageNotFound",

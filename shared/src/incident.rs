@@ -5,7 +5,6 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::change::Change;
 use crate::diagnosis::Diagnosis;
 use crate::object::ObjectRef;
 
@@ -134,13 +133,11 @@ pub struct Incident {
     /// What guarded remediation did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionRecord>,
-    /// Changes to its objects and their neighbours (the workload, the root cause, Services
-    /// selecting it, ConfigMaps it reads, nodes) from 30 minutes before its first symptom on:
-    /// "image changed 4 min before the first failure".
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<Change>,
     /// The diagnosis of the first affected object (the usual contract: root cause, category,
-    /// evidence, fix).
+    /// evidence, fix). Its `changes` hold the changes near the incident: those the daemon found
+    /// (rollout revisions) and those the watch saw to its objects and their neighbours (the
+    /// workload, the root cause, Services selecting it, ConfigMaps it reads, nodes) from 30
+    /// minutes before its first symptom on ("image changed 4 min before the first failure").
     #[serde(flatten)]
     pub diagnosis: Diagnosis,
 }

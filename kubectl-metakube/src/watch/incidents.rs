@@ -319,7 +319,6 @@ impl Incidents {
             },
             anomaly: suspect.anomaly.clone(),
             actions: Vec::new(),
-            changes: Vec::new(),
             diagnosis: d,
         };
         let i = self.entries.len();
@@ -420,7 +419,7 @@ impl Incidents {
     /// Sets the changes seen near an incident.
     pub fn set_changes(&mut self, id: &str, changes: Vec<metakube_shared::Change>) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.incident.incident == id) {
-            e.incident.changes = changes;
+            e.incident.diagnosis.changes = changes;
         }
     }
 
@@ -475,8 +474,25 @@ fn refresh(e: &mut Entry, target: &ObjectRef, s: &Suspect, d: Diagnosis, now: Ti
     }
     // The incident carries the diagnosis of its first target; a later one replaces it only
     // when it comes from that same target (the fault explained anew).
+    // The changes the watch saw stay with the incident (the new diagnosis has the daemon's).
     if e.incident.diagnosis.target == *target || e.incident.diagnosis.root_cause.is_none() {
+        let seen: Vec<_> = std::mem::take(&mut e.incident.diagnosis.changes)
+            .into_iter()
+            .filter(|c| c.via.as_deref() == Some("watch"))
+            .collect();
         e.incident.diagnosis = d;
+        for c in seen {
+            let known = e
+                .incident
+                .diagnosis
+                .changes
+                .iter()
+                .any(|k| k.object == c.object && k.field == c.field && k.to == c.to);
+            if !known {
+                e.incident.diagnosis.changes.push(c);
+            }
+        }
+        e.incident.diagnosis.changes.sort_by_key(|c| c.at);
     }
     if e.incident.kind == IncidentKind::Anomaly && !s.triggers.is_empty() {
         e.incident.kind = IncidentKind::Fault;

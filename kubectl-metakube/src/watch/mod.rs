@@ -190,14 +190,24 @@ impl Watch {
         out
     }
 
-    /// Puts the recent changes near each incident a line is about on it (and on the line).
+    /// Puts the recent changes the watch saw near each incident a line is about beside those
+    /// its diagnosis came with (on the incident and on the line).
     fn attach_changes(&mut self, out: &mut [IncidentUpdate]) {
         for u in out.iter_mut() {
-            let near = self.changes.near(&u.incident, &self.store);
-            if near != u.incident.changes {
+            let mut all = u.incident.diagnosis.changes.clone();
+            for c in self.changes.near(&u.incident, &self.store) {
+                let known = all
+                    .iter()
+                    .any(|k| k.object == c.object && k.field == c.field && k.to == c.to);
+                if !known {
+                    all.push(c);
+                }
+            }
+            all.sort_by_key(|c| c.at);
+            if all != u.incident.diagnosis.changes {
                 self.incidents
-                    .set_changes(&u.incident.incident, near.clone());
-                u.incident.changes = near;
+                    .set_changes(&u.incident.incident, all.clone());
+                u.incident.diagnosis.changes = all;
             }
         }
     }

@@ -135,7 +135,7 @@ pub fn line(change_of: Option<IncidentChange>, i: &Incident) -> String {
         .map(|r| r.command.clone().unwrap_or_else(|| r.summary.clone()))
         .unwrap_or_default();
     // The change closest before the first symptom: the likeliest trigger.
-    let change = i
+    let change = d
         .changes
         .iter()
         .filter(|c| c.before_first_symptom_s >= 0.0)
