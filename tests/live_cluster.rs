@@ -283,3 +283,83 @@ fn lists_come_in_pages_and_every_page_is_read() {
     assert_eq!(live["root_cause"]["object"]["name"], "redis", "{live}");
     assert_eq!(live["root_cause"]["reason"], "SelectorMatchesNoPods");
 }
+
+#[test]
+fn a_20k_object_namespace_is_read_in_pages_with_bounded_logs_and_counted() {
+    // The selector cascade among ~1,600 healthy neighbour applications in one namespace
+    // (`benches/grow_dump.py`): about 21,000 objects behind the fixture API server.
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("dump");
+    let grown = std::process::Command::new("python3")
+        .arg(metakube_tests::repo_root().join("benches/grow_dump.py"))
+        .args(["20000", "1"])
+        .arg(&dump)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let api = ApiServer::start(&dump, &[]);
+    let kc = tmp.path().join("kubeconfig");
+    api.kubeconfig(&kc, "team-a");
+    let d = Daemon::start(tmp.path(), &["--ephemeral"]);
+    let t = std::time::Instant::now();
+    let live = live_diagnosis(&d.socket, "deploy/auth", &kc);
+    let took = t.elapsed();
+    assert_eq!(live["root_cause"]["object"]["name"], "redis", "{live}");
+    assert_eq!(live["root_cause"]["reason"], "SelectorMatchesNoPods");
+
+    let seen = api.seen();
+    if std::env::var_os("METAKUBE_TRACE_REQUESTS").is_some() {
+        for s in &seen {
+            eprintln!(
+                "{:>8.3} s  {} {}",
+                s.at.duration_since(seen[0].at).as_secs_f64(),
+                s.method,
+                s.path
+            );
+        }
+    }
+    let gets: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "GET")
+        .map(|s| s.path.as_str())
+        .collect();
+    let logs = gets.iter().filter(|p| p.contains("/log")).count();
+    let lists: Vec<&&str> = gets
+        .iter()
+        .filter(|p| !p.contains("/log") && p.contains("limit="))
+        .collect();
+    let pages = lists.iter().filter(|p| p.contains("continue=")).count();
+    // Lists come in pages of 500, and every page after the first continues the one before.
+    assert!(lists.iter().all(|p| p.contains("limit=500")), "{lists:?}");
+    assert!(pages >= 20, "{pages} continued pages: {lists:?}");
+    // Logs of at most 60 of the namespace's pods (the target's first, then failing ones), and of
+    // the cluster DNS pods in kube-system — not of thousands.
+    // (One request per container, and one more for a restarted container's previous run.)
+    let own_logs = gets
+        .iter()
+        .filter(|p| p.contains("/log") && p.contains("/namespaces/team-a/"))
+        .filter_map(|p| p.split("/pods/").nth(1)?.split('/').next())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let other_logs: Vec<&&str> = gets
+        .iter()
+        .filter(|p| p.contains("/log") && !p.contains("/namespaces/team-a/"))
+        .collect();
+    assert!(
+        (1..=60).contains(&own_logs),
+        "{own_logs} log requests in team-a"
+    );
+    assert!(
+        other_logs
+            .iter()
+            .all(|p| p.contains("/namespaces/kube-system/pods/coredns")),
+        "{other_logs:?}"
+    );
+    eprintln!(
+        "live collection of a 21k-object namespace: {} requests ({} list requests, {pages} of them continued pages, {logs} log tails of {own_logs} pods and the DNS pods), {:.1} MB received, diagnosis end to end {:.2} s",
+        seen.len(),
+        lists.len(),
+        api.bytes_sent() as f64 / 1e6,
+        took.as_secs_f64()
+    );
+}

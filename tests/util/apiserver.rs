@@ -27,6 +27,8 @@ pub struct Seen {
     pub content_type: String,
     /// Body.
     pub body: String,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 /// Follow-up changes a patch causes (what the cluster's controllers would do next): the
@@ -47,6 +49,8 @@ struct Data {
     logs: BTreeMap<(String, String, String), String>,
     forbidden: Vec<String>,
     seen: Vec<Seen>,
+    /// Response body bytes sent (lists, gets and logs; watch streams not counted).
+    sent: u64,
     /// Most items per list page, whatever `limit` asks (an API server may return fewer).
     page_cap: usize,
 }
@@ -120,6 +124,11 @@ impl ApiServer {
     /// removed), and a watch event for watchers.
     pub fn push(&self, typ: &str, object: Value) {
         push(&mut self.data.lock().expect("lock"), typ, object);
+    }
+
+    /// Response body bytes sent so far (watch streams aside).
+    pub fn bytes_sent(&self) -> u64 {
+        self.data.lock().expect("lock").sent
     }
 
     /// An object as the server holds it now.
@@ -325,6 +334,7 @@ fn serve(mut stream: TcpStream, data: &Mutex<Data>) -> std::io::Result<()> {
             path: target.clone(),
             content_type: ctype.clone(),
             body: body.clone(),
+            at: Instant::now(),
         });
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let q = query_map(query);
@@ -359,6 +369,7 @@ fn serve(mut stream: TcpStream, data: &Mutex<Data>) -> std::io::Result<()> {
         Value::String(s) if ct.starts_with("text/") => s.into_bytes(),
         v => serde_json::to_vec(&v).unwrap_or_default(),
     };
+    data.lock().expect("lock").sent += bytes.len() as u64;
     write!(stream, "HTTP/1.1 {code} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len())?;
     stream.write_all(&bytes)?;
     stream.flush()
@@ -427,21 +438,14 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
     match rest {
         [_] => {
             let field = q.get("fieldSelector").cloned().unwrap_or_default();
-            let items: Vec<Value> = d
+            // Only the page is copied (a 20k-object list is read in 40 pages).
+            let items: Vec<&KubeObject> = d
                 .objects
                 .iter()
                 .filter(matches)
                 .filter(|o| match field.strip_prefix("involvedObject.kind=") {
                     Some(k) => o.pointer("/involvedObject/kind").and_then(Value::as_str) == Some(k),
                     None => true,
-                })
-                .map(|o| {
-                    let mut v = o.0.clone();
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("kind");
-                        m.remove("apiVersion");
-                    }
-                    v
                 })
                 .collect();
             // Pages: `continue` is the offset of the next item; a bad token is 410 Gone.
@@ -465,7 +469,17 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
                 metadata["continue"] = json!(format!("page-{to}"));
                 metadata["remainingItemCount"] = json!(items.len() - to);
             }
-            let items: Vec<Value> = items.into_iter().skip(from).take(to - from).collect();
+            let items: Vec<Value> = items[from.min(to)..to]
+                .iter()
+                .map(|o| {
+                    let mut v = o.0.clone();
+                    if let Some(m) = v.as_object_mut() {
+                        m.remove("kind");
+                        m.remove("apiVersion");
+                    }
+                    v
+                })
+                .collect();
             (
                 200,
                 "application/json".into(),

@@ -3,7 +3,7 @@
 //! Secrets and claims its pod templates reference, the Services selecting them) and the time of
 //! the earliest warning event or not-Ready pod in it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use metakube_shared::{KubeObject, ObjectRef, Snapshot};
@@ -125,13 +125,35 @@ fn references(spec: &Value, ns: &str, out: &mut BTreeSet<ObjectRef>) {
     }
 }
 
+/// The snapshot's objects by (kind, namespace, name): one pass, then lookups (a 20k-object
+/// snapshot has thousands of pods whose owners are looked up).
+struct Index<'a>(HashMap<(&'a str, Option<&'a str>, &'a str), &'a KubeObject>);
+
+impl<'a> Index<'a> {
+    fn new(snap: &'a Snapshot) -> Index<'a> {
+        Index(
+            snap.objects
+                .iter()
+                .map(|o| ((o.kind(), o.namespace(), o.name()), o))
+                .collect(),
+        )
+    }
+
+    fn get(&self, r: &ObjectRef) -> Option<&'a KubeObject> {
+        self.0
+            .get(&(r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()))
+            .copied()
+    }
+}
+
 /// The neighbourhood of `centre` (the target and the root cause) in the snapshot.
 pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
+    let index = Index::new(snap);
     let mut near = Near::default();
     let mut workloads: BTreeSet<ObjectRef> = BTreeSet::new();
     for c in centre {
         near.objects.insert(c.clone());
-        let Some(o) = snap.get(c) else { continue };
+        let Some(o) = index.get(c) else { continue };
         let ns = o.namespace().unwrap_or_default().to_string();
         // Up the owner chain (pod → ReplicaSet → Deployment).
         let mut cur = o;
@@ -144,7 +166,7 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
             if WORKLOADS.contains(&kind.as_str()) {
                 workloads.insert(r.clone());
             }
-            match snap.get(&r) {
+            match index.get(&r) {
                 Some(next) => cur = next,
                 None => break,
             }
@@ -167,7 +189,7 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
         }
     }
     for w in &workloads {
-        let Some(o) = snap.get(w) else { continue };
+        let Some(o) = index.get(w) else { continue };
         let ns = o.namespace().unwrap_or_default();
         if let Some(spec) = o.pointer("/spec/template/spec") {
             references(spec, ns, &mut near.objects);
@@ -187,23 +209,22 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
     // what they reference.
     for p in snap.objects.iter().filter(|o| o.kind() == "Pod") {
         let ns = p.namespace().unwrap_or_default();
-        let mut cur = p.clone();
-        let mine = (0..2).any(|_| match owner(&cur) {
-            Some((kind, name)) => {
-                let r = ObjectRef::new(&kind, ns, &name);
-                if workloads.contains(&r) {
-                    return true;
-                }
-                match snap.get(&r) {
-                    Some(next) => {
-                        cur = next.clone();
-                        false
-                    }
-                    None => false,
-                }
+        let mut cur = p;
+        let mut mine = false;
+        for _ in 0..2 {
+            let Some((kind, name)) = owner(cur) else {
+                break;
+            };
+            let r = ObjectRef::new(&kind, ns, &name);
+            if workloads.contains(&r) {
+                mine = true;
+                break;
             }
-            None => false,
-        });
+            match index.get(&r) {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
         if mine || near.pods.contains(&p.object_ref()) {
             near.pods.insert(p.object_ref());
             if let Some(n) = p.pointer("/spec/nodeName").and_then(Value::as_str) {
