@@ -15,6 +15,8 @@ const ENV: &str = "CanaryEnvValue2";
 const ARG: &str = "CanaryArgValue3";
 const ANNOTATION: &str = "CanaryAnnotation4";
 const LOG: &str = "CanaryLogValue5";
+const OLD_ENV: &str = "CanaryOldEnvValue6";
+const OLD_ARG: &str = "CanaryOldArgValue7";
 
 fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
     let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
@@ -61,6 +63,36 @@ fn planted_dump(to: &Path) {
             env.push(serde_json::json!({"name": "DB_FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "db-creds", "key": "POSTGRES_PASSWORD"}}}));
             c["env"] = env.into();
         }
+    });
+    // The rollout that put them there: revision 2 carries the planted password and token,
+    // revision 1 other ones (a rollout diff would otherwise show both).
+    edit_json(&ns.join("replicasets.json"), |v| {
+        let items = v["items"].as_array_mut().unwrap();
+        let at = items
+            .iter()
+            .position(|r| {
+                r["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("postgres")
+            })
+            .unwrap();
+        let set = |r: &mut Value, rev: &str, env: &str, arg: &str, created: &str| {
+            r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = rev.into();
+            r["metadata"]["creationTimestamp"] = created.into();
+            let c = &mut r["spec"]["template"]["spec"]["containers"][0];
+            c["args"] = serde_json::json!([format!("--auth-token={arg}")]);
+            c["env"] = serde_json::json!([{"name": "POSTGRES_PASSWORD", "value": env}]);
+        };
+        let mut old = items[at].clone();
+        // Scaled down, as the Deployment controller leaves an old revision.
+        old["metadata"]["name"] = "postgres-5c6d7e8f9a".into();
+        old["metadata"]["uid"] = "0b7d6a52-1111-4c3e-9a55-6f1f0c2b9e11".into();
+        old["spec"]["replicas"] = 0.into();
+        old["status"] = serde_json::json!({"replicas": 0, "observedGeneration": 1});
+        set(&mut old, "1", OLD_ENV, OLD_ARG, "2025-11-12T07:00:00Z");
+        set(&mut items[at], "2", ENV, ARG, "2025-11-12T08:35:00Z");
+        items.push(old);
     });
     let logs = std::fs::read_dir(&ns)
         .unwrap()
@@ -160,6 +192,16 @@ fn no_planted_secret_reaches_the_store_the_log_a_prompt_or_an_export() {
     let v: Value = serde_json::from_str(&json).unwrap();
     // The sweep means something only if the diagnosis read the planted pod and log.
     assert_eq!(v["root_cause"]["object"]["name"], "postgres", "{json}");
+    // The rollout's change to the password and the token is there, without their values.
+    let changed: Vec<&str> = v["changes"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        changed.contains(&"/spec/template/spec/containers/0/env/0/value")
+            && changed.contains(&"/spec/template/spec/containers/0/args/0"),
+        "{changed:?}"
+    );
     let id = v["id"].as_str().unwrap().to_string();
     ok_stdout(&plugin(&socket, &["feedback", &id, "--fixed"]));
     let masked = ok_stdout(&plugin(&socket, &["memory", "export"]));
@@ -225,7 +267,15 @@ fn no_planted_secret_reaches_the_store_the_log_a_prompt_or_an_export() {
         "the snapshot is the cluster as read"
     );
     for (place, bytes) in &places {
-        for canary in [SECRET, "Q2FuYXJ5U2VjcmV0VmFsdWUx", ENV, ARG, LOG] {
+        for canary in [
+            SECRET,
+            "Q2FuYXJ5U2VjcmV0VmFsdWUx",
+            ENV,
+            ARG,
+            LOG,
+            OLD_ENV,
+            OLD_ARG,
+        ] {
             if contains(bytes, canary) {
                 leaks.push(format!("{canary} in {place}"));
             }

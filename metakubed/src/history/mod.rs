@@ -7,13 +7,15 @@
 //!   resourceVersion, warm in memory after the first use; a new snapshot of the same cluster is
 //!   compared object by object, and an object whose resourceVersion did not move is not looked
 //!   at again. What differs is recorded as changes (ConfigMap data by key, through a digest of
-//!   each value; Secrets by key name, their values never collected).
+//!   each value; Secrets by key name, their values never collected; an env var or argument
+//!   that looks like a credential by digest too, see [`redact`]).
 //!
 //! The engine stays pure: this runs at the edge, after it, and the changes near the target and
 //! the root cause are attached to the diagnosis as evidence ("image changed 4 min before the
 //! first failure") and answered by `/v1/changes`.
 
 pub mod near;
+pub mod redact;
 pub mod revisions;
 
 use std::collections::{BTreeSet, HashMap};
@@ -96,7 +98,9 @@ pub fn shape(o: &KubeObject) -> Value {
         "metadata": {"name": o.name(), "labels": o.pointer("/metadata/labels").cloned().unwrap_or(Value::Null)},
     });
     if let Some(spec) = o.pointer("/spec") {
-        s["spec"] = spec.clone();
+        let mut spec = spec.clone();
+        redact::redact(&mut spec);
+        s["spec"] = spec;
     }
     for key in ["data", "binaryData", "stringData"] {
         if let Some(m) = o.0.get(key).and_then(Value::as_object) {
@@ -125,6 +129,11 @@ fn object_key(cluster: &str, r: &ObjectRef) -> Vec<u8> {
 
 fn change_key(cluster: &str, at: Timestamp, seq: u64) -> Vec<u8> {
     format!("{cluster}\0{:020}\0{seq:08}", at.as_nanosecond().max(0)).into_bytes()
+}
+
+/// Whether a changed value may be shown: not a ConfigMap's or Secret's data, not a digest.
+fn shown(kind: &str, v: &Value) -> bool {
+    !matches!(kind, "ConfigMap" | "Secret") && !redact::is_digest(v)
 }
 
 /// When an object's spec last changed: the newest time a manager wrote it (managedFields,
@@ -249,9 +258,10 @@ impl History {
                         let change = Change {
                             object: r.clone(),
                             field,
-                            // Digests of ConfigMap values are not values: never shown.
-                            from: from.filter(|_| !matches!(o.kind(), "ConfigMap" | "Secret")),
-                            to: to.filter(|_| !matches!(o.kind(), "ConfigMap" | "Secret")),
+                            // Digests (ConfigMap values, secret-looking settings) are not
+                            // values: never shown.
+                            from: from.filter(|v| shown(o.kind(), v)),
+                            to: to.filter(|v| shown(o.kind(), v)),
                             at,
                             before_first_symptom_s: 0.0,
                             via: Some(via.clone()),

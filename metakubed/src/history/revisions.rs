@@ -41,6 +41,7 @@ fn template(rs: &KubeObject) -> Option<Value> {
     {
         l.remove("pod-template-hash");
     }
+    super::redact::redact(&mut t);
     Some(t)
 }
 
@@ -80,11 +81,13 @@ pub fn rollout_changes(snap: &Snapshot, near: &BTreeSet<ObjectRef>) -> Vec<Chang
             let mut fields = Vec::new();
             diff(Some(&ta), Some(&tb), "/spec/template", &mut fields);
             for (field, from, to) in fields {
+                // A secret-looking setting changed: said, its values not.
+                let shown = |v: Option<Value>| v.filter(|v| !super::redact::is_digest(v));
                 out.push(Change {
                     object: d.clone(),
                     field,
-                    from,
-                    to,
+                    from: shown(from),
+                    to: shown(to),
                     at,
                     before_first_symptom_s: 0.0,
                     via: Some(format!(
