@@ -89,44 +89,20 @@ impl Drop for Daemon {
     }
 }
 
-/// One HTTP/1.1 request on its own connection: status and body.
+/// One HTTP/1.1 request on its own connection (the end-to-end tests' client): status and body.
 fn request(socket: &Path, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{PROTOCOL_HEADER}: {PROTOCOL}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())
-        .and_then(|_| s.write_all(body))
-        .map_err(|e| format!("write: {e}"))?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("bad status line")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let (mut out, mut rest) = (String::new(), rest);
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&after[..n.min(after.len())]);
-            rest = after.get(n + 2..).unwrap_or("");
-        }
-        out
-    } else {
-        rest.to_string()
-    };
-    Ok((status, body.into_bytes()))
+    let proto = PROTOCOL.to_string();
+    metakube_tests::http(
+        socket,
+        method,
+        path,
+        &[
+            (PROTOCOL_HEADER, &proto),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
