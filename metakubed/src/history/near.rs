@@ -3,7 +3,7 @@
 //! Secrets and claims its pod templates reference, the Services selecting them) and the time of
 //! the earliest warning event or not-Ready pod in it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jiff::Timestamp;
 use metakube_shared::{KubeObject, ObjectRef, Snapshot};
@@ -58,6 +58,24 @@ fn selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
         return false;
     };
     !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Every label (key, value) a pod or a pod template in the namespace carries.
+fn label_pairs<'a>(snap: &'a Snapshot, ns: &str) -> HashSet<(&'a str, &'a str)> {
+    let mut out = HashSet::new();
+    for o in snap.objects.iter().filter(|o| o.namespace() == Some(ns)) {
+        let labels = match o.kind() {
+            "Pod" => o.pointer("/metadata/labels"),
+            k if WORKLOADS.contains(&k) => o.pointer("/spec/template/metadata/labels"),
+            _ => continue,
+        };
+        for (k, v) in labels.and_then(Value::as_object).into_iter().flatten() {
+            if let Some(v) = v.as_str() {
+                out.insert((k.as_str(), v));
+            }
+        }
+    }
+    out
 }
 
 /// A selector and labels with a key in common.
@@ -188,19 +206,30 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
             }
         }
     }
+    // Label pairs per namespace, gathered once.
+    let mut pairs: HashMap<String, HashSet<(&str, &str)>> = HashMap::new();
     for w in &workloads {
         let Some(o) = index.get(w) else { continue };
         let ns = o.namespace().unwrap_or_default();
         if let Some(spec) = o.pointer("/spec/template/spec") {
             references(spec, ns, &mut near.objects);
         }
-        // The Services selecting its pods, and those whose selector asks for one of the same
-        // label keys with another value: a selector edited away from its pods is the change
-        // that explains them.
+        // The Services selecting its pods, and those that select nothing at all while asking
+        // for one of its label keys: a selector edited away from its pods is the change that
+        // explains them (in a namespace of a thousand `app=…` Services, the others are not near).
         let labels = o.pointer("/spec/template/metadata/labels");
+        let present = pairs
+            .entry(ns.to_string())
+            .or_insert_with(|| label_pairs(snap, ns));
         for s in in_ns(snap, "Service", ns) {
             let sel = s.pointer("/spec/selector");
-            if selects(sel, labels) || shares_key(sel, labels) {
+            let orphan = sel.and_then(Value::as_object).is_some_and(|m| {
+                m.iter().any(|(k, v)| {
+                    !v.as_str()
+                        .is_some_and(|v| present.contains(&(k.as_str(), v)))
+                })
+            });
+            if selects(sel, labels) || (orphan && shares_key(sel, labels)) {
                 near.objects.insert(s.object_ref());
             }
         }
@@ -326,4 +355,76 @@ pub fn observed_at(snap: &Snapshot) -> Option<Timestamp> {
         }
     }
     newest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metakube_shared::{CollectionMeta, SnapshotSource};
+    use serde_json::json;
+
+    #[test]
+    fn the_neighbourhood_is_what_the_workload_uses_and_nothing_else() {
+        let objects = vec![
+            json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "n"},
+                "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                    "volumes": [{"name": "c", "configMap": {"name": "web-cfg"}}],
+                    "containers": [{"name": "a", "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "web-db", "key": "p"}}}]}]}}}}),
+            json!({"kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "n",
+                "ownerReferences": [{"kind": "Deployment", "name": "web", "controller": true}]},
+                "spec": {"template": {"metadata": {"labels": {"app": "web"}}}}}),
+            json!({"kind": "Pod", "metadata": {"name": "web-1-a", "namespace": "n", "labels": {"app": "web"},
+                "ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "controller": true}]},
+                "spec": {"nodeName": "node-1"},
+                "status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T10:00:00Z"}]}}),
+            // Selects web; selects nothing but asks for `app` (edited away); selects another app.
+            json!({"kind": "Service", "metadata": {"name": "web", "namespace": "n"}, "spec": {"selector": {"app": "web"}}}),
+            json!({"kind": "Service", "metadata": {"name": "web-old", "namespace": "n"}, "spec": {"selector": {"app": "web-v0"}}}),
+            json!({"kind": "Service", "metadata": {"name": "other", "namespace": "n"}, "spec": {"selector": {"app": "other"}}}),
+            json!({"kind": "Deployment", "metadata": {"name": "other", "namespace": "n"},
+                "spec": {"template": {"metadata": {"labels": {"app": "other"}}}}}),
+            json!({"kind": "Event", "type": "Warning", "firstTimestamp": "2026-01-01T09:58:00Z",
+                "involvedObject": {"kind": "Pod", "namespace": "n", "name": "web-1-a"}}),
+            json!({"kind": "Event", "type": "Warning", "firstTimestamp": "2026-01-01T08:00:00Z",
+                "involvedObject": {"kind": "Pod", "namespace": "n", "name": "other-1-a"}}),
+        ];
+        let snap = Snapshot {
+            target: ObjectRef::new("Deployment", "n", "web"),
+            objects: objects.into_iter().map(KubeObject).collect(),
+            logs: vec![],
+            meta: CollectionMeta {
+                source: SnapshotSource::Dump { path: "d".into() },
+                namespace: "n".into(),
+                collected_at: Timestamp::now(),
+                gaps: vec![],
+                collector_version: "test".into(),
+            },
+        };
+        let near = neighbourhood(&snap, &[ObjectRef::new("Deployment", "n", "web")]);
+        let names: BTreeSet<String> = near
+            .objects
+            .iter()
+            .map(|r| format!("{}/{}", r.kind, r.name))
+            .collect();
+        for want in [
+            "Deployment/web",
+            "ConfigMap/web-cfg",
+            "Secret/web-db",
+            "Service/web",
+            "Service/web-old",
+            "Node/node-1",
+        ] {
+            assert!(names.contains(want), "{want} missing from {names:?}");
+        }
+        assert!(
+            !names.contains("Service/other") && !names.contains("Deployment/other"),
+            "{names:?}"
+        );
+        assert_eq!(near.pods.len(), 1);
+        // The earliest failure near web, not the bystander's older one.
+        assert_eq!(
+            first_failure(&snap, &near),
+            Some("2026-01-01T09:58:00Z".parse().unwrap())
+        );
+    }
 }
