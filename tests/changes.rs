@@ -139,6 +139,13 @@ fn a_rollout_in_a_dump_is_the_change_named_with_its_time() {
         text.contains("CHANGES NEAR IT") && text.contains("5 min before the first failure"),
         "{text}"
     );
+    // And the explanation says it in a sentence.
+    let e = diag["explanation"].as_str().unwrap();
+    assert!(
+        e.contains("Changed 5 min before the first failure: Deployment/media")
+            && e.contains(bad.as_str()),
+        "{e}"
+    );
     // Without the earlier revision there is nothing to compare: no change is made up.
     let plain = scenario("image-not-found-0").join("dump");
     let v: Value = serde_json::from_str(&ok_stdout(&plugin(

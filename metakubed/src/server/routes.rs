@@ -392,6 +392,28 @@ fn attach_changes(h: &History, snap: &Snapshot, d: &mut Diagnosis) {
         Ok(n) => d.changes = n.changes,
         Err(e) => tracing::warn!(error = %e, "the change history could not be read"),
     }
+    // The last change to the root cause (or the target) before the first failure is worth a
+    // sentence of its own: it is often the answer to "what did we do?".
+    let trigger = d
+        .changes
+        .iter()
+        .filter(|c| c.before_first_symptom_s >= 0.0 && centre.contains(&c.object))
+        .min_by(|a, b| {
+            a.before_first_symptom_s
+                .total_cmp(&b.before_first_symptom_s)
+        });
+    if let Some(c) = trigger {
+        let mins = (c.before_first_symptom_s / 60.0).round();
+        let when = if mins < 1.0 {
+            "less than a minute".to_string()
+        } else {
+            format!("{mins:.0} min")
+        };
+        d.explanation.push_str(&format!(
+            " Changed {when} before the first failure: {}.",
+            c.describe()
+        ));
+    }
 }
 
 /// `POST /v1/changes`: what changed near a target, from its rollout revisions and (for a live
