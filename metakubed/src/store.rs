@@ -135,7 +135,8 @@ pub enum Cf {
     Controller,
     /// `cluster\0kind\0namespace\0name` → the object's last seen resourceVersion and shape.
     Objects,
-    /// `cluster\0{nanoseconds:020}\0{n:08}` → a change seen in that cluster.
+    /// `cluster\0{nanoseconds:020}\0kind\0namespace\0name\0field` → a change seen in that
+    /// cluster.
     Changes,
     /// Cluster key → when its history starts.
     Clusters,

@@ -68,7 +68,6 @@ struct Known {
 struct Cluster {
     since: Timestamp,
     objects: HashMap<ObjectRef, Known>,
-    seq: u64,
 }
 
 /// What one snapshot did to the history.
@@ -87,8 +86,16 @@ pub struct Observation {
 /// The per-cluster history over the store.
 pub struct History {
     store: Arc<dyn Store>,
-    clusters: Mutex<HashMap<String, Arc<Mutex<Cluster>>>>,
+    /// Clusters in use, with when each was last used; beyond [`WARM_CLUSTERS`] the least
+    /// recently used one is dropped from memory (its history stays in the store).
+    clusters: Mutex<HashMap<String, WarmCluster>>,
 }
+
+/// A cluster in memory and when it was last used.
+type WarmCluster = (Arc<Mutex<Cluster>>, std::time::Instant);
+
+/// Clusters whose objects are kept in memory at once.
+const WARM_CLUSTERS: usize = 8;
 
 /// What decides whether an object changed, and nothing more: its spec and labels, and for
 /// ConfigMaps and Secrets a digest of each data value (Secrets arrive without values).
@@ -127,8 +134,19 @@ fn object_key(cluster: &str, r: &ObjectRef) -> Vec<u8> {
     .into_bytes()
 }
 
-fn change_key(cluster: &str, at: Timestamp, seq: u64) -> Vec<u8> {
-    format!("{cluster}\0{:020}\0{seq:08}", at.as_nanosecond().max(0)).into_bytes()
+/// A change's key: by cluster and time, then object and field (two changes of one field at
+/// the same instant are one change: the later value is kept).
+fn change_key(cluster: &str, at: Timestamp, what: Option<(&ObjectRef, &str)>) -> Vec<u8> {
+    let mut k = format!("{cluster}\0{:020}\0", at.as_nanosecond().max(0));
+    if let Some((r, field)) = what {
+        k.push_str(&format!(
+            "{}\0{}\0{}\0{field}",
+            r.kind,
+            r.namespace.as_deref().unwrap_or_default(),
+            r.name
+        ));
+    }
+    k.into_bytes()
 }
 
 /// Whether a changed value may be shown: not a ConfigMap's or Secret's data, not a digest.
@@ -167,8 +185,18 @@ impl History {
     /// A cluster's state, read from the store on first use.
     fn cluster(&self, key: &str, now: Timestamp) -> Result<Arc<Mutex<Cluster>>, StoreError> {
         let mut all = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = all.get(key) {
+        if let Some((c, used)) = all.get_mut(key) {
+            *used = std::time::Instant::now();
             return Ok(c.clone());
+        }
+        if all.len() >= WARM_CLUSTERS {
+            if let Some(oldest) = all
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                all.remove(&oldest);
+            }
         }
         let prefix = format!("{key}\0").into_bytes();
         let mut objects = HashMap::new();
@@ -215,12 +243,8 @@ impl History {
                 now
             }
         };
-        let c = Arc::new(Mutex::new(Cluster {
-            since,
-            objects,
-            seq: 0,
-        }));
-        all.insert(key.to_string(), c.clone());
+        let c = Arc::new(Mutex::new(Cluster { since, objects }));
+        all.insert(key.to_string(), (c.clone(), std::time::Instant::now()));
         Ok(c)
     }
 
@@ -266,10 +290,9 @@ impl History {
                             before_first_symptom_s: 0.0,
                             via: Some(via.clone()),
                         };
-                        c.seq += 1;
                         ops.push((
                             Cf::Changes,
-                            change_key(&key, at, c.seq),
+                            change_key(&key, at, Some((&change.object, &change.field))),
                             Some(serde_json::to_vec(&change).unwrap_or_default()),
                         ));
                         obs.changes.push(change);
@@ -295,7 +318,7 @@ impl History {
         }
         // Changes older than a week go.
         let prefix = format!("{key}\0").into_bytes();
-        let cutoff = change_key(&key, now - KEEP, 0);
+        let cutoff = change_key(&key, now - KEEP, None);
         self.store.scan(Cf::Changes, &prefix, &mut |k, _| {
             if !k.starts_with(&prefix) || k >= cutoff.as_slice() {
                 return false;
@@ -312,7 +335,7 @@ impl History {
     /// When this cluster's history starts, if it has one.
     pub fn since(&self, cluster: &str) -> Option<Timestamp> {
         let all = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
-        let c = all.get(cluster)?;
+        let (c, _) = all.get(cluster)?;
         let since = c.lock().unwrap_or_else(|p| p.into_inner()).since;
         Some(since)
     }
@@ -326,8 +349,10 @@ impl History {
     ) -> Result<Vec<Change>, StoreError> {
         let prefix = format!("{cluster}\0").into_bytes();
         let mut out = Vec::new();
-        self.store
-            .scan(Cf::Changes, &change_key(cluster, from, 0), &mut |k, v| {
+        self.store.scan(
+            Cf::Changes,
+            &change_key(cluster, from, None),
+            &mut |k, v| {
                 if !k.starts_with(&prefix) {
                     return false;
                 }
@@ -337,7 +362,8 @@ impl History {
                     }
                 }
                 true
-            })?;
+            },
+        )?;
         Ok(out)
     }
 }
@@ -487,12 +513,71 @@ mod tests {
             .objects
             .contains(&ObjectRef::new("ConfigMap", "shop", "cfg")));
         assert_eq!(near.changes.len(), 2, "{:#?}", near.changes);
-        assert_eq!(near.changes[0].to, Some(json!("web-v2")));
+        let selector = near
+            .changes
+            .iter()
+            .find(|c| c.field == "/spec/selector/app")
+            .expect("the selector change");
+        assert_eq!(selector.to, Some(json!("web-v2")));
         let again = h2.observe(&s, t2 + SignedDuration::from_secs(60)).unwrap();
         assert_eq!((again.compared, again.unchanged), (3, 3));
         // A dump has no history.
         let mut d = s.clone();
         d.meta.source = SnapshotSource::Dump { path: "x".into() };
         assert_eq!(h2.observe(&d, t2).unwrap(), Observation::default());
+    }
+
+    #[test]
+    fn clusters_beyond_the_warm_ones_reload_from_the_store_and_keep_every_change() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let h = History::new(store.clone());
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let in_cluster = |n: usize, objects: Vec<Value>| {
+            let mut s = snap(objects);
+            s.meta.source = SnapshotSource::Live {
+                context: None,
+                cluster: Some(format!("https://c{n}:6443")),
+            };
+            s
+        };
+        for n in 0..=WARM_CLUSTERS {
+            h.observe(&in_cluster(n, objects("1", "web", "info")), t0)
+                .unwrap();
+        }
+        assert_eq!(h.clusters.lock().unwrap().len(), WARM_CLUSTERS);
+        // Cluster 0 left memory first; read back, its objects are known by resourceVersion.
+        let back = h
+            .observe(&in_cluster(0, objects("1", "web", "info")), t0)
+            .unwrap();
+        assert_eq!((back.new, back.unchanged), (0, 3));
+        // Two objects written in the same second (their managedFields say so), recorded by
+        // two daemons (a restart in between): two changes, neither written over the other.
+        let t1 = t0 + SignedDuration::from_secs(60);
+        let written =
+            json!([{"manager": "kubectl", "operation": "Update", "time": "2027-01-15T08:00:30Z"}]);
+        let mut o = objects("1", "web", "info");
+        o[1]["metadata"]["resourceVersion"] = json!("2");
+        o[1]["spec"]["selector"]["app"] = json!("web-v2");
+        o[1]["metadata"]["managedFields"] = written.clone();
+        h.observe(&in_cluster(0, o.clone()), t1).unwrap();
+        let h2 = History::new(store);
+        o[2]["metadata"]["resourceVersion"] = json!("2");
+        o[2]["data"]["LOG_LEVEL"] = json!("debug");
+        o[2]["metadata"]["managedFields"] = written;
+        h2.observe(&in_cluster(0, o), t1 + SignedDuration::from_secs(1))
+            .unwrap();
+        let near = BTreeSet::from([
+            ObjectRef::new("Service", "shop", "web"),
+            ObjectRef::new("ConfigMap", "shop", "cfg"),
+        ]);
+        let got = h2.recorded("live:https://c0:6443", &near, t0).unwrap();
+        let fields: Vec<&str> = got.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["/data/LOG_LEVEL", "/spec/selector/app"],
+            "{got:#?}"
+        );
+        let written_at: Timestamp = "2027-01-15T08:00:30Z".parse().unwrap();
+        assert!(got.iter().all(|c| c.at == written_at), "{got:#?}");
     }
 }
