@@ -3,7 +3,7 @@
 //! attached to diagnoses, and still there after the daemon restarts.
 
 use metakube_tests::apiserver::ApiServer;
-use metakube_tests::{copy_dir, ok_stdout, plugin, scenario, Daemon};
+use metakube_tests::{copy_dir, ok_stdout, plugin, plugin_json, scenario, Daemon};
 use serde_json::{json, Value};
 
 /// The image-not-found scenario as it happens in a cluster: revision 1 ran `web:1.4.2`
@@ -69,7 +69,7 @@ fn a_rollout_in_a_dump_is_the_change_named_with_its_time() {
     let (good, bad) = rollout_dump(&dump);
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let dir = dump.to_str().unwrap();
-    let v: Value = serde_json::from_str(&ok_stdout(&plugin(
+    let v: Value = plugin_json(
         &d.socket,
         &[
             "changes",
@@ -81,8 +81,7 @@ fn a_rollout_in_a_dump_is_the_change_named_with_its_time() {
             "-o",
             "json",
         ],
-    )))
-    .unwrap();
+    );
     let changes = v["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{v:#}");
     let c = &changes[0];
@@ -106,7 +105,7 @@ fn a_rollout_in_a_dump_is_the_change_named_with_its_time() {
     assert!(v["cluster"].is_null(), "a dump has no history");
 
     // The diagnosis carries it as evidence, and the text says it.
-    let diag: Value = serde_json::from_str(&ok_stdout(&plugin(
+    let diag: Value = plugin_json(
         &d.socket,
         &[
             "diagnose",
@@ -119,8 +118,7 @@ fn a_rollout_in_a_dump_is_the_change_named_with_its_time() {
             "json",
             "--no-llm",
         ],
-    )))
-    .unwrap();
+    );
     assert_eq!(diag["root_cause"]["reason"], "ImageNotFound");
     assert_eq!(diag["changes"][0]["to"].as_str(), Some(bad.as_str()));
     let text = ok_stdout(&plugin(
@@ -148,7 +146,7 @@ fn a_rollout_in_a_dump_is_the_change_named_with_its_time() {
     );
     // Without the earlier revision there is nothing to compare: no change is made up.
     let plain = scenario("image-not-found-0").join("dump");
-    let v: Value = serde_json::from_str(&ok_stdout(&plugin(
+    let v: Value = plugin_json(
         &d.socket,
         &[
             "changes",
@@ -160,8 +158,7 @@ fn a_rollout_in_a_dump_is_the_change_named_with_its_time() {
             "-o",
             "json",
         ],
-    )))
-    .unwrap();
+    );
     assert_eq!(v["changes"], json!([]), "{v:#}");
 }
 
@@ -174,11 +171,10 @@ fn a_live_cluster_history_is_kept_by_resource_version_and_survives_a_restart() {
     api.kubeconfig(&kc, "team-a");
     let kcs = kc.to_str().unwrap().to_string();
     let changes = |socket: &std::path::Path| -> Value {
-        serde_json::from_str(&ok_stdout(&plugin(
+        plugin_json(
             socket,
             &["changes", "deploy/auth", "--kubeconfig", &kcs, "-o", "json"],
-        )))
-        .unwrap()
+        )
     };
     let mut d = Daemon::start(tmp.path(), &[]);
     // First look: the history starts, nothing to compare with.
@@ -238,7 +234,7 @@ fn a_live_cluster_history_is_kept_by_resource_version_and_survives_a_restart() {
     assert_eq!(third["tracked_since"], first["tracked_since"]);
     assert_eq!(third["unchanged"], third["compared"]);
     // And a diagnosis of it carries the change.
-    let diag: Value = serde_json::from_str(&ok_stdout(&plugin(
+    let diag: Value = plugin_json(
         &d.socket,
         &[
             "diagnose",
@@ -249,8 +245,7 @@ fn a_live_cluster_history_is_kept_by_resource_version_and_survives_a_restart() {
             "json",
             "--no-llm",
         ],
-    )))
-    .unwrap();
+    );
     assert_eq!(diag["root_cause"]["reason"], "SelectorMatchesNoPods");
     assert!(
         diag["changes"]

@@ -3,7 +3,8 @@
 
 use metakube_tests::apiserver::ApiServer;
 use metakube_tests::{
-    expected_target, ok_stdout, plugin, plugin_env, scenario as corpus_scenario, Daemon,
+    expected_target, ok_stdout, plugin, plugin_env, plugin_json, scenario as corpus_scenario,
+    Daemon,
 };
 use serde_json::Value;
 
@@ -21,7 +22,7 @@ fn live_diagnosis(socket: &std::path::Path, target: &str, kc: &std::path::Path) 
         "-o",
         "json",
     ];
-    serde_json::from_str(&ok_stdout(&plugin(socket, &args))).unwrap()
+    plugin_json(socket, &args)
 }
 
 #[test]
@@ -115,7 +116,7 @@ fn snapshot_writes_a_dump_that_replays_to_the_same_answer() {
         !secrets.contains("c3VwZXItc2VjcmV0"),
         "secret values leaked into the snapshot"
     );
-    let live: Value = serde_json::from_str(&ok_stdout(&plugin(
+    let live: Value = plugin_json(
         &d.socket,
         &[
             "diagnose",
@@ -127,9 +128,8 @@ fn snapshot_writes_a_dump_that_replays_to_the_same_answer() {
             "-o",
             "json",
         ],
-    )))
-    .unwrap();
-    let replay: Value = serde_json::from_str(&ok_stdout(&plugin(
+    );
+    let replay: Value = plugin_json(
         &d.socket,
         &[
             "diagnose",
@@ -141,8 +141,7 @@ fn snapshot_writes_a_dump_that_replays_to_the_same_answer() {
             "-o",
             "json",
         ],
-    )))
-    .unwrap();
+    );
     assert_eq!(live["root_cause"], replay["root_cause"]);
     assert_eq!(live["category"], replay["category"]);
 }

@@ -39,29 +39,11 @@ pub fn diagnosis(w: &mut dyn Write, d: &Diagnosis, out: Output) -> std::io::Resu
     }
 }
 
-/// `4 min`, `2 h`, `3 d`.
-fn span(s: f64) -> String {
-    let s = s.abs();
-    if s < 90.0 {
-        format!("{s:.0} s")
-    } else if s < 90.0 * 60.0 {
-        format!("{:.0} min", s / 60.0)
-    } else if s < 48.0 * 3600.0 {
-        format!("{:.0} h", s / 3600.0)
-    } else {
-        format!("{:.0} d", s / 86400.0)
-    }
-}
-
 /// One change: when relative to `reference`, what, and how it was seen.
 pub fn change_line(c: &Change, reference: &str) -> String {
-    let when = if c.before_first_symptom_s >= 0.0 {
-        format!("{} before {reference}", span(c.before_first_symptom_s))
-    } else {
-        format!("{} after {reference}", span(c.before_first_symptom_s))
-    };
     format!(
-        "{YELLOW}{when}{YELLOW:#}  {}{}",
+        "{YELLOW}{}{YELLOW:#}  {}{}",
+        c.when(reference),
         c.describe(),
         c.via
             .as_ref()

@@ -108,7 +108,57 @@ pub fn escape(k: &str) -> String {
     k.replace('~', "~0").replace('/', "~1")
 }
 
+/// Adds the changes of `more` not already in `into` (the same object, field and new value,
+/// however it was seen: the first sighting is kept), then orders them by time.
+pub fn merge(into: &mut Vec<Change>, more: impl IntoIterator<Item = Change>) {
+    for c in more {
+        if !into
+            .iter()
+            .any(|k| k.object == c.object && k.field == c.field && k.to == c.to)
+        {
+            into.push(c);
+        }
+    }
+    into.sort_by_key(|c| c.at);
+}
+
+/// The change closest before the first symptom among `changes`: the likeliest trigger.
+pub fn trigger<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Option<&'a Change> {
+    changes
+        .into_iter()
+        .filter(|c| c.before_first_symptom_s >= 0.0)
+        .min_by(|a, b| {
+            a.before_first_symptom_s
+                .total_cmp(&b.before_first_symptom_s)
+        })
+}
+
+/// A duration in seconds as people say it: `18 s`, `4 min`, `2 h`, `3 d`.
+pub fn span(secs: f64) -> String {
+    let s = secs.abs();
+    if s < 90.0 {
+        format!("{s:.0} s")
+    } else if s < 90.0 * 60.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 48.0 * 3600.0 {
+        format!("{:.0} h", s / 3600.0)
+    } else {
+        format!("{:.0} d", s / 86400.0)
+    }
+}
+
 impl Change {
+    /// When it happened relative to the first symptom, called `reference`: `4 min before the
+    /// first failure`, `30 s after the first failure`.
+    pub fn when(&self, reference: &str) -> String {
+        let side = if self.before_first_symptom_s >= 0.0 {
+            "before"
+        } else {
+            "after"
+        };
+        format!("{} {side} {reference}", span(self.before_first_symptom_s))
+    }
+
     /// One line: `Deployment/web /spec/…/image "a:1" → "a:2"`.
     pub fn describe(&self) -> String {
         let v = |x: &Option<Value>| match x {

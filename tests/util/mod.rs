@@ -186,6 +186,12 @@ pub fn ok_stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// Runs the plugin, checks that it succeeded, and parses what it printed as JSON.
+pub fn plugin_json(socket: &Path, args: &[&str]) -> Value {
+    let out = ok_stdout(&plugin(socket, args));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
 /// One raw HTTP/1.1 request over the Unix socket; returns (status, body).
 pub fn http(
     socket: &Path,

@@ -481,18 +481,7 @@ fn refresh(e: &mut Entry, target: &ObjectRef, s: &Suspect, d: Diagnosis, now: Ti
             .filter(|c| c.via.as_deref() == Some("watch"))
             .collect();
         e.incident.diagnosis = d;
-        for c in seen {
-            let known = e
-                .incident
-                .diagnosis
-                .changes
-                .iter()
-                .any(|k| k.object == c.object && k.field == c.field && k.to == c.to);
-            if !known {
-                e.incident.diagnosis.changes.push(c);
-            }
-        }
-        e.incident.diagnosis.changes.sort_by_key(|c| c.at);
+        metakube_shared::change::merge(&mut e.incident.diagnosis.changes, seen);
     }
     if e.incident.kind == IncidentKind::Anomaly && !s.triggers.is_empty() {
         e.incident.kind = IncidentKind::Fault;

@@ -195,15 +195,7 @@ impl Watch {
     fn attach_changes(&mut self, out: &mut [IncidentUpdate]) {
         for u in out.iter_mut() {
             let mut all = u.incident.diagnosis.changes.clone();
-            for c in self.changes.near(&u.incident, &self.store) {
-                let known = all
-                    .iter()
-                    .any(|k| k.object == c.object && k.field == c.field && k.to == c.to);
-                if !known {
-                    all.push(c);
-                }
-            }
-            all.sort_by_key(|c| c.at);
+            metakube_shared::change::merge(&mut all, self.changes.near(&u.incident, &self.store));
             if all != u.incident.diagnosis.changes {
                 self.incidents
                     .set_changes(&u.incident.incident, all.clone());

@@ -409,18 +409,12 @@ pub fn changes_near(
         .into_iter()
         .filter(|c| c.at >= since)
         .collect();
-    if let (Some(h), Some(key)) = (history, cluster_key(&snap.meta.source)) {
-        for c in h.recorded(&key, &near.objects, since)? {
-            // A rollout's revision already says it, with the time it happened.
-            if !changes
-                .iter()
-                .any(|r| r.object == c.object && r.field == c.field && r.to == c.to)
-            {
-                changes.push(c);
-            }
-        }
-    }
-    changes.sort_by_key(|c| c.at);
+    // Where a rollout's revision already says it, it says it with the time it happened.
+    let recorded = match (history, cluster_key(&snap.meta.source)) {
+        (Some(h), Some(key)) => h.recorded(&key, &near.objects, since)?,
+        _ => Vec::new(),
+    };
+    metakube_shared::change::merge(&mut changes, recorded);
     for c in &mut changes {
         c.before_first_symptom_s = reference.duration_since(c.at).as_secs_f64();
     }

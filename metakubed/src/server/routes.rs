@@ -394,25 +394,15 @@ fn attach_changes(h: &History, snap: &Snapshot, d: &mut Diagnosis) {
     }
     // The last change to the root cause (or the target) before the first failure is worth a
     // sentence of its own: it is often the answer to "what did we do?".
-    let trigger = d
-        .changes
-        .iter()
-        .filter(|c| c.before_first_symptom_s >= 0.0 && centre.contains(&c.object))
-        .min_by(|a, b| {
-            a.before_first_symptom_s
-                .total_cmp(&b.before_first_symptom_s)
-        });
+    let trigger =
+        metakube_shared::change::trigger(d.changes.iter().filter(|c| centre.contains(&c.object)));
     if let Some(c) = trigger {
-        let mins = (c.before_first_symptom_s / 60.0).round();
-        let when = if mins < 1.0 {
-            "less than a minute".to_string()
-        } else {
-            format!("{mins:.0} min")
-        };
-        d.explanation.push_str(&format!(
-            " Changed {when} before the first failure: {}.",
+        let sentence = format!(
+            " Changed {}: {}.",
+            c.when("the first failure"),
             c.describe()
-        ));
+        );
+        d.explanation.push_str(&sentence);
     }
 }
 

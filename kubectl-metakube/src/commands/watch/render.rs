@@ -135,20 +135,13 @@ pub fn line(change_of: Option<IncidentChange>, i: &Incident) -> String {
         .map(|r| r.command.clone().unwrap_or_else(|| r.summary.clone()))
         .unwrap_or_default();
     // The change closest before the first symptom: the likeliest trigger.
-    let change = d
-        .changes
-        .iter()
-        .filter(|c| c.before_first_symptom_s >= 0.0)
-        .min_by(|a, b| {
-            a.before_first_symptom_s
-                .total_cmp(&b.before_first_symptom_s)
-        })
+    let change = metakube_shared::change::trigger(&d.changes)
         .map(|c| {
             format!(
-                " · {} {} changed {:.0} min before",
+                " · {} {} changed {}",
                 c.object,
                 c.field,
-                c.before_first_symptom_s / 60.0
+                c.when("the first symptom")
             )
         })
         .unwrap_or_default();
