@@ -284,6 +284,11 @@ pub struct EvalArgs {
     /// With --corrections: the corrections also state the category (`feedback --category`)
     #[arg(long, requires = "corrections")]
     pub with_category: bool,
+    /// Also ask the daemon's model to explain each diagnosis and report its sentences: how many
+    /// were shown, how many the check removed and why (the mechanism, a value's role, a
+    /// healthy claim, an elaboration, a name or value not in the snapshot), and its speed
+    #[arg(long, conflicts_with = "learn")]
+    pub explain: bool,
 }
 
 /// `memory stats|list|show|forget|export|import`.

@@ -108,37 +108,24 @@ pub fn changes(w: &mut dyn Write, r: &ChangesResponse, out: Output) -> std::io::
     }
 }
 
-/// Starts the streamed explanation.
-pub fn explanation_header(w: &mut dyn Write) -> std::io::Result<()> {
-    write!(w, "\n{BOLD}EXPLANATION{BOLD:#}  ")
-}
-
-/// Ends the streamed explanation: what the grounding check removed, or why there is none.
-pub fn explanation_footer(
-    w: &mut dyn Write,
-    e: &metakube_shared::Explanation,
-    streamed: bool,
-) -> std::io::Result<()> {
+/// The model's explanation after the check: the sentences that passed, how many did not (their
+/// text is not shown: `-o json` lists them with why), or why there is none.
+pub fn explanation(w: &mut dyn Write, e: &metakube_shared::Explanation) -> std::io::Result<()> {
+    write!(w, "\n{BOLD}EXPLANATION{BOLD:#}  ")?;
     if let Some(why) = &e.unavailable {
-        return writeln!(w, "\n{DIM}no model explanation: {why}{DIM:#}");
+        return writeln!(w, "{DIM}no model explanation: {why}{DIM:#}");
     }
-    if streamed {
-        writeln!(w)?;
+    if e.text.is_empty() {
+        writeln!(w, "{DIM}(no sentence of the model passed the check){DIM:#}")?;
+    } else {
+        writeln!(w, "{}", e.text)?;
     }
     if !e.removed.is_empty() {
         writeln!(
             w,
-            "  {DIM}grounding check removed {} sentence(s) naming what the snapshot does not hold; checked text:{DIM:#}",
-            e.removed.len()
-        )?;
-        writeln!(
-            w,
-            "  {}",
-            if e.text.is_empty() {
-                "(nothing left)"
-            } else {
-                &e.text
-            }
+            "  {DIM}the check removed {} of {} sentence(s) naming what the snapshot does not hold or saying what the facts do not (-o json lists them with why){DIM:#}",
+            e.removed.len(),
+            e.sentences.len().max(e.removed.len())
         )?;
     }
     writeln!(

@@ -25,6 +25,7 @@ pub mod server;
 pub mod signals;
 pub mod snapshot;
 pub mod store;
+pub mod words;
 
 pub use config::Config;
 pub use engine::{diagnose, diagnose_with, Knowledge};

@@ -28,8 +28,8 @@ pub use object::{KindError, KindInfo, ObjectRef, TargetRef, KINDS};
 pub use protocol::{
     ChangesRequest, ChangesResponse, ComponentState, ComponentStatus, DiagnoseOptions,
     DiagnoseRequest, ErrorBody, ErrorCode, Explanation, FeedbackOutcome, FeedbackRequest,
-    FeedbackResponse, Health, ProtocolVersion, Stats, StreamEvent, NDJSON, PROTOCOL,
-    PROTOCOL_HEADER,
+    FeedbackResponse, Health, JudgedSentence, ProtocolVersion, Stats, StreamEvent, NDJSON,
+    PROTOCOL, PROTOCOL_HEADER,
 };
 pub use snapshot::{
     strip_secret_values, CollectionMeta, ContainerLog, Gap, KubeObject, Snapshot, SnapshotError,

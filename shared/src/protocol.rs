@@ -33,7 +33,7 @@ use crate::snapshot::Snapshot;
 pub const PROTOCOL_HEADER: &str = "x-metakube-protocol";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 5 };
+pub const PROTOCOL: ProtocolVersion = ProtocolVersion { major: 1, minor: 6 };
 
 /// Media type of the streamed diagnose answer.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -66,9 +66,17 @@ pub struct Explanation {
     pub text: String,
     /// Which model wrote it (`candle:SmolLM2-135M-Instruct.Q4_1.gguf (llama, cpu)`).
     pub backend: String,
-    /// Sentences removed because they stated names or values the snapshot does not hold.
+    /// Sentences removed because they stated names or values the snapshot does not hold, or
+    /// something the facts do not say (each with why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
+    /// Every sentence the model wrote, in order, with the judge's verdict (protocol 1.6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sentences: Vec<JudgedSentence>,
+    /// The facts the model was given, one a line: what each sentence was judged against
+    /// (protocol 1.6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<String>,
     /// Why there is no explanation, when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
@@ -84,6 +92,18 @@ pub struct Explanation {
     /// Decode speed, tokens/s.
     #[serde(default)]
     pub tokens_per_s: f64,
+}
+
+/// One sentence of a model's explanation and whether it was shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JudgedSentence {
+    /// The sentence as written.
+    pub text: String,
+    /// Whether it passed the check and was shown.
+    pub shown: bool,
+    /// Why it was not (empty when shown): each claim the facts and snapshot do not support.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub why: Vec<String>,
 }
 
 /// A protocol version: the major must match, minors are backwards compatible.
@@ -382,9 +402,10 @@ mod tests {
             ProtocolVersion { major: 1, minor: 0 }
         );
         assert!("x.y".parse::<ProtocolVersion>().is_err());
-        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.5\"");
+        assert_eq!(serde_json::to_string(&PROTOCOL).unwrap(), "\"1.6\"");
         // 1.1 added the NDJSON stream, 1.2 the verdict, 1.3 a correction's category and fix
-        // command, 1.4 the `explain` option, 1.5 `changes` (the field and `/v1/changes`): a 1.0
+        // command, 1.4 the `explain` option, 1.5 `changes` (the field and `/v1/changes`), 1.6
+        // the explanation's judged `sentences` and `facts`: a 1.0
         // peer still talks to it.
         assert!(PROTOCOL.compatible_with("1.0".parse().unwrap()));
     }

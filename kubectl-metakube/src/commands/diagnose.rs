@@ -103,8 +103,10 @@ pub async fn run(
     Ok(d)
 }
 
-/// Asks for the streamed answer: text output prints the diagnosis at once and the explanation
-/// as the model writes it; JSON and YAML wait for the checked explanation and include it.
+/// Asks for the streamed answer: text output prints the diagnosis at once and, when the model
+/// has written and the judge has checked it, the explanation's sentences that passed (the
+/// unchecked tokens are never printed); JSON and YAML wait for the checked explanation and
+/// include it.
 async fn diagnose_streaming(
     client: &crate::client::DaemonClient,
     req: &DiagnoseRequest,
@@ -115,7 +117,6 @@ async fn diagnose_streaming(
     let text = output == crate::render::Output::Text;
     let mut diagnosis: Option<Diagnosis> = None;
     let mut io_err: Option<std::io::Error> = None;
-    let mut streamed = false;
     client
         .diagnose_stream(req, std::time::Duration::from_secs(120), &mut |ev| {
             let r: std::io::Result<()> = (|| {
@@ -127,18 +128,10 @@ async fn diagnose_streaming(
                         }
                         diagnosis = Some(*d);
                     }
-                    StreamEvent::Token { text: piece } if text => {
-                        if !streamed {
-                            render::explanation_header(out)?;
-                            streamed = true;
-                        }
-                        write!(out, "{piece}")?;
-                        out.flush()?;
-                    }
                     StreamEvent::Token { .. } => {}
                     StreamEvent::Explanation { explanation } => {
                         if text {
-                            render::explanation_footer(out, &explanation, streamed)?;
+                            render::explanation(out, &explanation)?;
                         }
                         if let Some(d) = diagnosis.as_mut() {
                             d.llm = Some(explanation);

@@ -116,6 +116,9 @@ pub struct CaseResult {
     pub latency_ms: f64,
     /// Error, if the case failed to run.
     pub error: Option<String>,
+    /// The model's explanation, with each sentence judged (`--explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<metakube_shared::Explanation>,
 }
 
 /// Totals for one group of cases.
@@ -155,6 +158,9 @@ pub struct Report {
     /// Reliability of the reported confidence over the answers that named a root cause
     /// (right = object and category).
     pub calibration: super::calibration::Calibration,
+    /// The model's sentences (`--explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<super::explain_score::ExplainScore>,
     /// Each case.
     pub cases: Vec<CaseResult>,
 }
@@ -200,7 +206,7 @@ fn score(cases: &[&CaseResult]) -> Score {
     }
 }
 
-fn percentile(v: &mut [f64], q: f64) -> f64 {
+pub(crate) fn percentile(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -217,6 +223,46 @@ pub fn scenario_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     v.sort();
     Ok(v)
+}
+
+/// One diagnosis: the plain answer, or with `explain` the streamed one and the model's checked
+/// explanation (`None` when it did not arrive in time).
+async fn ask(
+    client: &crate::client::DaemonClient,
+    snapshot: metakube_shared::Snapshot,
+    explain: bool,
+) -> Result<(Diagnosis, Option<metakube_shared::Explanation>), crate::client::ClientError> {
+    let req = DiagnoseRequest {
+        snapshot,
+        options: DiagnoseOptions {
+            no_llm: !explain,
+            explain: explain.then_some(true),
+            no_memory: true,
+        },
+    };
+    if !explain {
+        return Ok((client.post("/v1/diagnose", &req).await?, None));
+    }
+    let mut d = None;
+    let mut e = None;
+    client
+        .diagnose_stream(
+            &req,
+            std::time::Duration::from_secs(300),
+            &mut |ev| match ev {
+                metakube_shared::StreamEvent::Diagnosis { diagnosis } => d = Some(*diagnosis),
+                metakube_shared::StreamEvent::Explanation { explanation } => e = Some(explanation),
+                metakube_shared::StreamEvent::Token { .. } => {}
+            },
+        )
+        .await?;
+    match d {
+        Some(d) => Ok((d, e)),
+        None => Err(crate::client::ClientError::Transport {
+            socket: client.socket().to_path_buf(),
+            why: "the stream ended before the diagnosis".into(),
+        }),
+    }
 }
 
 /// Runs the evaluation.
@@ -249,6 +295,7 @@ pub async fn run(
             confidence: 0.0,
             latency_ms: 0.0,
             error: None,
+            explanation: None,
         };
         let snap = match truth.snapshot(&dir) {
             Ok(s) => s,
@@ -259,20 +306,12 @@ pub async fn run(
             }
         };
         let t = Instant::now();
-        let res: Result<Diagnosis, _> = client
-            .post(
-                "/v1/diagnose",
-                &DiagnoseRequest {
-                    snapshot: snap,
-                    options: DiagnoseOptions {
-                        no_llm: true,
-                        explain: None,
-                        no_memory: true,
-                    },
-                },
-            )
-            .await;
+        let res = ask(&client, snap, a.explain).await;
         r.latency_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let res = res.map(|(d, e)| {
+            r.explanation = e;
+            d
+        });
         match res {
             Ok(d) => {
                 r.got_category = d.category;
@@ -358,6 +397,9 @@ pub async fn run(
         false_positives,
         latency_p50_ms: percentile(&mut lat, 0.5),
         latency_p99_ms: percentile(&mut lat, 0.99),
+        explain: a.explain.then(|| {
+            super::explain_score::ExplainScore::of(cases.iter().map(|c| c.explanation.as_ref()))
+        }),
         calibration: super::calibration::calibration(
             "analytical",
             &cases
@@ -408,9 +450,18 @@ pub async fn run(
             }
             writeln!(
                 out,
-                "latency (round trip, warm daemon, --no-llm): p50 {:.1} ms, p99 {:.1} ms",
-                report.latency_p50_ms, report.latency_p99_ms
+                "latency ({}): p50 {:.1} ms, p99 {:.1} ms",
+                if a.explain {
+                    "diagnosis and explanation, warm daemon"
+                } else {
+                    "round trip, warm daemon, --no-llm"
+                },
+                report.latency_p50_ms,
+                report.latency_p99_ms
             )?;
+            if let Some(e) = &report.explain {
+                e.print(out)?;
+            }
             if a.verbose {
                 super::calibration::print(out, std::slice::from_ref(&report.calibration))?;
             } else {

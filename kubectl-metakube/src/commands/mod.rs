@@ -7,6 +7,7 @@ pub mod corrections;
 pub mod daemon;
 pub mod diagnose;
 pub mod eval;
+pub mod explain_score;
 pub mod feedback;
 pub mod learn;
 pub mod mcp;

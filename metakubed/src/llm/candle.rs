@@ -1,5 +1,6 @@
-//! The local backend: a quantized GGUF model through candle-transformers (llama family —
-//! SmolLM2, Llama, Mistral-style — Qwen2 and Qwen3, chosen by `general.architecture`).
+//! The local backend: a quantized GGUF model through candle (llama family — SmolLM2, Llama,
+//! Mistral-style — by [`super::llama`], whose prompt reading runs in f32; Qwen2 and Qwen3 by
+//! candle-transformers), chosen by `general.architecture`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -7,13 +8,15 @@ use std::time::Instant;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
+use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
 
+use super::constrain::Allowed;
+use super::llama;
 use super::tokenizer::GgufTokenizer;
 use super::{Explainer, Generation, LlmConfig, LlmError, Prompt};
 
 enum Weights {
-    Llama(quantized_llama::ModelWeights),
+    Llama(llama::Model),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
 }
@@ -60,6 +63,10 @@ pub struct CandleLlm {
     temperature: f64,
     seed: u64,
     repeat_penalty: f32,
+    /// Whether generation is constrained to the facts' words.
+    constrain: bool,
+    /// Each token's text, for constrained generation (built at its first use).
+    pieces: std::sync::OnceLock<Vec<String>>,
     /// The system part of the prompt, already run through the model: (text, tokens, model
     /// with that attention cache).
     prefix: Option<(String, usize, Weights)>,
@@ -103,9 +110,7 @@ impl CandleLlm {
         let tok = GgufTokenizer::from_gguf(&ct)?;
         let device = device(&cfg.device)?;
         let weights = match arch.as_str() {
-            "llama" | "mistral" => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
-                ct, &mut f, &device,
-            )?),
+            "llama" | "mistral" => Weights::Llama(llama::Model::from_gguf(ct, &mut f, &device)?),
             "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
                 ct, &mut f, &device,
             )?),
@@ -130,6 +135,8 @@ impl CandleLlm {
             temperature: cfg.temperature,
             seed: cfg.seed,
             repeat_penalty: cfg.repeat_penalty,
+            constrain: cfg.constrain,
+            pieces: std::sync::OnceLock::new(),
             prefix: None,
         })
     }
@@ -146,19 +153,28 @@ impl CandleLlm {
         max_tokens: usize,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
-        self.generate_split("", text, max_tokens, on_text)
+        self.generate_split("", text, None, max_tokens, on_text)
     }
 
     /// Generates from a prompt in two parts: `prefix` (the system part; its attention cache is
-    /// kept and reused while it does not change) and `rest`.
+    /// kept and reused while it does not change) and `rest`; with `allowed`, only words it
+    /// allows are written (greedily).
     pub fn generate_split(
         &mut self,
         prefix: &str,
         rest: &str,
+        allowed: Option<&Allowed>,
         max_tokens: usize,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
         let start = Instant::now();
+        if allowed.is_some() && self.pieces.get().is_none() {
+            let pieces = (0..self.tok.tokenizer.get_vocab_size(true) as u32)
+                .map(|id| self.tok.decode(&[id]).unwrap_or_default())
+                .collect();
+            let _ = self.pieces.set(pieces);
+        }
+        let constraint = allowed.zip(self.pieces.get().map(Vec::as_slice));
         if !self.weights.clonable() {
             // Qwen2's type cannot be copied: run it in place from an empty cache.
             self.weights.clear();
@@ -169,6 +185,7 @@ impl CandleLlm {
                 temperature: self.temperature,
                 seed: self.seed,
                 repeat_penalty: self.repeat_penalty,
+                constraint,
             };
             return decode_loop(&s, &mut self.weights, 0, &text, max_tokens, on_text, start);
         }
@@ -199,18 +216,15 @@ impl CandleLlm {
                 (n, copy)
             }
         };
-        let s = self.settings();
-        decode_loop(&s, &mut weights, offset, rest, max_tokens, on_text, start)
-    }
-
-    fn settings(&self) -> Settings<'_> {
-        Settings {
+        let s = Settings {
             tok: &self.tok,
             device: &self.device,
             temperature: self.temperature,
             seed: self.seed,
             repeat_penalty: self.repeat_penalty,
-        }
+            constraint,
+        };
+        decode_loop(&s, &mut weights, offset, rest, max_tokens, on_text, start)
     }
 }
 
@@ -220,10 +234,45 @@ struct Settings<'a> {
     temperature: f64,
     seed: u64,
     repeat_penalty: f32,
+    /// The words allowed and each token's text.
+    constraint: Option<(&'a Allowed, &'a [String])>,
 }
 
-/// Prompt tokens read per forward pass (between two checks that the client is still there).
-const PREFILL_CHUNK: usize = 64;
+/// Tokens tried, most likely first, for one constrained step.
+const CONSTRAINED_CANDIDATES: usize = 256;
+
+/// The most likely token that keeps the text within the allowed words (a stop token is always
+/// allowed; when none of the likeliest is, the text ends).
+fn constrained_pick(
+    logits: &Tensor,
+    allowed: &Allowed,
+    pieces: &[String],
+    written: &str,
+    stop: &[u32],
+) -> Result<u32, LlmError> {
+    let v: Vec<f32> = logits.to_vec1()?;
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    let k = CONSTRAINED_CANDIDATES.min(idx.len());
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, |a, b| v[*b].total_cmp(&v[*a]));
+        idx.truncate(k);
+    }
+    idx.sort_by(|a, b| v[*b].total_cmp(&v[*a]));
+    for i in idx {
+        let id = i as u32;
+        if stop.contains(&id) || pieces.get(i).is_some_and(|p| allowed.allows(written, p)) {
+            return Ok(id);
+        }
+    }
+    stop.first()
+        .copied()
+        .ok_or_else(|| LlmError::Model("no stop token".into()))
+}
+
+/// Prompt tokens read per forward pass (between two checks that the client is still there). A
+/// llama model dequantizes its matrices once per pass (~80 ms for SmolLM2-135M), so passes are
+/// long: 256 tokens take under a second to read.
+const PREFILL_CHUNK: usize = 256;
 
 /// Prefill from `offset`, then decode greedily (or by sampling) until a stop token or
 /// `max_tokens`, streaming complete characters to `on_text`.
@@ -284,7 +333,12 @@ fn decode_loop(
             let from = out.len().saturating_sub(64);
             candle_transformers::utils::apply_repeat_penalty(&l, s.repeat_penalty, &out[from..])?
         };
-        let next = lp.sample(&l)?;
+        let next = match s.constraint {
+            Some((allowed, pieces)) => {
+                constrained_pick(&l, allowed, pieces, &emitted, &s.tok.stop_ids)?
+            }
+            None => lp.sample(&l)?,
+        };
         if i == 0 {
             first_token_ms = start.elapsed().as_secs_f64() * 1000.0;
         }
@@ -334,6 +388,10 @@ impl Explainer for CandleLlm {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
         let (prefix, rest) = self.tok.chat_split(&prompt.system, &prompt.user)?;
-        self.generate_split(&prefix, &rest, max_tokens, on_text)
+        let allowed = self.constrain.then(|| {
+            let (words, stems) = super::faithfulness::Lexicon::builtin().free_words();
+            Allowed::new(&prompt.user, words, stems)
+        });
+        self.generate_split(&prefix, &rest, allowed.as_ref(), max_tokens, on_text)
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use metakube_shared::Diagnosis;
+use metakube_shared::{Diagnosis, JudgedSentence};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -145,16 +145,43 @@ impl Vocabulary {
         self.names.contains(s) || self.tokens.contains(&s.to_lowercase())
     }
 
+    /// A hyphenated word made of words the facts use (`memory-leak` where they say "memory"
+    /// and "leak"): English, not a name the model made up.
+    fn knows_compound(&self, s: &str) -> bool {
+        let parts: Vec<&str> = s.split('-').collect();
+        parts.len() > 1
+            && parts.iter().all(|p| {
+                p.len() >= 3
+                    && p.chars().all(char::is_alphabetic)
+                    && self.tokens.contains(*p)
+                    // `profile-profile` from the name `profile` is a made-up name.
+                    && !self.names.contains(*p)
+            })
+    }
+
     fn knows_number(&self, s: &str) -> bool {
         self.facts.contains(&s.to_lowercase())
     }
 
     fn knows_phrase(&self, s: &str) -> bool {
         let l = s.to_lowercase();
-        self.names.contains(s)
-            || self.tokens.contains(&l)
-            || (l.contains(' ') && self.facts.contains(&l))
+        // A quoted value the facts hold verbatim, as a whole (`"nginx:1.277"`, but not
+        // `"cache"` from `redis-cache`).
+        self.names.contains(s) || self.tokens.contains(&l) || holds_whole(&self.facts, &l)
     }
+}
+
+/// Whether `hay` holds `needle` with no name character just before or after it.
+fn holds_whole(hay: &str, needle: &str) -> bool {
+    let name_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_');
+    !needle.is_empty()
+        && hay.match_indices(needle).any(|(i, _)| {
+            !hay[..i].chars().next_back().is_some_and(name_char)
+                && !hay[i + needle.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(name_char)
+        })
 }
 
 /// The reply after the check.
@@ -164,6 +191,8 @@ pub struct Checked {
     pub text: String,
     /// Sentences removed, each with the claims that failed.
     pub removed: Vec<Removed>,
+    /// Every sentence, in order, with its verdict.
+    pub sentences: Vec<JudgedSentence>,
 }
 
 /// A removed sentence.
@@ -171,7 +200,7 @@ pub struct Checked {
 pub struct Removed {
     /// The sentence.
     pub sentence: String,
-    /// What it stated that the snapshot does not hold.
+    /// What it stated that the snapshot or the facts do not hold.
     pub unsupported: Vec<String>,
 }
 
@@ -290,7 +319,7 @@ pub fn unsupported(sentence: &str, v: &Vocabulary) -> Vec<String> {
     let masked = p.kind_name.replace_all(sentence, " ");
     for m in p.hyphenated.find_iter(&masked) {
         let w = m.as_str();
-        if ENGLISH.contains(&w) || v.knows_name(w) {
+        if ENGLISH.contains(&w) || v.knows_name(w) || v.knows_compound(w) {
             continue;
         }
         bad.push(w.to_string());
@@ -311,9 +340,34 @@ pub fn unsupported(sentence: &str, v: &Vocabulary) -> Vec<String> {
     bad
 }
 
-/// Keeps the sentences whose claims the vocabulary supports; drops a last sentence cut off
-/// by the token limit.
-pub fn check(text: &str, v: &Vocabulary, truncated: bool) -> Checked {
+/// What is wrong with one sentence: the names and values it states that the snapshot and facts
+/// do not hold, then what it says that the facts do not ([`super::faithfulness::judge`]).
+/// Empty when it may be shown.
+pub fn verdict(
+    sentence: &str,
+    v: &Vocabulary,
+    meaning: &super::faithfulness::Meaning,
+    lex: &super::faithfulness::Lexicon,
+) -> Vec<String> {
+    let mut bad: Vec<String> = unsupported(sentence, v)
+        .into_iter()
+        .map(|b| format!("not in the snapshot: {b}"))
+        .collect();
+    if !sentence.contains("```") {
+        bad.extend(super::faithfulness::judge(lex, meaning, sentence));
+    }
+    bad
+}
+
+/// Keeps the sentences whose claims the vocabulary supports and whose meaning the facts do
+/// ([`super::faithfulness::judge`]); drops a last sentence cut off by the token limit.
+pub fn check(
+    text: &str,
+    v: &Vocabulary,
+    meaning: &super::faithfulness::Meaning,
+    truncated: bool,
+) -> Checked {
+    let lex = super::faithfulness::Lexicon::builtin();
     // A code block is one unit, however many lines it has.
     let mut units = Vec::new();
     let mut rest = text;
@@ -344,8 +398,14 @@ pub fn check(text: &str, v: &Vocabulary, truncated: bool) -> Checked {
     }
     let mut kept = Vec::new();
     let mut removed = Vec::new();
+    let mut judged = Vec::new();
     for sentence in s {
-        let bad = unsupported(&sentence, v);
+        let bad = verdict(&sentence, v, meaning, lex);
+        judged.push(JudgedSentence {
+            text: sentence.clone(),
+            shown: bad.is_empty(),
+            why: bad.clone(),
+        });
         if bad.is_empty() {
             kept.push(sentence);
         } else {
@@ -358,6 +418,7 @@ pub fn check(text: &str, v: &Vocabulary, truncated: bool) -> Checked {
     Checked {
         text: kept.join(" "),
         removed,
+        sentences: judged,
     }
 }
 
@@ -365,11 +426,16 @@ pub fn check(text: &str, v: &Vocabulary, truncated: bool) -> Checked {
 mod tests {
     use super::*;
 
+    const FACTS: &str = "Root cause: SelectorMatchesNoPods on Service/redis: selector app=redis matches no pod; the pods are labelled app=redis-cache. Port 6379. Fix: set the selector.";
+
     fn vocab() -> Vocabulary {
-        Vocabulary::new(
-            ["redis", "redis-cache", "auth", "team-a"],
-            "Root cause: SelectorMatchesNoPods on Service/redis: selector app=redis matches no pod; the pods are labelled app=redis-cache. Port 6379. Fix: set the selector.",
-        )
+        Vocabulary::new(["redis", "redis-cache", "auth", "team-a"], FACTS)
+    }
+
+    fn check(text: &str, v: &Vocabulary, truncated: bool) -> Checked {
+        let lex = crate::llm::faithfulness::Lexicon::builtin();
+        let m = crate::llm::faithfulness::Meaning::new(lex, FACTS, true);
+        super::check(text, v, &m, truncated)
     }
 
     #[test]
@@ -382,8 +448,16 @@ mod tests {
         assert!(c.text.contains("Service/redis selects no pod"), "{c:?}");
         assert!(c.text.contains("Port 6379"), "{c:?}");
         assert_eq!(c.removed.len(), 2, "{c:?}");
-        assert_eq!(c.removed[0].unsupported, vec!["payments-db"]);
-        assert_eq!(c.removed[1].unsupported, vec!["512Mi"]);
+        assert_eq!(
+            c.removed[0].unsupported[0],
+            "not in the snapshot: payments-db"
+        );
+        assert!(
+            c.removed[1]
+                .unsupported
+                .contains(&"not in the snapshot: 512Mi".to_string()),
+            "{c:?}"
+        );
     }
 
     #[test]
@@ -399,10 +473,12 @@ mod tests {
             .iter()
             .flat_map(|r| r.unsupported.iter().map(String::as_str))
             .collect();
-        assert!(why.contains(&"\"cache\""), "{why:?}");
-        assert!(why.contains(&"a code block"), "{why:?}");
-        assert!(why.contains(&"--labels"), "{why:?}");
-        assert!(why.contains(&"/etc/kubeconfig"), "{why:?}");
+        for claim in ["\"cache\"", "a code block", "--labels", "/etc/kubeconfig"] {
+            assert!(
+                why.contains(&format!("not in the snapshot: {claim}").as_str()),
+                "{why:?}"
+            );
+        }
     }
 
     #[test]
@@ -413,7 +489,12 @@ mod tests {
             true,
         );
         assert_eq!(c.text, "The fix sets the selector.");
-        assert_eq!(c.removed[0].unsupported, vec!["Deployment/checkout"]);
+        assert!(
+            c.removed[0]
+                .unsupported
+                .contains(&"not in the snapshot: Deployment/checkout".to_string()),
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! (which never waits for it). Backends behind one trait: `candle` (a local quantized GGUF —
 //! SmolLM2-135M-Instruct by default; llama-family, Qwen2 and Qwen3 load by configuration),
 //! `openai` (any OpenAI-compatible chat-completions endpoint: vLLM, llama.cpp server, Ollama)
-//! and `none`. Output is grounded: see [`grounding`].
+//! and `none`. Output is grounded and judged: see [`grounding`] and [`faithfulness`].
 
 pub mod candle;
+pub mod constrain;
+pub mod faithfulness;
 pub mod grounding;
+pub mod llama;
 pub mod openai;
 pub mod tokenizer;
 
@@ -53,6 +56,11 @@ pub struct LlmConfig {
     pub seed: u64,
     /// Penalty on recently generated tokens (1 = none).
     pub repeat_penalty: f32,
+    /// Local models write only words of the facts and of the explanation vocabulary
+    /// (`llm/constrain.rs`; greedy). Off by default: measured on SmolLM2-135M it makes wrong
+    /// sentences harder to catch (they are made of the facts' own words), and fewer of those
+    /// shown are faithful (`tests/faithfulness.rs`, batch C). No effect on an endpoint.
+    pub constrain: bool,
     /// Explain every diagnosis unless the client declines. Off by default: the model's text
     /// comes only with `--explain` until the configured model has passed
     /// `kubectl metakube eval DIR --explain` (a model that writes unfaithful sentences must not
@@ -74,6 +82,7 @@ impl Default for LlmConfig {
             temperature: 0.0,
             seed: 299_792_458,
             repeat_penalty: 1.15,
+            constrain: false,
             default: false,
         }
     }
@@ -194,21 +203,20 @@ pub fn explain(
     match model.generate(&prompt, cfg.max_tokens, on_text) {
         Ok(g) => {
             let vocab = grounding::Vocabulary::new(names.iter().map(String::as_str), &prompt.user);
-            let checked = grounding::check(&g.text, &vocab, g.tokens >= cfg.max_tokens);
+            let broken = d.verdict != metakube_shared::Verdict::Healthy;
+            let meaning =
+                faithfulness::Meaning::new(faithfulness::Lexicon::builtin(), &prompt.user, broken);
+            let checked = grounding::check(&g.text, &vocab, &meaning, g.tokens >= cfg.max_tokens);
             metakube_shared::Explanation {
                 text: checked.text,
                 backend,
                 removed: checked
                     .removed
                     .into_iter()
-                    .map(|r| {
-                        format!(
-                            "{} [not in the snapshot: {}]",
-                            r.sentence,
-                            r.unsupported.join(", ")
-                        )
-                    })
+                    .map(|r| format!("{} [{}]", r.sentence, r.unsupported.join("; ")))
                     .collect(),
+                sentences: checked.sentences,
+                facts: prompt.user.lines().map(str::to_string).collect(),
                 unavailable: None,
                 prompt_tokens: g.prompt_tokens,
                 tokens: g.tokens,

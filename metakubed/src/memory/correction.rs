@@ -120,30 +120,6 @@ struct Vocabulary {
     kinds: std::collections::BTreeMap<String, Category>,
 }
 
-/// The expressions for a list of words: one case-insensitive alternation for the plain
-/// words, one expression per `re:` entry.
-fn expressions(words: &[String]) -> Vec<Regex> {
-    let mut out = Vec::new();
-    let plain: Vec<String> = words
-        .iter()
-        .filter(|w| !w.starts_with("re:"))
-        .map(|w| match w.strip_suffix('*') {
-            Some(stem) => format!(r"\b{}\w*", regex::escape(stem)),
-            None => format!(r"\b{}\b", regex::escape(w)),
-        })
-        .collect();
-    if !plain.is_empty() {
-        out.extend(Regex::new(&format!("(?i){}", plain.join("|"))).ok());
-    }
-    out.extend(
-        words
-            .iter()
-            .filter_map(|w| w.strip_prefix("re:"))
-            .filter_map(|r| Regex::new(r).ok()),
-    );
-    out
-}
-
 fn vocabulary() -> &'static Vocabulary {
     static V: OnceLock<Vocabulary> = OnceLock::new();
     V.get_or_init(|| {
@@ -157,8 +133,8 @@ fn vocabulary() -> &'static Vocabulary {
             .into_iter()
             .map(|n| Tiers {
                 category: n.category,
-                strong: expressions(&n.strong),
-                weak: expressions(&n.weak),
+                strong: crate::words::expressions(&n.strong),
+                weak: crate::words::expressions(&n.weak),
             })
             .collect();
         Vocabulary {
