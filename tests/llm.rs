@@ -518,24 +518,18 @@ fn the_f32_prompt_reading_agrees_with_candles_quantized_llama() {
         .encode("<|im_start|>user\nService redis selects app=redis, but the pods are labelled app=redis-cache. Why has it no endpoints?<|im_end|>\n<|im_start|>assistant\n")
         .unwrap();
     assert!(ids.len() > 20, "a prompt long enough for the f32 path");
-    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let a: Vec<f32> = ours
-        .forward(&input, 0)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f32> = stock
-        .forward(&input, 0)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let row = |ids: &[u32]| {
+        Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+    };
+    let logits = |t: candle_core::Result<Tensor>| -> Vec<f32> {
+        t.unwrap().squeeze(0).unwrap().to_vec1().unwrap()
+    };
+    let input = row(&ids);
+    let a = logits(ours.forward(&input, 0));
+    let b = logits(stock.forward(&input, 0));
     let argmax = |v: &[f32]| {
         v.iter()
             .enumerate()
@@ -556,24 +550,9 @@ fn the_f32_prompt_reading_agrees_with_candles_quantized_llama() {
         "logits differ by {worst} (range {spread})"
     );
     // One decoding step after the prompt, through both caches.
-    let next = Tensor::new(&[argmax(&a) as u32], &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let a: Vec<f32> = ours
-        .forward(&next, ids.len())
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f32> = stock
-        .forward(&next, ids.len())
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let next = row(&[argmax(&a) as u32]);
+    let a = logits(ours.forward(&next, ids.len()));
+    let b = logits(stock.forward(&next, ids.len()));
     assert_eq!(argmax(&a), argmax(&b));
 }
 

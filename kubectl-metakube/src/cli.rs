@@ -113,8 +113,9 @@ pub struct DiagnoseArgs {
     /// Skip the model's explanation even where the daemon's `[llm] default` is on
     #[arg(long, conflicts_with = "explain")]
     pub no_llm: bool,
-    /// Add the model's explanation (grounding-checked) under the verified diagnosis; off by
-    /// default, because a small model's sentences are not always faithful to the facts
+    /// Add the model's explanation under the verified diagnosis: each sentence is judged
+    /// against the facts and only those that pass are printed. Off by default: the bundled
+    /// 135M model does not pass `eval --explain` (see README)
     #[arg(long)]
     pub explain: bool,
     /// Skip episodic memory (always reason analytically)

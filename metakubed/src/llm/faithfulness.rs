@@ -471,6 +471,13 @@ fn cause_sentence() -> &'static Regex {
     R.get_or_init(|| Regex::new(r"(?i)\b(?:root cause|caused by|because|due to)\b").expect("regex"))
 }
 
+fn caused_by() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| {
+        Regex::new(r"\b(?:caused by|due to|because of|the result of)\b").expect("regex")
+    })
+}
+
 /// Where a sentence first mentions `name` as a whole word (case-insensitive).
 fn mention(sentence_lower: &str, name: &str) -> Option<usize> {
     let name_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_');
@@ -562,7 +569,8 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
         }
     }
     // 4. A cause sentence that blames another object, names neither the root cause nor its
-    //    reason, or gives the fix as the cause.
+    //    reason, says the root cause was caused by something else, or gives the fix as the
+    //    cause.
     // ("The root cause is:" leading into a list names nothing yet.)
     if cause_sentence().is_match(sentence) && !m.culprits.is_empty() && !sentence.ends_with(':') {
         let lower = sentence.to_lowercase();
@@ -591,6 +599,25 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
                 "blames {name}, which the facts do not give as the cause"
             )),
             _ => {}
+        }
+        // "…, which was caused by Y": Y must be the root cause (its object or reason), not a
+        // symptom of it ("a volume full, caused by an OSError") or anything else.
+        if let Some(c) = caused_by().find(&lower) {
+            let tail = &lower[c.end()..];
+            let tail = &tail[..tail.find([',', ';', '.', '(']).unwrap_or(tail.len())];
+            let names_culprit = m.culprits.iter().any(|n| mention(tail, n).is_some());
+            let reason = m
+                .reason_words
+                .iter()
+                .filter(|w| tail.contains(w.as_str()))
+                .count();
+            if !names_culprit && reason * 2 < m.reason_words.len().max(1) {
+                why.push(format!(
+                    "gives as the cause what the facts do not (\"{}{}\")",
+                    c.as_str(),
+                    tail.trim_end()
+                ));
+            }
         }
         let w: Vec<String> = words(sentence).into_iter().map(|w| w.text).collect();
         if let Some(t) = w.windows(4).find(|t| {
@@ -694,6 +721,21 @@ mod tests {
             why,
             vec!["gives nginx:1.255 the role before; the facts give it after"]
         );
+    }
+
+    #[test]
+    fn a_symptom_given_as_the_cause_of_the_root_cause_is_caught() {
+        let why = judged(
+            OOM,
+            "The root cause is a memory limit too low on checkout, which was caused by an OOMKilled container.",
+        );
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].starts_with("gives as the cause"), "{why:?}");
+        assert!(judged(
+            OOM,
+            "The container server is OOMKilled because of its memory limit 128Mi, which is too low."
+        )
+        .is_empty());
     }
 
     #[test]
