@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use kubectl_metakube::commands::explain_score::kind_of;
 use metakubed::llm::faithfulness::{Lexicon, Meaning, FAITHFULNESS_YAML};
 use metakubed::llm::grounding::{verdict, Vocabulary};
 use serde::Deserialize;
@@ -156,30 +157,23 @@ fn each_rule_family_removes_a_labelled_unfaithful_sentence() {
         let vocab = Vocabulary::new(r.names.iter().map(String::as_str), &facts);
         let meaning = Meaning::new(&lex, &facts, r.broken);
         for w in verdict(&r.sentence, &vocab, &meaning, &lex) {
-            let family = if w.starts_with("not in the snapshot") {
-                "grounding"
-            } else if w.starts_with("adds what") {
-                "elaboration"
-            } else if w.contains(" the role ") {
-                "role"
-            } else if w.starts_with("blames ") || w.starts_with("gives ") {
-                "cause"
-            } else {
-                "mechanism or healthy claim"
-            };
-            *fired.entry(family).or_default() += 1;
+            // The kinds `eval --explain` reports.
+            *fired.entry(kind_of(&w)).or_default() += 1;
         }
     }
     println!("{fired:?}");
-    for family in [
-        "grounding",
-        "elaboration",
-        "role",
-        "mechanism or healthy claim",
+    let fires = |kind: &str| fired.get(kind).is_some_and(|n| *n > 0);
+    for kind in [
+        "name or value not in the snapshot",
+        "elaboration beyond the facts",
+        "a value in another role",
+        "a cause sentence blaming the wrong thing",
     ] {
-        assert!(
-            fired.get(family).is_some_and(|n| *n > 0),
-            "{family}: {fired:?}"
-        );
+        assert!(fires(kind), "{kind}: {fired:?}");
     }
+    assert!(
+        fires("a mechanism the facts do not name") || fires("a fault called healthy"),
+        "{fired:?}"
+    );
+    assert!(!fires("other"), "a reason eval cannot classify: {fired:?}");
 }

@@ -37,6 +37,20 @@ pub fn first_match<'t>(res: &[Regex], text: &'t str) -> Option<(usize, usize, &'
         .map(|m| (m.start(), m.end(), m.as_str()))
 }
 
+/// Where `hay` first holds `needle` as a whole name: no letter, digit, `-` or `_` just before
+/// or after it (`redis` in "Service redis:", not in "redis-cache"). `None` for an empty needle.
+pub fn whole_name_at(hay: &str, needle: &str) -> Option<usize> {
+    let name_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_');
+    if needle.is_empty() {
+        return None;
+    }
+    hay.match_indices(needle).find_map(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + needle.len()..].chars().next();
+        (!before.is_some_and(name_char) && !after.is_some_and(name_char)).then_some(i)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +76,15 @@ mod tests {
             first_match(&res, "exit 137").is_none(),
             "re: is case-sensitive"
         );
+    }
+
+    #[test]
+    fn whole_names_only() {
+        assert_eq!(
+            whole_name_at("the redis-cache and redis", "redis"),
+            Some(20)
+        );
+        assert_eq!(whole_name_at("redis-cache", "redis"), None);
+        assert_eq!(whole_name_at("abc", ""), None);
     }
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::words::expressions;
+use crate::words::{expressions, whole_name_at};
 
 /// The bundled vocabulary.
 pub const FAITHFULNESS_YAML: &str = include_str!("../../knowledge/faithfulness.yaml");
@@ -268,6 +268,20 @@ fn is_edge(c: char) -> bool {
     )
 }
 
+/// Runs of four consecutive words.
+fn quads(ws: &[Word]) -> Vec<[String; 4]> {
+    ws.windows(4)
+        .map(|t| {
+            [
+                t[0].text.clone(),
+                t[1].text.clone(),
+                t[2].text.clone(),
+                t[3].text.clone(),
+            ]
+        })
+        .collect()
+}
+
 /// A value: a word with a digit, `=`, `:` or `/` in it, or a hyphenated name.
 fn is_value(w: &str) -> bool {
     w.chars().any(|c| c.is_ascii_digit())
@@ -324,6 +338,8 @@ pub struct Meaning {
     /// Runs of four words only the fix says: a cause sentence that uses one gives the fix as
     /// the cause.
     fix_only: HashSet<[String; 4]>,
+    /// Numeric values the facts give as new (the fix's target, a change's new value).
+    new_values: Vec<String>,
 }
 
 impl Meaning {
@@ -387,20 +403,22 @@ impl Meaning {
                 bystanders.push(name);
             }
         }
-        let runs = |line: &str| -> Vec<[String; 4]> {
-            let w: Vec<String> = words(line).into_iter().map(|w| w.text).collect();
-            w.windows(4)
-                .map(|t| [t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone()])
-                .collect()
-        };
         let (fix, rest): (Vec<&str>, Vec<&str>) =
             facts.lines().partition(|l| l.starts_with("Fix:"));
-        let elsewhere: HashSet<[String; 4]> = rest.iter().flat_map(|l| runs(l)).collect();
+        let elsewhere: HashSet<[String; 4]> = rest.iter().flat_map(|l| quads(&words(l))).collect();
         let fix_only = fix
             .iter()
-            .flat_map(|l| runs(l.trim_start_matches("Fix:")))
+            .flat_map(|l| quads(&words(l.trim_start_matches("Fix:"))))
             .filter(|t| !elsewhere.contains(t))
             .collect();
+        let mut new_values: Vec<String> = roles
+            .iter()
+            .filter(|(v, r)| {
+                r.contains("after") && is_value(v) && v.chars().any(|c| c.is_ascii_digit())
+            })
+            .map(|(v, _)| v.clone())
+            .collect();
+        new_values.sort();
         Meaning {
             concepts,
             roles,
@@ -410,7 +428,27 @@ impl Meaning {
             reason_words,
             bystanders,
             fix_only,
+            new_values,
         }
+    }
+
+    /// Where `lower` (a lower-cased text) first names the root cause: the root-cause or
+    /// asked-about object by name, or at least half of the reason's words.
+    fn first_culprit(&self, lower: &str) -> Option<usize> {
+        let named = self
+            .culprits
+            .iter()
+            .filter_map(|c| whole_name_at(lower, c))
+            .min();
+        let reason: Vec<usize> = self
+            .reason_words
+            .iter()
+            .filter_map(|w| lower.find(w.as_str()))
+            .collect();
+        let reason_at = (reason.len() * 2 >= self.reason_words.len().max(1))
+            .then(|| reason.iter().copied().min())
+            .flatten();
+        named.into_iter().chain(reason_at).min()
     }
 
     fn supports_word(&self, w: &str) -> bool {
@@ -478,16 +516,6 @@ fn caused_by() -> &'static Regex {
     })
 }
 
-/// Where a sentence first mentions `name` as a whole word (case-insensitive).
-fn mention(sentence_lower: &str, name: &str) -> Option<usize> {
-    let name_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_');
-    sentence_lower.match_indices(name).find_map(|(i, _)| {
-        let before = sentence_lower[..i].chars().next_back();
-        let after = sentence_lower[i + name.len()..].chars().next();
-        (!before.is_some_and(name_char) && !after.is_some_and(name_char)).then_some(i)
-    })
-}
-
 fn clause_splitter() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     R.get_or_init(|| {
@@ -525,19 +553,14 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
         // A value the facts hold without a role, given as the new one where the facts name
         // another ("raise the limit to 128Mi" when 128Mi is the limit and the fix says 256Mi).
         if have.is_empty() {
-            let new: Vec<&str> = m
-                .roles
-                .iter()
-                .filter(|(v, r)| {
-                    r.contains("after") && is_value(v) && v.chars().any(|c| c.is_ascii_digit())
-                })
-                .map(|(v, _)| v.as_str())
-                .collect();
-            if role == "after" && w.text.chars().any(|c| c.is_ascii_digit()) && !new.is_empty() {
+            if role == "after"
+                && w.text.chars().any(|c| c.is_ascii_digit())
+                && !m.new_values.is_empty()
+            {
                 why.push(format!(
                     "gives {} as the new value; the facts' new value is {}",
                     w.text,
-                    new.join(", ")
+                    m.new_values.join(", ")
                 ));
             }
             continue;
@@ -574,22 +597,12 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
     // ("The root cause is:" leading into a list names nothing yet.)
     if cause_sentence().is_match(sentence) && !m.culprits.is_empty() && !sentence.ends_with(':') {
         let lower = sentence.to_lowercase();
-        let culprit_at = m.culprits.iter().filter_map(|c| mention(&lower, c)).min();
-        let reason_found: Vec<usize> = m
-            .reason_words
-            .iter()
-            .filter_map(|w| lower.find(w.as_str()))
-            .collect();
-        let reason_at = (reason_found.len() * 2 >= m.reason_words.len().max(1))
-            .then(|| reason_found.iter().copied().min())
-            .flatten();
-        let first_culprit = culprit_at.into_iter().chain(reason_at).min();
         let blamed = m
             .bystanders
             .iter()
-            .filter_map(|b| mention(&lower, b).map(|i| (i, b)))
+            .filter_map(|b| whole_name_at(&lower, b).map(|i| (i, b)))
             .min();
-        match (first_culprit, blamed) {
+        match (m.first_culprit(&lower), blamed) {
             (None, _) => why.push(format!(
                 "gives a cause without naming the root cause ({} on {})",
                 m.reason_words.join(" "),
@@ -605,13 +618,7 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
         if let Some(c) = caused_by().find(&lower) {
             let tail = &lower[c.end()..];
             let tail = &tail[..tail.find([',', ';', '.', '(']).unwrap_or(tail.len())];
-            let names_culprit = m.culprits.iter().any(|n| mention(tail, n).is_some());
-            let reason = m
-                .reason_words
-                .iter()
-                .filter(|w| tail.contains(w.as_str()))
-                .count();
-            if !names_culprit && reason * 2 < m.reason_words.len().max(1) {
+            if m.first_culprit(tail).is_none() {
                 why.push(format!(
                     "gives as the cause what the facts do not (\"{}{}\")",
                     c.as_str(),
@@ -619,11 +626,7 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
                 ));
             }
         }
-        let w: Vec<String> = words(sentence).into_iter().map(|w| w.text).collect();
-        if let Some(t) = w.windows(4).find(|t| {
-            m.fix_only
-                .contains(&[t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone()])
-        }) {
+        if let Some(t) = quads(&ws).into_iter().find(|t| m.fix_only.contains(t)) {
             why.push(format!(
                 "gives the fix as the cause (\"{}\" is what the fix says)",
                 t.join(" ")

@@ -167,21 +167,10 @@ impl Vocabulary {
         let l = s.to_lowercase();
         // A quoted value the facts hold verbatim, as a whole (`"nginx:1.277"`, but not
         // `"cache"` from `redis-cache`).
-        self.names.contains(s) || self.tokens.contains(&l) || holds_whole(&self.facts, &l)
+        self.names.contains(s)
+            || self.tokens.contains(&l)
+            || crate::words::whole_name_at(&self.facts, &l).is_some()
     }
-}
-
-/// Whether `hay` holds `needle` with no name character just before or after it.
-fn holds_whole(hay: &str, needle: &str) -> bool {
-    let name_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_');
-    !needle.is_empty()
-        && hay.match_indices(needle).any(|(i, _)| {
-            !hay[..i].chars().next_back().is_some_and(name_char)
-                && !hay[i + needle.len()..]
-                    .chars()
-                    .next()
-                    .is_some_and(name_char)
-        })
 }
 
 /// The reply after the check.
