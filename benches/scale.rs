@@ -2,7 +2,8 @@
 //! ~500, 5k and 20k objects in one namespace, and 100k objects over 50 namespaces
 //! (`benches/grow_dump.py`). Two measures per size: the plugin's side (read only the target's
 //! neighbourhood from the dump, select) and the engine's (type, signals, graph, search,
-//! remediation with validation) on the selected snapshot. The growth exponent between sizes is
+//! remediation with validation) on the selected snapshot, and the changes near the fault the
+//! daemon attaches afterwards. The growth exponent between sizes is
 //! log(t2/t1)/log(n2/n1).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -46,6 +47,28 @@ fn scale(c: &mut Criterion) {
         );
     }
     engine.finish();
+    // What the daemon adds after the engine: the neighbourhood's changes (rollout revisions,
+    // first failure, the dump's "now") that every diagnosis carries.
+    let mut near = c.benchmark_group("scale_changes_near");
+    near.sample_size(10);
+    for (n, ns) in SIZES {
+        let snap = metakube_benches::read_and_select(&metakube_benches::grown_dump(n, ns), &target);
+        let centre = [
+            snap.target.clone(),
+            metakube_shared::ObjectRef::new("Service", "team-a", "redis"),
+        ];
+        near.bench_with_input(
+            BenchmarkId::from_parameter(format!("{n}x{ns}ns")),
+            &snap,
+            |b, s| {
+                b.iter(|| {
+                    metakubed::history::changes_near(None, s, &centre, None, jiff::Timestamp::now())
+                        .expect("changes")
+                })
+            },
+        );
+    }
+    near.finish();
 }
 
 criterion_group!(benches, scale);

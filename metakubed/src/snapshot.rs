@@ -1,7 +1,9 @@
 //! Stage 1: the snapshot, typed. Every object the plugin sent is read into its k8s-openapi type
 //! once; an object that does not fit its type is reported as a gap, never a panic.
 
-use std::collections::HashMap;
+// Per-request indexes of a snapshot's objects: foldhash, not SipHash (no key here comes from
+// anyone able to aim collisions at a daemon that answers only its own user).
+use foldhash::HashMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -112,7 +114,7 @@ fn index_by_pairs<'a>(
         ),
     >,
 ) -> HashMap<LabelKey, Vec<usize>> {
-    let mut by = HashMap::<LabelKey, Vec<usize>>::new();
+    let mut by = HashMap::<LabelKey, Vec<usize>>::default();
     for (i, (r, pairs)) in objects.enumerate() {
         let ns = r.namespace.clone().unwrap_or_default();
         for (k, v) in pairs.into_iter().flatten() {
@@ -162,7 +164,7 @@ impl Cluster {
         };
         // One pass groups the objects by kind; pods (most of a large snapshot) are typed on a
         // second thread while the other kinds are typed on this one.
-        let mut by_kind: HashMap<&str, Vec<&metakube_shared::KubeObject>> = HashMap::new();
+        let mut by_kind: HashMap<&str, Vec<&metakube_shared::KubeObject>> = HashMap::default();
         for o in &snap.objects {
             by_kind.entry(o.kind()).or_default().push(o);
         }
@@ -533,7 +535,7 @@ impl Cluster {
                 index.insert(o.r.clone(), i);
             }
         }
-        let mut index = HashMap::new();
+        let mut index = HashMap::default();
         add(&mut index, &self.pods);
         add(&mut index, &self.replicasets);
         add(&mut index, &self.deployments);
@@ -551,7 +553,7 @@ impl Cluster {
         add(&mut index, &self.hpas);
         add(&mut index, &self.quotas);
         self.index = index;
-        let mut by = HashMap::<(String, Option<String>, String), Vec<usize>>::new();
+        let mut by = HashMap::<(String, Option<String>, String), Vec<usize>>::default();
         for (i, e) in self.events.iter().enumerate() {
             let io = &e.o.involved_object;
             let (Some(kind), Some(name)) = (io.kind.clone(), io.name.clone()) else {
@@ -581,7 +583,7 @@ impl Cluster {
                 .iter()
                 .map(|s| (&s.r, s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref()))),
         );
-        let mut pods_by_controller = HashMap::<ObjectRef, Vec<usize>>::new();
+        let mut pods_by_controller = HashMap::<ObjectRef, Vec<usize>>::default();
         for (i, p) in self.pods.iter().enumerate() {
             if let Some(o) = self.owner_of(&p.o.metadata) {
                 pods_by_controller.entry(o).or_default().push(i);

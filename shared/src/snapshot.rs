@@ -36,22 +36,19 @@ impl KubeObject {
 
     /// `metadata.name` (empty when missing).
     pub fn name(&self) -> &str {
-        self.0
-            .pointer("/metadata/name")
+        self.pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("")
     }
 
     /// `metadata.namespace`, if any.
     pub fn namespace(&self) -> Option<&str> {
-        self.0
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
+        self.pointer("/metadata/namespace").and_then(Value::as_str)
     }
 
     /// `metadata.uid`, if any.
     pub fn uid(&self) -> Option<&str> {
-        self.0.pointer("/metadata/uid").and_then(Value::as_str)
+        self.pointer("/metadata/uid").and_then(Value::as_str)
     }
 
     /// A reference to this object.
@@ -62,7 +59,7 @@ impl KubeObject {
     /// A reference to the object an API JSON value is (kind, `metadata.namespace`,
     /// `metadata.name`), without wrapping (or copying) it.
     pub fn ref_of(v: &Value) -> ObjectRef {
-        let s = |ptr: &str| v.pointer(ptr).and_then(Value::as_str);
+        let s = |ptr: &str| pointer(v, ptr).and_then(Value::as_str);
         ObjectRef {
             kind: s("/kind").unwrap_or("").to_string(),
             namespace: s("/metadata/namespace").map(str::to_string),
@@ -72,8 +69,41 @@ impl KubeObject {
 
     /// A field by JSON pointer (`/spec/selector`).
     pub fn pointer(&self, ptr: &str) -> Option<&Value> {
-        self.0.pointer(ptr)
+        pointer(&self.0, ptr)
     }
+}
+
+/// `v.pointer(ptr)` (RFC 6901), without `serde_json`'s two new strings per token: the
+/// accessors above run for every object of a 20k-object snapshot many times over, and the
+/// allocations were a fifth of the neighbourhood's time. Tokens are unescaped (`~1` → `/`,
+/// `~0` → `~`) only when they hold a `~`.
+pub fn pointer<'v>(v: &'v Value, ptr: &str) -> Option<&'v Value> {
+    if ptr.is_empty() {
+        return Some(v);
+    }
+    let rest = ptr.strip_prefix('/')?;
+    rest.split('/').try_fold(v, |target, token| {
+        let owned;
+        let token = if token.contains('~') {
+            owned = token.replace("~1", "/").replace("~0", "~");
+            owned.as_str()
+        } else {
+            token
+        };
+        match target {
+            Value::Object(map) => map.get(token),
+            Value::Array(list) => array_index(token).and_then(|i| list.get(i)),
+            _ => None,
+        }
+    })
+}
+
+/// An RFC 6901 array index: digits, no sign, no leading zero.
+fn array_index(s: &str) -> Option<usize> {
+    if s.starts_with('+') || (s.starts_with('0') && s.len() != 1) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// The log tail of one container run.
@@ -287,6 +317,34 @@ pub fn strip_secret_values(secret: &mut Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pointer_reads_what_serde_json_reads() {
+        let v = serde_json::json!({
+            "metadata": {"name": "a", "labels": {"app.kubernetes.io/name": "x", "t~k": "y"}},
+            "spec": {"containers": [{"name": "c0"}, {"name": "c1"}]},
+            "": {"empty": 1}
+        });
+        for p in [
+            "",
+            "/metadata/name",
+            "/metadata/labels/app.kubernetes.io~1name",
+            "/metadata/labels/t~0k",
+            "/spec/containers/1/name",
+            "/spec/containers/01/name",
+            "/spec/containers/+1/name",
+            "/spec/containers/2",
+            "/spec/containers/-",
+            "/metadata/name/x",
+            "metadata",
+            "/",
+            "//empty",
+            "/missing/x",
+            "/~2",
+        ] {
+            assert_eq!(super::pointer(&v, p), v.pointer(p), "{p:?}");
+        }
+    }
 
     #[test]
     fn tail_keeps_whole_lines() {

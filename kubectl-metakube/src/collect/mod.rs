@@ -111,6 +111,17 @@ fn controller_of(o: &KubeObject) -> Option<(String, String)> {
     ))
 }
 
+/// Kinds that own pods or what owns them: the steps of an owner chain.
+const CONTROLLERS: &[&str] = &[
+    "ReplicaSet",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+];
+
 /// The pods that belong to the target (through ownership, selection or mounting).
 pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a KubeObject> {
     let ns = target.namespace.as_deref();
@@ -118,10 +129,11 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
         .iter()
         .filter(|o| o.kind() == "Pod" && o.namespace() == ns)
         .collect();
-    // The namespace's controllers by (kind, name), looked up for every pod's owner chain.
+    // The namespace's controllers by (kind, name), looked up for every pod's owner chain (only
+    // kinds that own pods: a large namespace's events and endpoints are most of its objects).
     let controllers: std::collections::HashMap<(&str, &str), &KubeObject> = all
         .iter()
-        .filter(|x| x.kind() != "Pod" && x.namespace() == ns)
+        .filter(|x| CONTROLLERS.contains(&x.kind()) && x.namespace() == ns)
         .map(|x| ((x.kind(), x.name()), x))
         .collect();
     let owned_by = |o: &KubeObject, depth: usize| -> bool {
@@ -395,17 +407,31 @@ pub fn latest_timestamp(objects: &[KubeObject]) -> Option<Timestamp> {
     for o in objects {
         latest_walk(&o.0, &mut best);
     }
-    best
+    best.map(|(t, _)| t)
 }
 
 /// The latest timestamp in one object's JSON.
 pub fn latest_in(v: &Value) -> Option<Timestamp> {
     let mut best = None;
     latest_walk(v, &mut best);
-    best
+    best.map(|(t, _)| t)
 }
 
-fn latest_walk(v: &Value, best: &mut Option<Timestamp>) {
+/// Whether `s` may be later than the best so far, judged on the text: the API server writes
+/// times in UTC (`2026-01-02T15:04:05Z`, or with a fraction before the `Z`), so one whose
+/// seconds-precision prefix sorts before the best's is earlier and need not be parsed (a 20k-
+/// object dump holds ~100k times). Anything else is parsed.
+fn later_text(s: &str, best: Option<&str>) -> bool {
+    const PREFIX: usize = "2026-01-02T15:04:05".len();
+    match best {
+        Some(b) if s.ends_with('Z') && b.ends_with('Z') && s.len() > PREFIX && b.len() > PREFIX => {
+            s.as_bytes()[..PREFIX] >= b.as_bytes()[..PREFIX]
+        }
+        _ => true,
+    }
+}
+
+fn latest_walk(v: &Value, best: &mut Option<(Timestamp, String)>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
@@ -424,9 +450,12 @@ fn latest_walk(v: &Value, best: &mut Option<Timestamp>) {
                     ),
                     x.as_str(),
                 ) {
+                    if !later_text(s, best.as_ref().map(|(_, b)| b.as_str())) {
+                        continue;
+                    }
                     if let Ok(t) = s.parse::<Timestamp>() {
-                        if best.is_none_or(|b| t > b) {
-                            *best = Some(t);
+                        if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                            *best = Some((t, s.to_string()));
                         }
                     }
                 } else {
@@ -461,6 +490,29 @@ mod tests {
         assert_eq!(
             referenced_namespaces(&[&p]),
             BTreeSet::from(["cache".to_string()])
+        );
+    }
+
+    #[test]
+    fn the_latest_time_is_found_whatever_its_form() {
+        let at = |t: &str| obj(json!({"kind": "Event", "lastTimestamp": t}));
+        let objects = [
+            at("2026-01-01T10:00:00Z"),
+            at("2026-01-01T10:00:00.500000Z"),
+            at("2026-01-01T09:59:59Z"),
+            at("not a time"),
+        ];
+        assert_eq!(
+            latest_timestamp(&objects),
+            Some("2026-01-01T10:00:00.5Z".parse().unwrap())
+        );
+        // An offset is read as the instant it is, not as text.
+        let mut more = objects.to_vec();
+        more.push(at("2026-01-01T12:30:00+02:00"));
+        more.push(at("2026-01-01T09:00:00Z"));
+        assert_eq!(
+            latest_timestamp(&more),
+            Some("2026-01-01T10:30:00Z".parse().unwrap())
         );
     }
 

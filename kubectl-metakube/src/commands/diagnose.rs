@@ -22,7 +22,14 @@ pub fn snapshot_from_dump(
     namespace: &str,
 ) -> anyhow::Result<Snapshot> {
     let target = target.in_namespace(namespace);
+    let t = std::time::Instant::now();
     let c = collect::dump::read_dump_for(dir, &target)?;
+    tracing::debug!(
+        objects = c.objects.len(),
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "dump read"
+    );
+    let t = std::time::Instant::now();
     for g in &c.gaps {
         eprintln!("metakube: warning: skipped {}: {}", g.what, g.reason);
     }
@@ -34,6 +41,11 @@ pub fn snapshot_from_dump(
         },
         None,
     )?;
+    tracing::debug!(
+        objects = snap.objects.len(),
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "selected"
+    );
     Ok(snap)
 }
 
@@ -89,11 +101,11 @@ pub async fn run(
         },
     };
     let d = if a.no_llm {
-        let d: Diagnosis = client.post("/v1/diagnose", &req).await?;
+        let d = client.diagnose(req).await?;
         render::diagnosis(out, &d, a.output)?;
         d
     } else {
-        diagnose_streaming(&client, &req, a.output, out).await?
+        diagnose_streaming(&client, req, a.output, out).await?
     };
     out.flush()?;
     if a.fix {
@@ -109,7 +121,7 @@ pub async fn run(
 /// include it.
 async fn diagnose_streaming(
     client: &crate::client::DaemonClient,
-    req: &DiagnoseRequest,
+    req: DiagnoseRequest,
     output: crate::render::Output,
     out: &mut dyn Write,
 ) -> anyhow::Result<Diagnosis> {

@@ -241,13 +241,13 @@ async fn ask(
         },
     };
     if !explain {
-        return Ok((client.post("/v1/diagnose", &req).await?, None));
+        return Ok((client.diagnose(req).await?, None));
     }
     let mut d = None;
     let mut e = None;
     client
         .diagnose_stream(
-            &req,
+            req,
             std::time::Duration::from_secs(300),
             &mut |ev| match ev {
                 metakube_shared::StreamEvent::Diagnosis { diagnosis } => d = Some(*diagnosis),

@@ -3,7 +3,10 @@
 //! Nodes are objects (and containers); a node may stand for an object that is referenced but
 //! absent (a missing ConfigMap), since absence is often the fault. Edges are typed relations.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// The graph's index by object: foldhash, not SipHash (the keys are the user's own snapshot).
+use foldhash::HashMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use metakube_shared::ObjectRef;
@@ -352,7 +355,7 @@ impl KubeGraph {
 
     fn add_dependencies(&mut self, c: &Cluster, signals: &[Signal]) {
         // Log peers per pod, gathered once (a scan per pod grows with the square of the pods).
-        let mut peers_of: HashMap<&ObjectRef, Vec<&str>> = HashMap::new();
+        let mut peers_of: HashMap<&ObjectRef, Vec<&str>> = HashMap::default();
         for s in signals.iter().filter(|s| s.code.starts_with("log_")) {
             if let Some(p) = s.peer.as_deref() {
                 peers_of.entry(&s.object).or_default().push(p);

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{Cf, Op, Store, StoreError};
 
-pub use near::{first_failure, neighbourhood, observed_at, Near};
+pub use near::{first_failure, neighbourhood, observed_at, Near, Objects};
 
 /// How far before the first failure a change may explain it.
 pub const LOOKBACK: SignedDuration = SignedDuration::from_secs(30 * 60);
@@ -371,9 +371,14 @@ impl History {
 /// "Now" for a snapshot: the moment of collection for a live one; for a dump, read any time
 /// later, the newest time it shows.
 pub fn snapshot_now(snap: &Snapshot, now: Timestamp) -> Timestamp {
+    now_in(snap, &Objects::new(snap), now)
+}
+
+/// [`snapshot_now`] with the snapshot already indexed.
+fn now_in(snap: &Snapshot, objects: &Objects, now: Timestamp) -> Timestamp {
     match snap.meta.source {
         SnapshotSource::Live { .. } => now,
-        SnapshotSource::Dump { .. } => observed_at(snap).unwrap_or(now).min(now),
+        SnapshotSource::Dump { .. } => observed_at(objects).unwrap_or(now).min(now),
     }
 }
 
@@ -400,12 +405,13 @@ pub fn changes_near(
     since: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<NearChanges, StoreError> {
-    let near = neighbourhood(snap, centre);
-    let first = first_failure(snap, &near);
-    let at = snapshot_now(snap, now);
+    let objects = Objects::new(snap);
+    let near = neighbourhood(&objects, centre);
+    let first = first_failure(&objects, &near);
+    let at = now_in(snap, &objects, now);
     let reference = first.unwrap_or(at);
     let since = since.unwrap_or_else(|| (reference - LOOKBACK).min(at - WINDOW));
-    let mut changes: Vec<Change> = revisions::rollout_changes(snap, &near.objects)
+    let mut changes: Vec<Change> = revisions::rollout_changes(&objects, &near.objects)
         .into_iter()
         .filter(|c| c.at >= since)
         .collect();

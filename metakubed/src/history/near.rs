@@ -26,27 +26,14 @@ const WORKLOADS: &[&str] = &[
     "Job",
 ];
 
-fn in_ns<'a>(
-    snap: &'a Snapshot,
-    kind: &'a str,
-    ns: &'a str,
-) -> impl Iterator<Item = &'a KubeObject> {
-    snap.objects
-        .iter()
-        .filter(move |o| o.kind() == kind && o.namespace() == Some(ns))
-}
-
 /// The object's controller (kind, name), from its ownerReferences.
-fn owner(o: &KubeObject) -> Option<(String, String)> {
+fn owner(o: &KubeObject) -> Option<(&str, &str)> {
     let refs = o.pointer("/metadata/ownerReferences")?.as_array()?;
     let r = refs
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
         .or_else(|| refs.first())?;
-    Some((
-        r.get("kind")?.as_str()?.to_string(),
-        r.get("name")?.as_str()?.to_string(),
-    ))
+    Some((r.get("kind")?.as_str()?, r.get("name")?.as_str()?))
 }
 
 /// Labels ⊇ selector (a selector with no terms selects nothing here).
@@ -61,14 +48,17 @@ fn selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
 }
 
 /// Every label (key, value) a pod or a pod template in the namespace carries.
-fn label_pairs<'a>(snap: &'a Snapshot, ns: &str) -> HashSet<(&'a str, &'a str)> {
+fn label_pairs<'a>(index: &Objects<'a>, ns: &str) -> HashSet<(&'a str, &'a str)> {
     let mut out = HashSet::new();
-    for o in snap.objects.iter().filter(|o| o.namespace() == Some(ns)) {
-        let labels = match o.kind() {
-            "Pod" => o.pointer("/metadata/labels"),
-            k if WORKLOADS.contains(&k) => o.pointer("/spec/template/metadata/labels"),
-            _ => continue,
-        };
+    let pods = index
+        .in_ns("Pod", ns)
+        .iter()
+        .map(|o| o.pointer("/metadata/labels"));
+    let templates = WORKLOADS
+        .iter()
+        .flat_map(|k| index.in_ns(k, ns))
+        .map(|o| o.pointer("/spec/template/metadata/labels"));
+    for labels in pods.chain(templates) {
         for (k, v) in labels.and_then(Value::as_object).into_iter().flatten() {
             if let Some(v) = v.as_str() {
                 out.insert((k.as_str(), v));
@@ -143,30 +133,73 @@ fn references(spec: &Value, ns: &str, out: &mut BTreeSet<ObjectRef>) {
     }
 }
 
-/// The snapshot's objects by (kind, namespace, name): one pass, then lookups (a 20k-object
-/// snapshot has thousands of pods whose owners are looked up).
-struct Index<'a>(HashMap<(&'a str, Option<&'a str>, &'a str), &'a KubeObject>);
+/// The snapshot's objects by (kind, namespace, name) and by (kind, namespace): one pass over a
+/// snapshot's JSON, then lookups (a 20k-object snapshot has thousands of pods whose owners are
+/// looked up, and each scan by kind would read every object's `kind` again). Built once per
+/// question and shared by the neighbourhood, the first failure, the dump's "now" and the
+/// rollout revisions.
+pub struct Objects<'a> {
+    by_ref: foldhash::HashMap<(&'a str, Option<&'a str>, &'a str), &'a KubeObject>,
+    /// Position in `lists` of each (kind, namespace) (a position, not the list: a lookup by
+    /// a shorter-lived name would otherwise shorten the objects' lifetime with it).
+    by_kind: foldhash::HashMap<(&'a str, Option<&'a str>), usize>,
+    lists: Vec<Vec<&'a KubeObject>>,
+}
 
-impl<'a> Index<'a> {
-    fn new(snap: &'a Snapshot) -> Index<'a> {
-        Index(
-            snap.objects
-                .iter()
-                .map(|o| ((o.kind(), o.namespace(), o.name()), o))
-                .collect(),
-        )
+impl<'a> Objects<'a> {
+    /// Indexes a snapshot's objects.
+    pub fn new(snap: &'a Snapshot) -> Objects<'a> {
+        let mut by_ref = foldhash::HashMap::with_capacity_and_hasher(
+            snap.objects.len(),
+            foldhash::fast::RandomState::default(),
+        );
+        let mut by_kind = foldhash::HashMap::default();
+        let mut lists: Vec<Vec<&KubeObject>> = Vec::new();
+        for o in &snap.objects {
+            let (kind, ns) = (o.kind(), o.namespace());
+            by_ref.insert((kind, ns, o.name()), o);
+            let i = *by_kind.entry((kind, ns)).or_insert_with(|| {
+                lists.push(Vec::new());
+                lists.len() - 1
+            });
+            lists[i].push(o);
+        }
+        Objects {
+            by_ref,
+            by_kind,
+            lists,
+        }
     }
 
-    fn get(&self, r: &ObjectRef) -> Option<&'a KubeObject> {
-        self.0
+    /// The object a reference names.
+    pub fn get(&self, r: &ObjectRef) -> Option<&'a KubeObject> {
+        self.by_ref
             .get(&(r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()))
             .copied()
+    }
+
+    /// The objects of one kind in one namespace, in snapshot order.
+    pub fn in_ns(&self, kind: &str, ns: &str) -> &[&'a KubeObject] {
+        self.by_kind
+            .get(&(kind, Some(ns)))
+            .map_or(&[], |&i| &self.lists[i])
+    }
+
+    /// The objects of one kind in any namespace (namespaces in the order first seen).
+    pub fn of_kind(&self, kind: &'static str) -> impl Iterator<Item = &'a KubeObject> + '_ {
+        let mut at: Vec<usize> = self
+            .by_kind
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|(_, &i)| i)
+            .collect();
+        at.sort_unstable();
+        at.into_iter().flat_map(|i| self.lists[i].iter().copied())
     }
 }
 
 /// The neighbourhood of `centre` (the target and the root cause) in the snapshot.
-pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
-    let index = Index::new(snap);
+pub fn neighbourhood(index: &Objects, centre: &[ObjectRef]) -> Near {
     let mut near = Near::default();
     let mut workloads: BTreeSet<ObjectRef> = BTreeSet::new();
     for c in centre {
@@ -179,9 +212,9 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
             let Some((kind, name)) = owner(cur) else {
                 break;
             };
-            let r = ObjectRef::new(&kind, &ns, &name);
+            let r = ObjectRef::new(kind, &ns, name);
             near.objects.insert(r.clone());
-            if WORKLOADS.contains(&kind.as_str()) {
+            if WORKLOADS.contains(&kind) {
                 workloads.insert(r.clone());
             }
             match index.get(&r) {
@@ -196,7 +229,7 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
             near.pods.insert(c.clone());
         }
         if o.kind() == "Service" {
-            for w in WORKLOADS.iter().flat_map(|k| in_ns(snap, k, &ns)) {
+            for w in WORKLOADS.iter().flat_map(|k| index.in_ns(k, &ns)) {
                 if selects(
                     o.pointer("/spec/selector"),
                     w.pointer("/spec/template/metadata/labels"),
@@ -220,8 +253,8 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
         let labels = o.pointer("/spec/template/metadata/labels");
         let present = pairs
             .entry(ns.to_string())
-            .or_insert_with(|| label_pairs(snap, ns));
-        for s in in_ns(snap, "Service", ns) {
+            .or_insert_with(|| label_pairs(index, ns));
+        for s in index.in_ns("Service", ns) {
             let sel = s.pointer("/spec/selector");
             let orphan = sel.and_then(Value::as_object).is_some_and(|m| {
                 m.iter().any(|(k, v)| {
@@ -235,34 +268,54 @@ pub fn neighbourhood(snap: &Snapshot, centre: &[ObjectRef]) -> Near {
         }
     }
     // The pods of those workloads (owned directly or through a ReplicaSet), their nodes and
-    // what they reference.
-    for p in snap.objects.iter().filter(|o| o.kind() == "Pod") {
+    // what they reference. Owners are compared as borrowed names: no reference is built for
+    // each of a large namespace's pods.
+    let mine: HashSet<(&str, &str, &str)> = workloads
+        .iter()
+        .map(|w| {
+            (
+                w.kind.as_str(),
+                w.namespace.as_deref().unwrap_or_default(),
+                w.name.as_str(),
+            )
+        })
+        .collect();
+    let asked: HashSet<(&str, &str)> = near
+        .pods
+        .iter()
+        .map(|p| (p.namespace.as_deref().unwrap_or_default(), p.name.as_str()))
+        .collect();
+    let mut pods: Vec<(ObjectRef, &KubeObject)> = Vec::new();
+    for p in index.of_kind("Pod") {
         let ns = p.namespace().unwrap_or_default();
         let mut cur = p;
-        let mut mine = false;
+        let mut owned = false;
         for _ in 0..2 {
             let Some((kind, name)) = owner(cur) else {
                 break;
             };
-            let r = ObjectRef::new(&kind, ns, &name);
-            if workloads.contains(&r) {
-                mine = true;
+            if mine.contains(&(kind, ns, name)) {
+                owned = true;
                 break;
             }
-            match index.get(&r) {
+            match index.by_ref.get(&(kind, Some(ns), name)) {
                 Some(next) => cur = next,
                 None => break,
             }
         }
-        if mine || near.pods.contains(&p.object_ref()) {
-            near.pods.insert(p.object_ref());
-            if let Some(n) = p.pointer("/spec/nodeName").and_then(Value::as_str) {
-                near.objects.insert(ObjectRef::cluster("Node", n));
-            }
-            if let Some(spec) = p.pointer("/spec") {
-                references(spec, ns, &mut near.objects);
-            }
+        if owned || asked.contains(&(ns, p.name())) {
+            pods.push((p.object_ref(), p));
         }
+    }
+    for (r, p) in pods {
+        let ns = p.namespace().unwrap_or_default();
+        if let Some(n) = p.pointer("/spec/nodeName").and_then(Value::as_str) {
+            near.objects.insert(ObjectRef::cluster("Node", n));
+        }
+        if let Some(spec) = p.pointer("/spec") {
+            references(spec, ns, &mut near.objects);
+        }
+        near.pods.insert(r);
     }
     near
 }
@@ -273,58 +326,53 @@ fn time(v: Option<&Value>) -> Option<Timestamp> {
 
 /// The earliest failure near the fault: a warning event about one of its objects or pods, or a
 /// pod whose Ready condition turned false.
-pub fn first_failure(snap: &Snapshot, near: &Near) -> Option<Timestamp> {
+pub fn first_failure(objects: &Objects, near: &Near) -> Option<Timestamp> {
     let mut first: Option<Timestamp> = None;
     let mut see = |t: Option<Timestamp>| {
         if let Some(t) = t {
             first = Some(first.map_or(t, |f| f.min(t)));
         }
     };
-    for o in &snap.objects {
-        match o.kind() {
-            "Event" => {
-                if o.pointer("/type").and_then(Value::as_str) != Some("Warning") {
-                    continue;
-                }
-                let Some(io) = o
-                    .pointer("/involvedObject")
-                    .or_else(|| o.pointer("/regarding"))
-                else {
-                    continue;
-                };
-                let r = ObjectRef::new(
-                    io.get("kind").and_then(Value::as_str).unwrap_or_default(),
-                    io.get("namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                    io.get("name").and_then(Value::as_str).unwrap_or_default(),
-                );
-                let r = if r.kind == "Node" {
-                    ObjectRef::cluster("Node", &r.name)
-                } else {
-                    r
-                };
-                if near.objects.contains(&r) || near.pods.contains(&r) {
-                    see(time(o.pointer("/firstTimestamp"))
-                        .or_else(|| time(o.pointer("/eventTime")))
-                        .or_else(|| time(o.pointer("/lastTimestamp"))));
-                }
+    for o in objects.of_kind("Event") {
+        if o.pointer("/type").and_then(Value::as_str) != Some("Warning") {
+            continue;
+        }
+        let Some(io) = o
+            .pointer("/involvedObject")
+            .or_else(|| o.pointer("/regarding"))
+        else {
+            continue;
+        };
+        let r = ObjectRef::new(
+            io.get("kind").and_then(Value::as_str).unwrap_or_default(),
+            io.get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            io.get("name").and_then(Value::as_str).unwrap_or_default(),
+        );
+        let r = if r.kind == "Node" {
+            ObjectRef::cluster("Node", &r.name)
+        } else {
+            r
+        };
+        if near.objects.contains(&r) || near.pods.contains(&r) {
+            see(time(o.pointer("/firstTimestamp"))
+                .or_else(|| time(o.pointer("/eventTime")))
+                .or_else(|| time(o.pointer("/lastTimestamp"))));
+        }
+    }
+    for o in near.pods.iter().filter_map(|p| objects.get(p)) {
+        for c in o
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if c.get("type").and_then(Value::as_str) == Some("Ready")
+                && c.get("status").and_then(Value::as_str) == Some("False")
+            {
+                see(time(c.get("lastTransitionTime")));
             }
-            "Pod" if near.pods.contains(&o.object_ref()) => {
-                for c in o
-                    .pointer("/status/conditions")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if c.get("type").and_then(Value::as_str) == Some("Ready")
-                        && c.get("status").and_then(Value::as_str) == Some("False")
-                    {
-                        see(time(c.get("lastTransitionTime")));
-                    }
-                }
-            }
-            _ => {}
         }
     }
     first
@@ -332,29 +380,21 @@ pub fn first_failure(snap: &Snapshot, near: &Near) -> Option<Timestamp> {
 
 /// The newest time the snapshot itself shows (events, pod conditions): what "now" was for a
 /// dump read later.
-pub fn observed_at(snap: &Snapshot) -> Option<Timestamp> {
-    let mut newest: Option<Timestamp> = None;
-    for o in &snap.objects {
-        let times: Vec<Option<Timestamp>> = match o.kind() {
-            "Event" => vec![
-                time(o.pointer("/lastTimestamp")),
-                time(o.pointer("/eventTime")),
-                time(o.pointer("/firstTimestamp")),
-            ],
-            "Pod" | "Node" => o
-                .pointer("/status/conditions")
+pub fn observed_at(objects: &Objects) -> Option<Timestamp> {
+    let events = objects.of_kind("Event").flat_map(|o| {
+        ["/lastTimestamp", "/eventTime", "/firstTimestamp"].map(|p| time(o.pointer(p)))
+    });
+    let conditions = objects
+        .of_kind("Pod")
+        .chain(objects.of_kind("Node"))
+        .flat_map(|o| {
+            o.pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .map(|c| time(c.get("lastTransitionTime")))
-                .collect(),
-            _ => continue,
-        };
-        for t in times.into_iter().flatten() {
-            newest = Some(newest.map_or(t, |n| n.max(t)));
-        }
-    }
-    newest
+        });
+    events.chain(conditions).flatten().max()
 }
 
 #[cfg(test)]
@@ -400,7 +440,8 @@ mod tests {
                 collector_version: "test".into(),
             },
         };
-        let near = neighbourhood(&snap, &[ObjectRef::new("Deployment", "n", "web")]);
+        let objects = Objects::new(&snap);
+        let near = neighbourhood(&objects, &[ObjectRef::new("Deployment", "n", "web")]);
         let names: BTreeSet<String> = near
             .objects
             .iter()
@@ -423,7 +464,7 @@ mod tests {
         assert_eq!(near.pods.len(), 1);
         // The earliest failure near web, not the bystander's older one.
         assert_eq!(
-            first_failure(&snap, &near),
+            first_failure(&objects, &near),
             Some("2026-01-01T09:58:00Z".parse().unwrap())
         );
     }

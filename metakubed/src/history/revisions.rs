@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use metakube_shared::change::diff;
-use metakube_shared::{Change, KubeObject, ObjectRef, Snapshot};
+use metakube_shared::{Change, KubeObject, ObjectRef};
+
+use super::Objects;
 use serde_json::Value;
 
 /// Revision pairs looked at per Deployment (the newest).
@@ -46,14 +48,14 @@ fn template(rs: &KubeObject) -> Option<Value> {
 }
 
 /// What each rollout of the Deployments in `near` changed in the pod template.
-pub fn rollout_changes(snap: &Snapshot, near: &BTreeSet<ObjectRef>) -> Vec<Change> {
+pub fn rollout_changes(objects: &Objects, near: &BTreeSet<ObjectRef>) -> Vec<Change> {
     let mut out = Vec::new();
     for d in near.iter().filter(|r| r.kind == "Deployment") {
         let ns = d.namespace.as_deref().unwrap_or_default();
-        let mut sets: Vec<(u64, &KubeObject)> = snap
-            .objects
+        let mut sets: Vec<(u64, &KubeObject)> = objects
+            .in_ns("ReplicaSet", ns)
             .iter()
-            .filter(|o| o.kind() == "ReplicaSet" && o.namespace() == Some(ns))
+            .copied()
             .filter(|o| {
                 o.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
@@ -104,7 +106,7 @@ pub fn rollout_changes(snap: &Snapshot, near: &BTreeSet<ObjectRef>) -> Vec<Chang
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metakube_shared::{CollectionMeta, SnapshotSource};
+    use metakube_shared::{CollectionMeta, Snapshot, SnapshotSource};
     use serde_json::json;
 
     fn rs(name: &str, rev: u32, image: &str, created: &str) -> KubeObject {
@@ -138,7 +140,7 @@ mod tests {
             },
         };
         let near = BTreeSet::from([ObjectRef::new("Deployment", "shop", "web")]);
-        let c = rollout_changes(&snap, &near);
+        let c = rollout_changes(&Objects::new(&snap), &near);
         assert_eq!(c.len(), 2, "{c:#?}");
         assert_eq!(c[1].field, "/spec/template/spec/containers/0/image");
         assert_eq!(
@@ -156,6 +158,6 @@ mod tests {
         // The pod-template-hash label differs in every revision and is not a change.
         assert!(c.iter().all(|c| !c.field.contains("pod-template-hash")));
         // Not near: nothing.
-        assert!(rollout_changes(&snap, &BTreeSet::new()).is_empty());
+        assert!(rollout_changes(&Objects::new(&snap), &BTreeSet::new()).is_empty());
     }
 }

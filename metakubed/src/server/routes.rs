@@ -176,8 +176,11 @@ pub(super) async fn warm_or_unavailable(state: &State) -> Result<Arc<super::Warm
     })
 }
 
+/// Bodies up to this size are parsed on the runtime's thread (microseconds).
+const INLINE_PARSE_BYTES: usize = 256 * 1024;
+
 /// Checks the protocol header and reads a JSON body within the size limit.
-pub(super) async fn read_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_body<T: serde::de::DeserializeOwned + Send + 'static>(
     state: &State,
     req: Request<Incoming>,
     what: &str,
@@ -259,7 +262,32 @@ pub(super) async fn read_body<T: serde::de::DeserializeOwned>(
             ))
         }
     };
-    serde_json::from_slice(&body).map_err(|e| {
+    let t = Instant::now();
+    let bytes = body.len();
+    // A large snapshot takes a tenth of a second or more to parse: on a blocking thread, so the
+    // runtime's workers keep answering health checks and other clients meanwhile.
+    let parsed = if bytes > INLINE_PARSE_BYTES {
+        match tokio::task::spawn_blocking(move || serde_json::from_slice::<T>(&body)).await {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(error(
+                    state,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    format!("parsing the {what} body failed: {e}"),
+                ))
+            }
+        }
+    } else {
+        serde_json::from_slice(&body)
+    };
+    tracing::debug!(
+        what,
+        bytes,
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "body parsed"
+    );
+    parsed.map_err(|e| {
         error(
             state,
             StatusCode::BAD_REQUEST,
@@ -276,23 +304,30 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains(NDJSON));
+    // Set when this handler is dropped before the work ends (the client hung up): while the
+    // body is parsed (off the runtime) that is counted here; once the engine runs, it stops at
+    // its next stage instead of computing an answer nobody reads, and counts it.
+    let mut gone = AbandonOnDrop::new(state.metrics.abandoned.clone());
     let request: DiagnoseRequest = match read_body(&state, req, "diagnose").await {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => {
+            gone.disarm();
+            return resp;
+        }
     };
     let warm = match warm_or_unavailable(&state).await {
         Ok(w) => w,
-        Err(resp) => return resp,
+        Err(resp) => {
+            gone.disarm();
+            return resp;
+        }
     };
     let id = uuid::Uuid::new_v4().to_string();
     let w = warm.clone();
     let no_llm = request.options.no_llm;
     // The model's text only when asked for (or turned on by `[llm] default`).
     let explain = !no_llm && request.options.explain.unwrap_or(state.config.llm.default);
-    // Set when this handler is dropped before the work ends (the client hung up): the engine
-    // stops at its next stage instead of computing an answer nobody reads.
-    let gone = AbandonOnDrop::new();
-    let flag = gone.flag();
+    let flag = gone.engine_counts();
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         let k = w.knowledge.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -310,7 +345,9 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             deadline,
         );
         if let Ok(d) = &mut out {
+            let t = Instant::now();
             attach_changes(&w.history, &request.snapshot, &mut d.diagnosis);
+            tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "changes attached");
         }
         if matches!(out, Err(crate::engine::EngineError::Abandoned)) {
             st.metrics.abandoned.inc();
@@ -323,7 +360,10 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
                 at: Timestamp::now(),
                 trace: Some(d.trace.clone()),
             };
-            if let Err(e) = w.store.put_diagnosis(&stored) {
+            let t = Instant::now();
+            let put = w.store.put_diagnosis(&stored);
+            tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "diagnosis stored");
+            if let Err(e) = put {
                 tracing::warn!(error = %e, "could not store the diagnosis; feedback on it will not be possible");
             }
         }
@@ -473,16 +513,21 @@ async fn changes(state: Arc<State>, req: Request<Incoming>) -> Resp {
 struct AbandonOnDrop {
     flag: Arc<std::sync::atomic::AtomicBool>,
     armed: bool,
+    /// The abandoned counter, until the engine watches the flag and counts for itself.
+    uncounted: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl AbandonOnDrop {
-    fn new() -> AbandonOnDrop {
+    fn new(abandoned: prometheus_client::metrics::counter::Counter) -> AbandonOnDrop {
         AbandonOnDrop {
             flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             armed: true,
+            uncounted: Some(abandoned),
         }
     }
-    fn flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+    /// The flag the engine watches; from now on it counts an abandoned diagnosis itself.
+    fn engine_counts(&mut self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.uncounted = None;
         self.flag.clone()
     }
     fn disarm(mut self) {
@@ -494,6 +539,10 @@ impl Drop for AbandonOnDrop {
     fn drop(&mut self) {
         if self.armed {
             self.flag.store(true, Ordering::Relaxed);
+            if let Some(c) = self.uncounted.take() {
+                c.inc();
+                info!("diagnosis abandoned before it started: the client went away");
+            }
         }
     }
 }
