@@ -604,7 +604,7 @@ fn validate_patch(
         .objects
         .iter()
         .rev()
-        .find(|o| o.object_ref() == p.object)
+        .find(|o| o.is(&p.object))
         .ok_or_else(|| ValidationError::Missing(p.object.to_string()))?;
     let patched = remediation::apply(&original.0, &p.patch_type, &p.body)?;
     remediation::check_schema(&patched)?;

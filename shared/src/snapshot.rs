@@ -56,6 +56,11 @@ impl KubeObject {
         KubeObject::ref_of(&self.0)
     }
 
+    /// Whether this object is the one `r` names (compared in place, nothing copied).
+    pub fn is(&self, r: &ObjectRef) -> bool {
+        self.name() == r.name && self.kind() == r.kind && self.namespace() == r.namespace.as_deref()
+    }
+
     /// A reference to the object an API JSON value is (kind, `metadata.namespace`,
     /// `metadata.name`), without wrapping (or copying) it.
     pub fn ref_of(v: &Value) -> ObjectRef {
@@ -317,6 +322,21 @@ pub fn strip_secret_values(secret: &mut Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_object_is_the_one_its_kind_namespace_and_name_name() {
+        let o = KubeObject(
+            json!({"kind": "Service", "metadata": {"name": "redis", "namespace": "shop"}}),
+        );
+        assert!(o.is(&ObjectRef::new("Service", "shop", "redis")));
+        assert!(o.is(&o.object_ref()));
+        assert!(!o.is(&ObjectRef::new("Service", "other", "redis")));
+        assert!(!o.is(&ObjectRef::new("Deployment", "shop", "redis")));
+        assert!(!o.is(&ObjectRef::cluster("Service", "redis")));
+        let node = KubeObject(json!({"kind": "Node", "metadata": {"name": "n1"}}));
+        assert!(node.is(&ObjectRef::cluster("Node", "n1")));
+        assert!(!node.is(&ObjectRef::new("Node", "default", "n1")));
+    }
 
     #[test]
     fn pointer_reads_what_serde_json_reads() {
