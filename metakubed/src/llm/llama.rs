@@ -355,3 +355,56 @@ fn rope_tables(dim: usize, base: f32, device: &Device) -> Result<(Tensor, Tensor
         .matmul(&theta.reshape((1, theta.elem_count()))?)?;
     Ok((idx.cos()?, idx.sin()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` positions of keys for 2 heads of dimension 3, valued from `start` on.
+    fn positions(start: usize, n: usize) -> Tensor {
+        let v: Vec<f32> = (start * 6..(start + n) * 6).map(|i| i as f32).collect();
+        Tensor::from_vec(v, (1, n, 2, 3), &Device::Cpu)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.contiguous()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_cache_holds_what_was_appended_across_growth() {
+        let first = positions(0, KvCache::START - 1);
+        let mut c = KvCache::new(&first, &first).unwrap();
+        c.append(&first, &first).unwrap();
+        // Past the first buffer's capacity: it doubles and keeps what was written.
+        let more = positions(KvCache::START - 1, 3);
+        let (k, v) = c.append(&more, &more).unwrap();
+        let whole = positions(0, KvCache::START + 2);
+        assert_eq!(k.dims(), whole.dims());
+        assert_eq!(values(&k), values(&whole));
+        assert_eq!(values(&v), values(&whole));
+    }
+
+    #[test]
+    fn a_clone_writes_into_its_own_buffer() {
+        let prefix = positions(0, 4);
+        let mut cached = KvCache::new(&prefix, &prefix).unwrap();
+        cached.append(&prefix, &prefix).unwrap();
+        let mut a = cached.clone();
+        let mut b = cached.clone();
+        a.append(&positions(4, 2), &positions(4, 2)).unwrap();
+        let (kb, _) = b.append(&positions(100, 1), &positions(100, 1)).unwrap();
+        // The cached prefix is untouched, and each clone sees its own continuation.
+        assert_eq!(values(&cached.current().unwrap().0), values(&prefix));
+        assert_eq!(values(&a.current().unwrap().0), values(&positions(0, 6)));
+        let want = Tensor::cat(&[&prefix, &positions(100, 1)], 2).unwrap();
+        assert_eq!(values(&kb), values(&want));
+    }
+}
