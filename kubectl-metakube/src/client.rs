@@ -110,6 +110,14 @@ impl DaemonClient {
         &self.socket
     }
 
+    /// An exchange with the daemon on this socket that failed.
+    fn transport(&self, why: impl std::fmt::Display) -> ClientError {
+        ClientError::Transport {
+            socket: self.socket.clone(),
+            why: why.to_string(),
+        }
+    }
+
     async fn send(
         &self,
         method: hyper::Method,
@@ -124,10 +132,7 @@ impl DaemonClient {
             .header(PROTOCOL_HEADER, PROTOCOL.to_string())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Transport {
-                socket: self.socket.clone(),
-                why: e.to_string(),
-            })?;
+            .map_err(|e| self.transport(e))?;
         let fut = async {
             let resp = self.http.request(req).await.map_err(|e| {
                 let not_there = !self.socket.exists()
@@ -139,10 +144,7 @@ impl DaemonClient {
                         why: "connection refused or socket missing".into(),
                     }
                 } else {
-                    ClientError::Transport {
-                        socket: self.socket.clone(),
-                        why: e.to_string(),
-                    }
+                    self.transport(e)
                 }
             })?;
             let status = resp.status().as_u16();
@@ -150,19 +152,13 @@ impl DaemonClient {
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| ClientError::Transport {
-                    socket: self.socket.clone(),
-                    why: e.to_string(),
-                })?
+                .map_err(|e| self.transport(e))?
                 .to_bytes();
             Ok((status, bytes))
         };
         tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| ClientError::Transport {
-                socket: self.socket.clone(),
-                why: format!("no answer within {:?}", self.timeout),
-            })?
+            .map_err(|_| self.transport(format!("no answer within {:?}", self.timeout)))?
     }
 
     async fn call<T: DeserializeOwned>(
@@ -181,10 +177,8 @@ impl DaemonClient {
             });
             return Err(ClientError::Daemon { status, body });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport {
-            socket: self.socket.clone(),
-            why: format!("unexpected answer: {e}"),
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.transport(format!("unexpected answer: {e}")))
     }
 
     /// `GET` a JSON endpoint.
@@ -204,38 +198,42 @@ impl DaemonClient {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let t = std::time::Instant::now();
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Transport {
-            socket: self.socket.clone(),
-            why: e.to_string(),
-        })?;
-        tracing::debug!(
-            path,
-            bytes = bytes.len(),
-            ms = t.elapsed().as_secs_f64() * 1e3,
-            "request encoded"
-        );
-        let t = std::time::Instant::now();
-        let answer = self.call(hyper::Method::POST, path, Some(bytes)).await;
-        tracing::debug!(path, ms = t.elapsed().as_secs_f64() * 1e3, "answered");
-        answer
+        let bytes = self.encode(body)?;
+        self.post_bytes(path, bytes).await
     }
 
     /// `POST /v1/diagnose`, answer the diagnosis. The request is taken by value: its snapshot
-    /// is freed while the daemon works (see [`encode_diagnose`]).
+    /// is freed while the daemon works (see [`free_aside`]).
     pub async fn diagnose(
         &self,
         req: metakube_shared::DiagnoseRequest,
     ) -> Result<metakube_shared::Diagnosis, ClientError> {
-        let bytes = encode_diagnose(req).map_err(|e| ClientError::Transport {
-            socket: self.socket.clone(),
-            why: e.to_string(),
-        })?;
+        let bytes = self.encode(&req)?;
+        free_aside(req);
+        self.post_bytes("/v1/diagnose", bytes).await
+    }
+
+    /// A request body as JSON (timed in the debug log).
+    fn encode<B: Serialize>(&self, body: &B) -> Result<Vec<u8>, ClientError> {
         let t = std::time::Instant::now();
-        let answer = self
-            .call(hyper::Method::POST, "/v1/diagnose", Some(bytes))
-            .await;
-        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "answered");
+        let bytes = serde_json::to_vec(body).map_err(|e| self.transport(e))?;
+        tracing::debug!(
+            bytes = bytes.len(),
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            "request encoded"
+        );
+        Ok(bytes)
+    }
+
+    /// `POST` encoded JSON, answer JSON (timed in the debug log).
+    async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let t = std::time::Instant::now();
+        let answer = self.call(hyper::Method::POST, path, Some(bytes)).await;
+        tracing::debug!(path, ms = t.elapsed().as_secs_f64() * 1e3, "answered");
         answer
     }
 
@@ -249,11 +247,8 @@ impl DaemonClient {
         explain_timeout: Duration,
         on_event: &mut dyn FnMut(metakube_shared::StreamEvent),
     ) -> Result<(), ClientError> {
-        let transport = |why: String| ClientError::Transport {
-            socket: self.socket.clone(),
-            why,
-        };
-        let bytes = encode_diagnose(body).map_err(|e| transport(e.to_string()))?;
+        let bytes = self.encode(&body)?;
+        free_aside(body);
         self.check_listener().await?;
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, "/v1/diagnose").into();
         let req = hyper::Request::builder()
@@ -263,10 +258,10 @@ impl DaemonClient {
             .header("content-type", "application/json")
             .header("accept", metakube_shared::NDJSON)
             .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| transport(e.to_string()))?;
+            .map_err(|e| self.transport(e))?;
         let resp = tokio::time::timeout(self.timeout, self.http.request(req))
             .await
-            .map_err(|_| transport(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|_| self.transport(format!("no answer within {:?}", self.timeout)))?
             .map_err(|e| ClientError::NoDaemon {
                 socket: self.socket.clone(),
                 why: e.to_string(),
@@ -277,7 +272,7 @@ impl DaemonClient {
             let bytes = body
                 .collect()
                 .await
-                .map_err(|e| transport(e.to_string()))?
+                .map_err(|e| self.transport(e))?
                 .to_bytes();
             let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
                 ErrorBody::new(
@@ -298,9 +293,11 @@ impl DaemonClient {
             };
             let frame = match tokio::time::timeout(wait, body.frame()).await {
                 Err(_) if got_diagnosis => return Ok(()), // explanation too slow: keep the answer
-                Err(_) => return Err(transport(format!("no answer within {:?}", self.timeout))),
+                Err(_) => {
+                    return Err(self.transport(format!("no answer within {:?}", self.timeout)))
+                }
                 Ok(None) => break,
-                Ok(Some(f)) => f.map_err(|e| transport(e.to_string()))?,
+                Ok(Some(f)) => f.map_err(|e| self.transport(e))?,
             };
             let Ok(data) = frame.into_data() else {
                 continue;
@@ -309,7 +306,7 @@ impl DaemonClient {
             while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=i).collect();
                 let ev: metakube_shared::StreamEvent = serde_json::from_slice(&line)
-                    .map_err(|e| transport(format!("unexpected stream line: {e}")))?;
+                    .map_err(|e| self.transport(format!("unexpected stream line: {e}")))?;
                 if matches!(ev, metakube_shared::StreamEvent::Diagnosis { .. }) {
                     got_diagnosis = true;
                 }
@@ -317,7 +314,7 @@ impl DaemonClient {
             }
         }
         if !got_diagnosis {
-            return Err(transport("the stream ended before the diagnosis".into()));
+            return Err(self.transport("the stream ended before the diagnosis"));
         }
         Ok(())
     }
@@ -415,20 +412,11 @@ pub async fn ensure_daemon(
     }
 }
 
-/// A diagnose request as bytes for the socket. Its snapshot is then freed on another thread
-/// while the daemon works: a large namespace's JSON tree took ~50 ms to free, after the answer
-/// had arrived.
-fn encode_diagnose(req: metakube_shared::DiagnoseRequest) -> serde_json::Result<Vec<u8>> {
-    let t = std::time::Instant::now();
-    let bytes = serde_json::to_vec(&req)?;
-    tracing::debug!(
-        bytes = bytes.len(),
-        ms = t.elapsed().as_secs_f64() * 1e3,
-        "request encoded"
-    );
-    // Without a thread it is freed here, as before.
+/// Frees a sent request's snapshot on another thread while the daemon works: a large
+/// namespace's JSON tree took ~50 ms to free, after the answer had arrived. (Without a
+/// thread it is freed here, as before.)
+fn free_aside(req: metakube_shared::DiagnoseRequest) {
     let _ = std::thread::Builder::new()
         .name("free-snapshot".into())
         .spawn(move || drop(req));
-    Ok(bytes)
 }

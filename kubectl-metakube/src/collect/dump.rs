@@ -211,8 +211,10 @@ fn read_list_files(paths: &[PathBuf], ns: Option<&str>) -> Vec<Collected> {
         return paths.iter().map(|p| read(p)).collect();
     }
     let mut order: Vec<usize> = (0..paths.len()).collect();
-    let size = |i: usize| std::fs::metadata(&paths[i]).map_or(0, |m| m.len());
-    order.sort_by_key(|&i| std::cmp::Reverse(size(i)));
+    // One stat per file, not per comparison.
+    order.sort_by_cached_key(|&i| {
+        std::cmp::Reverse(std::fs::metadata(&paths[i]).map_or(0, |m| m.len()))
+    });
     let next = AtomicUsize::new(0);
     let parts: Vec<Mutex<Collected>> = paths.iter().map(|_| Mutex::default()).collect();
     std::thread::scope(|s| {

@@ -431,7 +431,7 @@ fn later_text(s: &str, best: Option<&str>) -> bool {
     }
 }
 
-fn latest_walk(v: &Value, best: &mut Option<(Timestamp, String)>) {
+fn latest_walk<'v>(v: &'v Value, best: &mut Option<(Timestamp, &'v str)>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
@@ -450,12 +450,12 @@ fn latest_walk(v: &Value, best: &mut Option<(Timestamp, String)>) {
                     ),
                     x.as_str(),
                 ) {
-                    if !later_text(s, best.as_ref().map(|(_, b)| b.as_str())) {
+                    if !later_text(s, best.map(|(_, b)| b)) {
                         continue;
                     }
                     if let Ok(t) = s.parse::<Timestamp>() {
-                        if best.as_ref().is_none_or(|(b, _)| t > *b) {
-                            *best = Some((t, s.to_string()));
+                        if best.is_none_or(|(b, _)| t > b) {
+                            *best = Some((t, s));
                         }
                     }
                 } else {

@@ -370,12 +370,7 @@ impl History {
 
 /// "Now" for a snapshot: the moment of collection for a live one; for a dump, read any time
 /// later, the newest time it shows.
-pub fn snapshot_now(snap: &Snapshot, now: Timestamp) -> Timestamp {
-    now_in(snap, &Objects::new(snap), now)
-}
-
-/// [`snapshot_now`] with the snapshot already indexed.
-fn now_in(snap: &Snapshot, objects: &Objects, now: Timestamp) -> Timestamp {
+fn snapshot_now(snap: &Snapshot, objects: &Objects, now: Timestamp) -> Timestamp {
     match snap.meta.source {
         SnapshotSource::Live { .. } => now,
         SnapshotSource::Dump { .. } => observed_at(objects).unwrap_or(now).min(now),
@@ -395,22 +390,26 @@ pub struct NearChanges {
     pub changes: Vec<Change>,
 }
 
-/// The changes near `centre` (the target, the root cause) from `since` — by default the last
-/// [`WINDOW`] and at least from [`LOOKBACK`] before the first failure: rollout
-/// revisions from the snapshot, and the cluster's recorded history when there is one.
+/// The changes near `centre` (the target, the root cause) in the `last` span before the
+/// snapshot's "now" (a dump's "last hour" is the hour before it was taken) — by default the
+/// last [`WINDOW`] and at least from [`LOOKBACK`] before the first failure: rollout revisions
+/// from the snapshot, and the cluster's recorded history when there is one.
 pub fn changes_near(
     history: Option<&History>,
     snap: &Snapshot,
     centre: &[ObjectRef],
-    since: Option<Timestamp>,
+    last: Option<SignedDuration>,
     now: Timestamp,
 ) -> Result<NearChanges, StoreError> {
     let objects = Objects::new(snap);
     let near = neighbourhood(&objects, centre);
     let first = first_failure(&objects, &near);
-    let at = now_in(snap, &objects, now);
+    let at = snapshot_now(snap, &objects, now);
     let reference = first.unwrap_or(at);
-    let since = since.unwrap_or_else(|| (reference - LOOKBACK).min(at - WINDOW));
+    let since = match last {
+        Some(span) => at - span,
+        None => (reference - LOOKBACK).min(at - WINDOW),
+    };
     let mut changes: Vec<Change> = revisions::rollout_changes(&objects, &near.objects)
         .into_iter()
         .filter(|c| c.at >= since)
@@ -500,7 +499,7 @@ mod tests {
             Some(&h2),
             &s,
             &[ObjectRef::new("Deployment", "shop", "web")],
-            Some(t0),
+            Some(SignedDuration::from_secs(120)), // back to t0
             t2,
         )
         .unwrap();

@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use metakube_shared::change::diff;
 use metakube_shared::{Change, KubeObject, ObjectRef};
+use serde_json::Value;
 
 use super::Objects;
-use serde_json::Value;
 
 /// Revision pairs looked at per Deployment (the newest).
 const MAX_PAIRS: usize = 10;

@@ -461,15 +461,13 @@ async fn changes(state: Arc<State>, req: Request<Incoming>) -> Resp {
         let now = Timestamp::now();
         let snap = &request.snapshot;
         let obs = warm.history.observe(snap, now)?;
-        // "The last hour" of a dump is the hour before it was taken.
-        let since = request.since_s.map(|s| {
-            crate::history::snapshot_now(snap, now) - jiff::SignedDuration::from_secs(s as i64)
-        });
         let n = crate::history::changes_near(
             Some(&warm.history),
             snap,
             std::slice::from_ref(&snap.target),
-            since,
+            request
+                .since_s
+                .map(|s| jiff::SignedDuration::from_secs(s as i64)),
             now,
         )?;
         let cluster = crate::history::cluster_key(&snap.meta.source);
