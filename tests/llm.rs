@@ -11,8 +11,9 @@ use metakube_tests::{
     ok_stdout, plugin, proto, repo_root, scenario, Daemon,
 };
 use metakubed::llm::candle::CandleLlm;
+use metakubed::llm::candle::Guide;
 use metakubed::llm::tokenizer::GgufTokenizer;
-use metakubed::llm::{Explainer, LlmConfig, Prompt};
+use metakubed::llm::{Constrain, Explainer, LlmConfig, Prompt};
 use serde_json::Value;
 
 fn gguf() -> std::path::PathBuf {
@@ -58,7 +59,11 @@ fn tokenizer_from_gguf_metadata_round_trips_against_its_vocabulary() {
 
 #[test]
 fn greedy_generation_is_reproducible() {
-    let cfg = LlmConfig::default();
+    // Free generation: a question with no facts for a grammar to hold it to.
+    let cfg = LlmConfig {
+        constrain: Constrain::Off,
+        ..LlmConfig::default()
+    };
     let mut m = CandleLlm::load(&gguf(), &cfg).unwrap();
     let p = Prompt {
         system: "You answer in one short sentence.".into(),
@@ -447,6 +452,22 @@ fn the_local_model_loads_in_the_background_and_explains() {
     assert!(
         ea["prompt_tokens"].as_u64().unwrap() <= LlmConfig::default().max_prompt_tokens as u64 + 64
     );
+    // By default the text is sentences of the facts' grammar, the fix last, and the judge
+    // keeps every one.
+    let facts: Vec<&str> = ea["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let grammar = metakubed::llm::clauses::FactGrammar::from_facts(&facts.join("\n"));
+    let text = ea["text"].as_str().unwrap();
+    assert!(
+        grammar.state(text).is_some_and(|s| s.may_stop()),
+        "{text:?} is not sentences of {facts:#?}"
+    );
+    assert!(text.contains("The fix: raise the memory limit"), "{text}");
+    assert_eq!(ea["removed"].as_array().map_or(0, Vec::len), 0, "{ea}");
     // Greedy decoding: the same snapshot gets the same explanation.
     assert_eq!(ea, &{
         let mut e = b[b.len() - 1]["explanation"].clone();
@@ -624,7 +645,7 @@ fn eval_explain_reports_each_sentence_shown_or_removed_and_why() {
 #[test]
 fn constrained_generation_writes_only_the_facts_words() {
     let cfg = LlmConfig {
-        constrain: true,
+        constrain: Constrain::Words,
         ..LlmConfig::default()
     };
     let mut m = CandleLlm::load(&gguf(), &cfg).unwrap();
@@ -653,4 +674,58 @@ fn constrained_generation_writes_only_the_facts_words() {
     let complete = &words[..words.len().saturating_sub(1)];
     let bad: Vec<&&str> = complete.iter().filter(|w| !allowed(w)).collect();
     assert!(bad.is_empty(), "{bad:?} in {:?}", g.text);
+}
+
+#[test]
+fn clause_generation_writes_the_facts_own_sentences_cause_first_fix_last() {
+    // The default for a local model: every sentence a frame around a clause of the facts.
+    let cfg = LlmConfig::default();
+    assert_eq!(cfg.constrain, Constrain::Clauses);
+    let mut m = CandleLlm::load(&gguf(), &cfg).unwrap();
+    let user = "Object asked about: Deployment/checkout (namespace shop)\nRoot cause: MemoryLimitTooLow on Deployment/checkout: Deployment/checkout container server is OOMKilled 2s after start: memory limit 128Mi is below what it needs to start\nCategory: resource\nEvidence:\n- container server was OOMKilled (exit 137) after 2s of uptime; 5 restarts\n- container server limits.memory = 128Mi\nFix: raise the memory limit of container server to 256Mi (twice the limit it is killed at)\nExplain the root cause and the fix.";
+    let p = Prompt {
+        system: metakubed::llm::grounding::SYSTEM.into(),
+        user: user.into(),
+    };
+    let mut pieces = Vec::new();
+    let g = m
+        .generate(&p, 160, &mut |s| {
+            // (An empty piece asks, while the prompt is read, whether to go on.)
+            if !s.is_empty() {
+                pieces.push(s.to_string());
+            }
+            true
+        })
+        .unwrap();
+    let grammar = metakubed::llm::clauses::FactGrammar::from_facts(user);
+    // The whole text is read as sentences of the grammar, and it ends where a text may: after
+    // the fix.
+    let state = grammar
+        .state(&g.text)
+        .unwrap_or_else(|| panic!("not sentences of the facts: {:?}", g.text));
+    assert!(state.may_stop(), "{:?}", g.text);
+    assert!(g.text.starts_with("The root cause is "), "{:?}", g.text);
+    assert!(g
+        .text
+        .contains("The fix: raise the memory limit of container server to 256Mi"));
+    // Given out a whole sentence at a time.
+    assert!(pieces.len() >= 2, "{pieces:?}");
+    assert!(pieces.iter().all(|p| p.ends_with('.')), "{pieces:?}");
+    assert_eq!(pieces.concat(), g.text);
+    // Greedy: the same facts give the same text.
+    assert_eq!(m.generate(&p, 160, &mut |_| true).unwrap().text, g.text);
+    // A token limit too small for a cause and the fix: said, not half a sentence.
+    let e = m.generate(&p, 12, &mut |_| true).unwrap_err().to_string();
+    assert!(e.contains("12 tokens"), "{e}");
+    // A token limit that cuts a sentence leaves it out instead of showing half of it.
+    let cut = m
+        .generate_split("", &p.user, Guide::Clauses(&grammar), 30, &mut |_| true)
+        .unwrap();
+    assert_eq!(cut.tokens, 30);
+    assert!(
+        cut.text.is_empty() || grammar.state(&cut.text).is_some_and(|s| s.at_boundary()),
+        "{:?}",
+        cut.text
+    );
+    assert!(!cut.text.contains("The fix"), "{:?}", cut.text);
 }

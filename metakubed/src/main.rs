@@ -48,6 +48,10 @@ struct Args {
     /// OpenAI-compatible base URL for the openai backend (e.g. http://127.0.0.1:8000/v1)
     #[arg(long, env = "METAKUBE_LLM_ENDPOINT")]
     llm_endpoint: Option<String>,
+    /// How a local model is held to the facts: clauses (sentences copied from the facts),
+    /// words (only the facts' words) or off [default: clauses]
+    #[arg(long, env = "METAKUBE_LLM_CONSTRAIN")]
+    llm_constrain: Option<metakubed::llm::Constrain>,
     /// Ablation for measuring learning: the analytical pathway does not conclude these causes
     /// (comma-separated reason codes, or `all`), so only memory taught by corrections can
     #[arg(long, value_delimiter = ',', value_name = "REASONS")]
@@ -180,6 +184,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(e) = args.llm_endpoint {
         config.llm.endpoint = Some(e);
+    }
+    if let Some(c) = args.llm_constrain {
+        config.llm.constrain = c;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

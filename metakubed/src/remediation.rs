@@ -282,6 +282,7 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
         }
         "create_or_point_configmap" | "create_secret" => {
             let w = workload_param(f);
+            let before = out.len();
             if let (Some(w), Some(similar), Some(i), Some(prefix)) = (&w, p(f, "similar"), p(f, "volume_index").and_then(Value::as_u64), p(f, "prefix")) {
                 let field = if o.kind == "ConfigMap" { "configMap/name" } else { "secret/secretName" };
                 out.push(patch(
@@ -297,7 +298,9 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
             } else {
                 format!("kubectl {}create secret generic {} --from-literal=<key>=<value>", o.namespace_flag(), o.name)
             };
-            out.push(command(create, format!("or create the missing {} {}", o.kind, o.name), Risk::Low));
+            // "or …" only as the alternative to mounting an existing one.
+            let or = if out.len() > before { "or " } else { "" };
+            out.push(command(create, format!("{or}create the missing {} {}", o.kind, o.name), Risk::Low));
         }
         "create_serviceaccount" => {
             if let Some(sa) = p(f, "sa") {
@@ -736,4 +739,49 @@ mod tests {
             r#"kubectl -n shop patch service 'it'\''s' --type merge -p '{"a":"it'\''s"}'"#
         );
     }
+
+    #[test]
+    fn a_missing_object_is_created_as_the_fix_or_as_the_alternative_to_an_existing_one() {
+        let finding = |params: BTreeMapParams| Finding {
+            reason: "MissingSecret".into(),
+            category: metakube_shared::Category::Configuration,
+            object: ObjectRef::new("Secret", "core", "reports-db"),
+            score: 1.0,
+            summary: String::new(),
+            evidence: Vec::new(),
+            symptoms: Vec::new(),
+            path: Vec::new(),
+            fix: "create_secret".into(),
+            params,
+            note: String::new(),
+            learned_from: None,
+        };
+        let alone = plan(&finding(BTreeMapParams::new()));
+        assert_eq!(
+            alone[0].summary, "create the missing Secret reports-db",
+            "{alone:?}"
+        );
+        assert!(
+            !alone.iter().any(|r| r.summary.starts_with("or ")),
+            "{alone:?}"
+        );
+        let mut params = BTreeMapParams::new();
+        params.insert(
+            "workload".into(),
+            serde_json::to_value(ObjectRef::new("Deployment", "core", "reports")).unwrap(),
+        );
+        params.insert("similar".into(), json!("reports-db-creds"));
+        params.insert("volume_index".into(), json!(0));
+        params.insert("prefix".into(), json!("/spec/template/spec"));
+        let both = plan(&finding(params));
+        assert!(
+            both[0]
+                .summary
+                .starts_with("mount the existing Secret reports-db-creds"),
+            "{both:?}"
+        );
+        assert_eq!(both[1].summary, "or create the missing Secret reports-db");
+    }
+
+    type BTreeMapParams = std::collections::BTreeMap<String, Value>;
 }

@@ -10,10 +10,11 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
 
+use super::clauses::FactGrammar;
 use super::constrain::Allowed;
 use super::llama;
 use super::tokenizer::GgufTokenizer;
-use super::{Explainer, Generation, LlmConfig, LlmError, Prompt};
+use super::{Constrain, Explainer, Generation, LlmConfig, LlmError, Prompt};
 
 enum Weights {
     Llama(llama::Model),
@@ -63,8 +64,8 @@ pub struct CandleLlm {
     temperature: f64,
     seed: u64,
     repeat_penalty: f32,
-    /// Whether generation is constrained to the facts' words.
-    constrain: bool,
+    /// How generation is held to the facts.
+    constrain: Constrain,
     /// Each token's text, for constrained generation (built at its first use).
     pieces: std::sync::OnceLock<Vec<String>>,
     /// The system part of the prompt, already run through the model: (text, tokens, model
@@ -153,28 +154,31 @@ impl CandleLlm {
         max_tokens: usize,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
-        self.generate_split("", text, None, max_tokens, on_text)
+        self.generate_split("", text, Guide::Free, max_tokens, on_text)
     }
 
     /// Generates from a prompt in two parts: `prefix` (the system part; its attention cache is
-    /// kept and reused while it does not change) and `rest`; with `allowed`, only words it
-    /// allows are written (greedily).
+    /// kept and reused while it does not change) and `rest`, held to the facts as `guide` says
+    /// (greedily when it holds them at all).
     pub fn generate_split(
         &mut self,
         prefix: &str,
         rest: &str,
-        allowed: Option<&Allowed>,
+        guide: Guide<'_>,
         max_tokens: usize,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
         let start = Instant::now();
-        if allowed.is_some() && self.pieces.get().is_none() {
+        if !matches!(guide, Guide::Free) && self.pieces.get().is_none() {
             let pieces = (0..self.tok.tokenizer.get_vocab_size(true) as u32)
                 .map(|id| self.tok.decode(&[id]).unwrap_or_default())
                 .collect();
             let _ = self.pieces.set(pieces);
         }
-        let constraint = allowed.zip(self.pieces.get().map(Vec::as_slice));
+        let constraint = match (guide, self.pieces.get()) {
+            (Guide::Free, _) | (_, None) => None,
+            (g, Some(p)) => Some((g, p.as_slice())),
+        };
         if !self.weights.clonable() {
             // Qwen2's type cannot be copied: run it in place from an empty cache.
             self.weights.clear();
@@ -228,29 +232,50 @@ impl CandleLlm {
     }
 }
 
+/// How a generation is held to the facts.
+#[derive(Debug, Clone, Copy)]
+pub enum Guide<'a> {
+    /// Not at all: sampled or greedy over every token.
+    Free,
+    /// Only these words.
+    Words(&'a Allowed),
+    /// Only sentences of this grammar.
+    Clauses(&'a FactGrammar),
+}
+
 struct Settings<'a> {
     tok: &'a GgufTokenizer,
     device: &'a Device,
     temperature: f64,
     seed: u64,
     repeat_penalty: f32,
-    /// The words allowed and each token's text.
-    constraint: Option<(&'a Allowed, &'a [String])>,
+    /// What holds the text to the facts, and each token's text.
+    constraint: Option<(Guide<'a>, &'a [String])>,
 }
 
 /// Tokens tried, most likely first, for one constrained step.
 const CONSTRAINED_CANDIDATES: usize = 256;
 
-/// The most likely token that keeps the text within the allowed words (a stop token is always
-/// allowed; when none of the likeliest is, the text ends).
+/// The most likely token whose text `allows` (a stop token when `may_stop`). When none of the
+/// likeliest is allowed, the text ends — or, with `search_all`, the likeliest allowed token of
+/// the whole vocabulary is taken (a grammar always has one until it is finished).
 fn constrained_pick(
     logits: &Tensor,
-    allowed: &Allowed,
     pieces: &[String],
-    written: &str,
     stop: &[u32],
+    may_stop: bool,
+    search_all: bool,
+    allows: &dyn Fn(&str) -> bool,
 ) -> Result<u32, LlmError> {
     let v: Vec<f32> = logits.to_vec1()?;
+    let ok = |i: usize| {
+        let id = i as u32;
+        if stop.contains(&id) {
+            may_stop
+        } else {
+            pieces.get(i).is_some_and(|p| !p.is_empty() && allows(p))
+        }
+    };
     let mut idx: Vec<usize> = (0..v.len()).collect();
     let k = CONSTRAINED_CANDIDATES.min(idx.len());
     if k < idx.len() {
@@ -258,10 +283,15 @@ fn constrained_pick(
         idx.truncate(k);
     }
     idx.sort_by(|a, b| v[*b].total_cmp(&v[*a]));
-    for i in idx {
-        let id = i as u32;
-        if stop.contains(&id) || pieces.get(i).is_some_and(|p| allowed.allows(written, p)) {
-            return Ok(id);
+    if let Some(i) = idx.into_iter().find(|&i| ok(i)) {
+        return Ok(i as u32);
+    }
+    if search_all {
+        if let Some(i) = (0..v.len())
+            .filter(|&i| ok(i))
+            .max_by(|a, b| v[*a].total_cmp(&v[*b]))
+        {
+            return Ok(i as u32);
         }
     }
     stop.first()
@@ -299,6 +329,13 @@ fn decode_loop(
     let mut lp = LogitsProcessor::from_sampling(s.seed, sampling);
     let mut out: Vec<u32> = Vec::new();
     let mut emitted = String::new();
+    // A grammar's reading of the text so far, the text, and how much of it was given out.
+    let mut grammar = match s.constraint {
+        Some((Guide::Clauses(g), _)) => Some(g.start()),
+        _ => None,
+    };
+    let mut written = String::new();
+    let mut said = 0;
     let mut first_token_ms = 0.0;
     // The prompt is read in chunks, asking between them whether to go on (`on_text("")`): a
     // client that left stops the prefill too, not only the decoding. Qwen2's mask does not
@@ -333,33 +370,68 @@ fn decode_loop(
             let from = out.len().saturating_sub(64);
             candle_transformers::utils::apply_repeat_penalty(&l, s.repeat_penalty, &out[from..])?
         };
+        let stop = &s.tok.stop_ids;
         let next = match s.constraint {
-            Some((allowed, pieces)) => {
-                constrained_pick(&l, allowed, pieces, &emitted, &s.tok.stop_ids)?
+            Some((Guide::Words(allowed), pieces)) => {
+                constrained_pick(&l, pieces, stop, true, false, &|p| {
+                    allowed.allows(&emitted, p)
+                })?
             }
-            None => lp.sample(&l)?,
+            Some((Guide::Clauses(_), pieces)) => match &grammar {
+                Some(st) => {
+                    constrained_pick(&l, pieces, stop, st.may_stop(), true, &|p| st.allows(p))?
+                }
+                None => break,
+            },
+            Some((Guide::Free, _)) | None => lp.sample(&l)?,
         };
         if i == 0 {
             first_token_ms = start.elapsed().as_secs_f64() * 1000.0;
         }
-        if s.tok.stop_ids.contains(&next) {
+        if stop.contains(&next) {
             break;
         }
         out.push(next);
-        let text = s.tok.decode(&out)?;
-        // Emit only complete characters (a multi-byte character may span tokens).
-        if text.len() > emitted.len() && !text.ends_with('\u{fffd}') {
-            let piece = text[emitted.len()..].to_string();
-            emitted = text;
-            if !on_text(&piece) {
+        if let (Some(st), Some((_, pieces))) = (grammar.take(), s.constraint) {
+            // Held to a grammar: the text is the tokens' pieces, given out a whole sentence at
+            // a time (a sentence the token limit cuts is never shown).
+            let piece = pieces.get(next as usize).map_or("", String::as_str);
+            let Some(st) = st.after(piece) else { break };
+            written.push_str(piece);
+            if st.at_boundary() && written.len() > said {
+                let sentence = written[said..].to_string();
+                said = written.len();
+                if !on_text(&sentence) {
+                    break;
+                }
+            }
+            if st.finished() {
                 break;
+            }
+            grammar = Some(st);
+        } else {
+            let text = s.tok.decode(&out)?;
+            // Emit only complete characters (a multi-byte character may span tokens).
+            if text.len() > emitted.len() && !text.ends_with('\u{fffd}') {
+                let piece = text[emitted.len()..].to_string();
+                emitted = text;
+                if !on_text(&piece) {
+                    break;
+                }
             }
         }
         let input = Tensor::new(&[next], s.device)?.unsqueeze(0)?;
         logits = weights.forward(&input, offset + prompt.len() + out.len() - 1)?;
     }
+    let text = match s.constraint {
+        Some((Guide::Clauses(_), _)) => {
+            written.truncate(said);
+            written
+        }
+        _ => s.tok.decode(&out)?,
+    };
     Ok(Generation {
-        text: s.tok.decode(&out)?,
+        text,
         prompt_tokens: offset + prompt.len(),
         tokens: out.len(),
         first_token_ms,
@@ -388,10 +460,23 @@ impl Explainer for CandleLlm {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
         let (prefix, rest) = self.tok.chat_split(&prompt.system, &prompt.user)?;
-        let allowed = self.constrain.then(|| {
-            let (words, stems) = super::faithfulness::Lexicon::builtin().free_words();
-            Allowed::new(&prompt.user, words, stems)
-        });
-        self.generate_split(&prefix, &rest, allowed.as_ref(), max_tokens, on_text)
+        match self.constrain {
+            Constrain::Off => self.generate_split(&prefix, &rest, Guide::Free, max_tokens, on_text),
+            Constrain::Words => {
+                let (words, stems) = super::faithfulness::Lexicon::builtin().free_words();
+                let allowed = Allowed::new(&prompt.user, words, stems);
+                self.generate_split(&prefix, &rest, Guide::Words(&allowed), max_tokens, on_text)
+            }
+            Constrain::Clauses => {
+                // About three bytes a token, as these facts tokenize (names, numbers, logs).
+                let g = FactGrammar::from_facts(&prompt.user).within(max_tokens * 3);
+                if g.is_empty() {
+                    return Err(LlmError::Model(format!(
+                        "no sentence of the facts fits in {max_tokens} tokens with the fix (raise [llm] max_tokens)"
+                    )));
+                }
+                self.generate_split(&prefix, &rest, Guide::Clauses(&g), max_tokens, on_text)
+            }
+        }
     }
 }

@@ -340,6 +340,8 @@ pub struct Meaning {
     fix_only: HashSet<[String; 4]>,
     /// Numeric values the facts give as new (the fix's target, a change's new value).
     new_values: Vec<String>,
+    /// The facts, lower-cased.
+    text: String,
 }
 
 impl Meaning {
@@ -429,7 +431,22 @@ impl Meaning {
             bystanders,
             fix_only,
             new_values,
+            text: facts.to_lowercase(),
         }
+    }
+
+    /// Whether the clause of `sentence` around byte `at` is, word for word, in the facts.
+    fn says_clause_at(&self, sentence: &str, at: usize) -> bool {
+        let mut start = 0;
+        for m in clause_splitter().find_iter(sentence) {
+            if m.start() > at {
+                let clause = sentence[start..m.start()].trim();
+                return clause.len() > 8 && self.text.contains(&clause.to_lowercase());
+            }
+            start = m.end();
+        }
+        let clause = sentence[start..].trim().trim_end_matches(['.', '!', '?']);
+        clause.len() > 8 && self.text.contains(&clause.to_lowercase())
     }
 
     /// Where `lower` (a lower-cased text) first names the root cause: the root-cause or
@@ -582,7 +599,11 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
         for r in &lex.claims {
             if let Some(c) = r.find(sentence) {
                 let before = &sentence[..c.start()];
-                if !lex.after_fix.iter().any(|a| a.is_match(before)) {
+                // "…, while the cluster is healthy": what the facts themselves say of something
+                // else, in a clause copied from them.
+                if !lex.after_fix.iter().any(|a| a.is_match(before))
+                    && !m.says_clause_at(sentence, c.start())
+                {
                     why.push(format!(
                         "says {:?} where the facts describe a fault",
                         c.as_str()
@@ -595,7 +616,20 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
     //    reason, says the root cause was caused by something else, or gives the fix as the
     //    cause.
     // ("The root cause is:" leading into a list names nothing yet.)
-    if cause_sentence().is_match(sentence) && !m.culprits.is_empty() && !sentence.ends_with(':') {
+    // (A sentence the facts say word for word — "No single root cause was verified." — is
+    // theirs, whatever it names.)
+    let quoted = {
+        let whole = sentence
+            .trim()
+            .trim_end_matches(['.', '!', '?'])
+            .to_lowercase();
+        whole.len() > 8 && m.text.contains(&whole)
+    };
+    if cause_sentence().is_match(sentence)
+        && !m.culprits.is_empty()
+        && !sentence.ends_with(':')
+        && !quoted
+    {
         let lower = sentence.to_lowercase();
         let blamed = m
             .bystanders
@@ -618,7 +652,10 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
         if let Some(c) = caused_by().find(&lower) {
             let tail = &lower[c.end()..];
             let tail = &tail[..tail.find([',', ';', '.', '(']).unwrap_or(tail.len())];
-            if m.first_culprit(tail).is_none() {
+            // The facts' own words ("Caused by: java.net.UnknownHostException" in a log line
+            // they quote) are not the model's claim.
+            let theirs = m.text.contains(&format!("{}{tail}", c.as_str()));
+            if m.first_culprit(tail).is_none() && !theirs {
                 why.push(format!(
                     "gives as the cause what the facts do not (\"{}{}\")",
                     c.as_str(),
@@ -767,5 +804,33 @@ mod tests {
             "The fix raises the memory limit to 256Mi, which allows the system to continue even if they are not reachable anymore (i.e., when you host your own servers).",
         );
         assert!(why.iter().any(|w| w.starts_with("adds what")), "{why:?}");
+    }
+
+    #[test]
+    fn what_the_facts_say_word_for_word_is_theirs() {
+        const DEP: &str = "Object asked about: Job/sync (namespace ops)\nRoot cause: DependencyUnreachable on Job/sync: Job/sync cannot reach db.example.net while the cluster is healthy (log of container sync: Caused by: java.net.UnknownHostException: db.example.net)\nFix: check db.example.net";
+        // A clause copied from the facts that calls something else healthy.
+        assert!(judged(
+            DEP,
+            "The root cause is DependencyUnreachable on Job/sync: Job/sync cannot reach db.example.net while the cluster is healthy."
+        )
+        .is_empty());
+        // The facts' quoted "Caused by:" is not the model blaming something.
+        assert!(judged(
+            DEP,
+            "The root cause is DependencyUnreachable on Job/sync (log of container sync: Caused by: java.net.UnknownHostException: db.example.net)."
+        )
+        .is_empty());
+        // But the same claims in the model's own words are still caught.
+        assert!(!judged(DEP, "Job sync fails although the job is healthy.").is_empty());
+        assert!(!judged(
+            DEP,
+            "The root cause is DependencyUnreachable on Job/sync, which was caused by a java exception."
+        )
+        .is_empty());
+        // A sentence of the facts with no culprit in it.
+        let none = "Object asked about: Deployment/web (namespace shop)\nNo single root cause was verified. Symptoms: ";
+        assert!(judged(none, "No single root cause was verified.").is_empty());
+        assert!(!judged(none, "The root cause is the network.").is_empty());
     }
 }

@@ -124,11 +124,15 @@ impl Vocabulary {
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, facts: &str) -> Vocabulary {
         let facts = facts.to_lowercase();
         let mut tokens: BTreeSet<String> = tokens_of(&facts).map(str::to_string).collect();
-        // `app=redis-cache`, `Service/redis`: their parts count as tokens too.
+        // `app=redis-cache`, `Service/redis`, `ip-10-0-1-17.ec2.internal`, `--all-containers`:
+        // their parts count as tokens too.
         let parts: Vec<String> = tokens
             .iter()
             .flat_map(|t| {
-                t.split(['=', '/', ':'])
+                t.trim_start_matches('-')
+                    .split(['=', '/', ':', '.'])
+                    .chain([t.trim_start_matches('-')])
+                    .filter(|p| !p.is_empty())
                     .map(str::to_string)
                     .collect::<Vec<_>>()
             })

@@ -5,6 +5,7 @@
 //! and `none`. Output is grounded and judged: see [`grounding`] and [`faithfulness`].
 
 pub mod candle;
+pub mod clauses;
 pub mod constrain;
 pub mod faithfulness;
 pub mod grounding;
@@ -27,6 +28,41 @@ pub enum Backend {
     Openai,
     /// No model: the templated explanation only.
     None,
+}
+
+/// How a local model's generation is held to the facts (`[llm] constrain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Constrain {
+    /// Free generation; the judge removes what the facts do not say.
+    Off,
+    /// Only words of the facts and of the explanation vocabulary.
+    Words,
+    /// Sentences of the facts' grammar: a frame around a clause copied from the facts.
+    Clauses,
+}
+
+impl<'de> Deserialize<'de> for Constrain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Constrain, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Flag(bool),
+            Name(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Flag(true) => Ok(Constrain::Words),
+            Given::Flag(false) => Ok(Constrain::Off),
+            Given::Name(n) => match n.as_str() {
+                "off" => Ok(Constrain::Off),
+                "words" => Ok(Constrain::Words),
+                "clauses" => Ok(Constrain::Clauses),
+                other => Err(serde::de::Error::custom(format!(
+                    "constrain = {other:?}: expected \"clauses\", \"words\" or \"off\""
+                ))),
+            },
+        }
+    }
 }
 
 /// `[llm]` in config.toml; every key optional.
@@ -56,11 +92,13 @@ pub struct LlmConfig {
     pub seed: u64,
     /// Penalty on recently generated tokens (1 = none).
     pub repeat_penalty: f32,
-    /// Local models write only words of the facts and of the explanation vocabulary
-    /// (`llm/constrain.rs`; greedy). Off by default: measured on SmolLM2-135M it makes wrong
-    /// sentences harder to catch (they are made of the facts' own words), and fewer of those
-    /// shown are faithful (`tests/faithfulness.rs`, batch C). No effect on an endpoint.
-    pub constrain: bool,
+    /// How a local model's generation is held to the facts (no effect on an endpoint):
+    /// `clauses` (default) — every sentence is a frame around a clause copied from the facts
+    /// (`llm/clauses.rs`), the model choosing which and in what order; `words` — only words of the
+    /// facts and of the explanation vocabulary (`llm/constrain.rs`; measured on SmolLM2-135M: its
+    /// wrong sentences are harder to catch, `tests/faithfulness.rs` batch C); `off` — free
+    /// generation, judged sentence by sentence. `true`/`false` read as `words`/`off`.
+    pub constrain: Constrain,
     /// Explain every diagnosis unless the client declines. Off by default: the model's text
     /// comes only with `--explain` until the configured model has passed
     /// `kubectl metakube eval DIR --explain` (a model that writes unfaithful sentences must not
@@ -77,12 +115,12 @@ impl Default for LlmConfig {
             endpoint: None,
             api_model: "default".into(),
             api_key_env: None,
-            max_tokens: 96,
+            max_tokens: 160,
             max_prompt_tokens: 448,
             temperature: 0.0,
             seed: 299_792_458,
             repeat_penalty: 1.15,
-            constrain: false,
+            constrain: Constrain::Clauses,
             default: false,
         }
     }
@@ -229,5 +267,23 @@ pub fn explain(
             unavailable: Some(e.to_string()),
             ..Default::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constrain_reads_names_and_the_old_flags() {
+        let read = |v: &str| toml::from_str::<LlmConfig>(&format!("constrain = {v}"));
+        assert_eq!(read("\"clauses\"").unwrap().constrain, Constrain::Clauses);
+        assert_eq!(read("\"words\"").unwrap().constrain, Constrain::Words);
+        assert_eq!(read("\"off\"").unwrap().constrain, Constrain::Off);
+        assert_eq!(read("true").unwrap().constrain, Constrain::Words);
+        assert_eq!(read("false").unwrap().constrain, Constrain::Off);
+        let e = read("\"grammar\"").unwrap_err().to_string();
+        assert!(e.contains("\"grammar\"") && e.contains("clauses"), "{e}");
+        assert_eq!(LlmConfig::default().constrain, Constrain::Clauses);
     }
 }
