@@ -302,6 +302,18 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
             let or = if out.len() > before { "or " } else { "" };
             out.push(command(create, format!("{or}create the missing {} {}", o.kind, o.name), Risk::Low));
         }
+        "lower_requests" => {
+            // The scheduler's NodeResourcesFit: no node has the requests free. Which to lower
+            // (or how much capacity to add) needs the nodes' allocated resources.
+            out.push(command(
+                "kubectl describe nodes".into(),
+                format!(
+                    "lower the resource requests of {} to what a node has free, or add node capacity (each node's allocated requests are in kubectl describe nodes)",
+                    o.name
+                ),
+                Risk::Low,
+            ));
+        }
         "create_serviceaccount" => {
             if let Some(sa) = p(f, "sa") {
                 out.push(command(format!("kubectl {}create serviceaccount {}", o.namespace_flag(), s(sa)), format!("create ServiceAccount {}", s(sa)), Risk::Low));
@@ -544,7 +556,7 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                     o.namespace_flag(),
                     o.kubectl_name()
                 ),
-                format!("inspect {} and apply the change described above", o.name),
+                format!("inspect {} and change what the root cause names", o.name),
                 Risk::Low,
             ),
         });
