@@ -66,7 +66,7 @@ pub struct CandleLlm {
     repeat_penalty: f32,
     /// How generation is held to the facts.
     constrain: Constrain,
-    /// Each token's text, for constrained generation (built at its first use).
+    /// Each token's text, for constrained generation (see [`pieces`]).
     pieces: std::sync::OnceLock<Vec<String>>,
     /// The system part of the prompt, already run through the model: (text, tokens, model
     /// with that attention cache).
@@ -124,7 +124,7 @@ impl CandleLlm {
                 )))
             }
         };
-        Ok(CandleLlm {
+        let m = CandleLlm {
             weights,
             tok,
             device,
@@ -139,7 +139,13 @@ impl CandleLlm {
             constrain: cfg.constrain,
             pieces: std::sync::OnceLock::new(),
             prefix: None,
-        })
+        };
+        // Each token's text, read now (while the daemon loads in the background) rather than
+        // in the first explanation a user waits for.
+        if m.constrain != Constrain::Off {
+            pieces(&m.pieces, &m.tok);
+        }
+        Ok(m)
     }
 
     /// The tokenizer (for tests and prompt bounding).
@@ -157,6 +163,30 @@ impl CandleLlm {
         self.generate_split("", text, Guide::Free, max_tokens, on_text)
     }
 
+    /// A copy of the model that has read `prefix` (the system part of a prompt), and how many
+    /// tokens that is: from the cache kept for the last prefix, or read now and kept.
+    fn after_prefix(&mut self, prefix: &str) -> Result<(usize, Weights), LlmError> {
+        let clone = |w: &Weights| w.try_clone().ok_or_else(|| LlmError::Model("clone".into()));
+        if let Some((t, n, w)) = &self.prefix {
+            if t == prefix {
+                return Ok((*n, clone(w)?));
+            }
+        }
+        let mut w = clone(&self.weights)?;
+        w.clear();
+        let n = if prefix.is_empty() {
+            0
+        } else {
+            let ids = self.tok.encode(prefix)?;
+            let input = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+            w.forward(&input, 0)?;
+            ids.len()
+        };
+        let copy = clone(&w)?;
+        self.prefix = Some((prefix.to_string(), n, w));
+        Ok((n, copy))
+    }
+
     /// Generates from a prompt in two parts: `prefix` (the system part; its attention cache is
     /// kept and reused while it does not change) and `rest`, held to the facts as `guide` says
     /// (greedily when it holds them at all).
@@ -169,56 +199,13 @@ impl CandleLlm {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
         let start = Instant::now();
-        if !matches!(guide, Guide::Free) && self.pieces.get().is_none() {
-            let pieces = (0..self.tok.tokenizer.get_vocab_size(true) as u32)
-                .map(|id| self.tok.decode(&[id]).unwrap_or_default())
-                .collect();
-            let _ = self.pieces.set(pieces);
-        }
-        let constraint = match (guide, self.pieces.get()) {
-            (Guide::Free, _) | (_, None) => None,
-            (g, Some(p)) => Some((g, p.as_slice())),
-        };
-        if !self.weights.clonable() {
-            // Qwen2's type cannot be copied: run it in place from an empty cache.
+        // A copy that has read the system part (cached); Qwen2's type cannot be copied, so it
+        // runs in place from an empty cache.
+        let copy = if self.weights.clonable() {
+            Some(self.after_prefix(prefix)?)
+        } else {
             self.weights.clear();
-            let text = format!("{prefix}{rest}");
-            let s = Settings {
-                tok: &self.tok,
-                device: &self.device,
-                temperature: self.temperature,
-                seed: self.seed,
-                repeat_penalty: self.repeat_penalty,
-                constraint,
-            };
-            return decode_loop(&s, &mut self.weights, 0, &text, max_tokens, on_text, start);
-        }
-        let cached = match &self.prefix {
-            Some((t, n, w)) if t == prefix => w.try_clone().map(|w| (*n, w)),
-            _ => None,
-        };
-        let (offset, mut weights) = match cached {
-            Some(c) => c,
-            None => {
-                let mut w = self
-                    .weights
-                    .try_clone()
-                    .ok_or_else(|| LlmError::Model("clone".into()))?;
-                w.clear();
-                let n = if prefix.is_empty() {
-                    0
-                } else {
-                    let ids = self.tok.encode(prefix)?;
-                    let input = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
-                    w.forward(&input, 0)?;
-                    ids.len()
-                };
-                let copy = w
-                    .try_clone()
-                    .ok_or_else(|| LlmError::Model("clone".into()))?;
-                self.prefix = Some((prefix.to_string(), n, w));
-                (n, copy)
-            }
+            None
         };
         let s = Settings {
             tok: &self.tok,
@@ -226,10 +213,30 @@ impl CandleLlm {
             temperature: self.temperature,
             seed: self.seed,
             repeat_penalty: self.repeat_penalty,
-            constraint,
+            constraint: match guide {
+                Guide::Free => None,
+                g => Some((g, pieces(&self.pieces, &self.tok))),
+            },
         };
-        decode_loop(&s, &mut weights, offset, rest, max_tokens, on_text, start)
+        match copy {
+            Some((offset, mut weights)) => {
+                decode_loop(&s, &mut weights, offset, rest, max_tokens, on_text, start)
+            }
+            None => {
+                let text = format!("{prefix}{rest}");
+                decode_loop(&s, &mut self.weights, 0, &text, max_tokens, on_text, start)
+            }
+        }
     }
+}
+
+/// Each token's text (a constrained generation's vocabulary), built at its first use.
+fn pieces<'a>(cell: &'a std::sync::OnceLock<Vec<String>>, tok: &GgufTokenizer) -> &'a [String] {
+    cell.get_or_init(|| {
+        (0..tok.tokenizer.get_vocab_size(true) as u32)
+            .map(|id| tok.decode(&[id]).unwrap_or_default())
+            .collect()
+    })
 }
 
 /// How a generation is held to the facts.
@@ -451,6 +458,14 @@ impl Explainer for CandleLlm {
 
     fn count_tokens(&self, text: &str) -> usize {
         self.tok.encode(text).map_or(text.len() / 3, |v| v.len())
+    }
+
+    fn prepare(&mut self, system: &str) -> Result<(), LlmError> {
+        if self.weights.clonable() {
+            let (prefix, _) = self.tok.chat_split(system, "")?;
+            self.after_prefix(&prefix)?;
+        }
+        Ok(())
     }
 
     fn generate(

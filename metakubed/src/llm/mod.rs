@@ -205,6 +205,11 @@ pub trait Explainer: Send {
     fn name(&self) -> String;
     /// Tokens in a text, for bounding prompts (an estimate where the backend cannot count).
     fn count_tokens(&self, text: &str) -> usize;
+    /// Gets ready for prompts with this system part (a local model reads it once, so the
+    /// first explanation a user waits for does not). Nothing by default.
+    fn prepare(&mut self, _system: &str) -> Result<(), LlmError> {
+        Ok(())
+    }
     /// Generates a reply to the prompt, at most `max_tokens` tokens.
     fn generate(
         &mut self,

@@ -380,7 +380,10 @@ fn load_llm(state: &State) {
     let cfg = &state.config;
     let t = Instant::now();
     match crate::llm::load(&cfg.llm, &cfg.models_dir) {
-        Ok(Some(m)) => {
+        Ok(Some(mut m)) => {
+            if let Err(e) = m.prepare(crate::llm::grounding::SYSTEM) {
+                warn!(error = %e, "explanation model: the system prompt was not read ahead");
+            }
             let name = m.name();
             *state.llm.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
             info!(model = %name, ms = t.elapsed().as_millis() as u64, "explanation model loaded");
