@@ -435,18 +435,23 @@ impl Meaning {
         }
     }
 
+    /// Whether `text` is, word for word, what the facts say: four words or more (a shorter
+    /// piece — "is healthy" — is anybody's words).
+    fn says(&self, text: &str) -> bool {
+        let text = text.trim().trim_end_matches(['.', '!', '?']);
+        text.split_whitespace().count() >= 4 && self.text.contains(&text.to_lowercase())
+    }
+
     /// Whether the clause of `sentence` around byte `at` is, word for word, in the facts.
     fn says_clause_at(&self, sentence: &str, at: usize) -> bool {
         let mut start = 0;
         for m in clause_splitter().find_iter(sentence) {
             if m.start() > at {
-                let clause = sentence[start..m.start()].trim();
-                return clause.len() > 8 && self.text.contains(&clause.to_lowercase());
+                return self.says(&sentence[start..m.start()]);
             }
             start = m.end();
         }
-        let clause = sentence[start..].trim().trim_end_matches(['.', '!', '?']);
-        clause.len() > 8 && self.text.contains(&clause.to_lowercase())
+        self.says(&sentence[start..])
     }
 
     /// Where `lower` (a lower-cased text) first names the root cause: the root-cause or
@@ -618,13 +623,7 @@ pub fn judge(lex: &Lexicon, m: &Meaning, sentence: &str) -> Vec<String> {
     // ("The root cause is:" leading into a list names nothing yet.)
     // (A sentence the facts say word for word — "No single root cause was verified." — is
     // theirs, whatever it names.)
-    let quoted = {
-        let whole = sentence
-            .trim()
-            .trim_end_matches(['.', '!', '?'])
-            .to_lowercase();
-        whole.len() > 8 && m.text.contains(&whole)
-    };
+    let quoted = m.says(sentence);
     if cause_sentence().is_match(sentence)
         && !m.culprits.is_empty()
         && !sentence.ends_with(':')
@@ -821,8 +820,10 @@ mod tests {
             "The root cause is DependencyUnreachable on Job/sync (log of container sync: Caused by: java.net.UnknownHostException: db.example.net)."
         )
         .is_empty());
-        // But the same claims in the model's own words are still caught.
+        // But the same claims in the model's own words are still caught, and a few words the
+        // facts also happen to hold are not a quotation.
         assert!(!judged(DEP, "Job sync fails although the job is healthy.").is_empty());
+        assert!(!judged(DEP, "Job/sync cannot reach db.example.net, is healthy.").is_empty());
         assert!(!judged(
             DEP,
             "The root cause is DependencyUnreachable on Job/sync, which was caused by a java exception."
