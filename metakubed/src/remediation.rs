@@ -556,7 +556,10 @@ pub fn plan(f: &Finding) -> Vec<Remediation> {
                     o.namespace_flag(),
                     o.kubectl_name()
                 ),
-                format!("inspect {} and change what the root cause names", o.name),
+                format!(
+                    "inspect {} and correct the fault this diagnosis names",
+                    o.name
+                ),
                 Risk::Low,
             ),
         });
