@@ -215,10 +215,11 @@ impl FactGrammar {
             .collect()
     }
 
-    /// Byte `at` of sentence `i` as written after `done` sentences (one space between).
-    fn byte(&self, i: u16, done: usize, at: usize) -> Option<u8> {
+    /// Byte `at` of sentence `i` as written after another sentence (`after`: one space
+    /// between) or first.
+    fn byte(&self, i: u16, after: bool, at: usize) -> Option<u8> {
         let s = self.sentences[i as usize].1.as_bytes();
-        if done == 0 {
+        if !after {
             s.get(at).copied()
         } else if at == 0 {
             Some(b' ')
@@ -227,8 +228,8 @@ impl FactGrammar {
         }
     }
 
-    fn len(&self, i: u16, done: usize) -> usize {
-        self.sentences[i as usize].1.len() + usize::from(done > 0)
+    fn len(&self, i: u16, after: bool) -> usize {
+        self.sentences[i as usize].1.len() + usize::from(after)
     }
 
     /// The state before anything is written.
@@ -237,7 +238,6 @@ impl FactGrammar {
             g: self,
             alts: vec![Alt {
                 last: None,
-                done: 0,
                 live: self.next_after(None),
                 at: 0,
             }],
@@ -253,10 +253,8 @@ impl FactGrammar {
 /// One reading of the text written so far.
 #[derive(Debug, Clone, PartialEq)]
 struct Alt {
-    /// Role of the last complete sentence.
+    /// Role of the last complete sentence (`None`: none yet).
     last: Option<Role>,
-    /// Complete sentences.
-    done: usize,
     /// Sentences the one being written may still be.
     live: Vec<u16>,
     /// Bytes of it written.
@@ -281,16 +279,15 @@ impl<'g> State<'g> {
                     .live
                     .iter()
                     .copied()
-                    .filter(|&i| self.g.byte(i, a.done, a.at) == Some(b))
+                    .filter(|&i| self.g.byte(i, a.last.is_some(), a.at) == Some(b))
                     .collect();
                 let at = a.at + 1;
                 // A sentence that ends here starts a new reading at the boundary.
                 for &i in &live {
-                    if self.g.len(i, a.done) == at {
+                    if self.g.len(i, a.last.is_some()) == at {
                         let role = self.g.sentences[i as usize].0;
                         let b = Alt {
                             last: Some(role),
-                            done: a.done + 1,
                             live: self.g.next_after(Some(role)),
                             at: 0,
                         };
@@ -301,12 +298,11 @@ impl<'g> State<'g> {
                 }
                 let going: Vec<u16> = live
                     .into_iter()
-                    .filter(|&i| self.g.len(i, a.done) > at)
+                    .filter(|&i| self.g.len(i, a.last.is_some()) > at)
                     .collect();
                 if !going.is_empty() {
                     next.push(Alt {
                         last: a.last,
-                        done: a.done,
                         live: going,
                         at,
                     });
@@ -329,7 +325,7 @@ impl<'g> State<'g> {
         let opens = self.alts.iter().any(|a| {
             a.live
                 .iter()
-                .any(|&i| self.g.byte(i, a.done, a.at) == Some(first))
+                .any(|&i| self.g.byte(i, a.last.is_some(), a.at) == Some(first))
         });
         opens && self.after(piece).is_some()
     }
@@ -339,7 +335,7 @@ impl<'g> State<'g> {
     pub fn may_stop(&self) -> bool {
         self.alts
             .iter()
-            .any(|a| a.at == 0 && a.done > 0 && self.g.needs.is_none_or(|n| a.last >= Some(n)))
+            .any(|a| a.at == 0 && a.last.is_some_and(|l| self.g.needs.is_none_or(|n| l >= n)))
     }
 
     /// Whether nothing more can be written (only the end is left).
