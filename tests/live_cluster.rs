@@ -83,6 +83,51 @@ fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
     );
 }
 
+/// A counter of the daemon's `/metrics`.
+fn counter(socket: &std::path::Path, name: &str) -> u64 {
+    let (_, m) = metakube_tests::http(socket, "GET", "/metrics", &[], b"").unwrap();
+    let m = String::from_utf8_lossy(&m).to_string();
+    m.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+#[test]
+fn a_clusters_graph_is_kept_between_diagnoses_and_across_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = ApiServer::start(&scenario().join("dump"), &[]);
+    let (kind, ns, name) = expected_target(&scenario());
+    let kc = tmp.path().join("kubeconfig");
+    api.kubeconfig(&kc, &ns);
+    let target = format!("{}/{}", kind.to_lowercase(), name);
+    let answer = |v: &Value| {
+        (
+            v["root_cause"]["object"].clone(),
+            v["root_cause"]["reason"].clone(),
+            v["category"].clone(),
+            v["remediation"][0]["patch"]["validated"].clone(),
+        )
+    };
+    let d = Daemon::start(tmp.path(), &[]);
+    let first = answer(&live_diagnosis(&d.socket, &target, &kc));
+    assert_eq!(first.1, "SelectorMatchesNoPods");
+    assert_eq!(counter(&d.socket, "metakube_graphs_relinked"), 0);
+    // The same cluster again: its graph is re-linked, and nothing moved, so no object's
+    // relations are derived again.
+    let second = answer(&live_diagnosis(&d.socket, &target, &kc));
+    assert_eq!(second, first);
+    assert_eq!(counter(&d.socket, "metakube_graphs_relinked"), 1);
+    assert_eq!(counter(&d.socket, "metakube_graph_objects_rederived"), 0);
+    drop(d);
+    // A new daemon on the same data loads the graph from RocksDB.
+    let d = Daemon::start(tmp.path(), &[]);
+    let third = answer(&live_diagnosis(&d.socket, &target, &kc));
+    assert_eq!(third, first);
+    assert_eq!(counter(&d.socket, "metakube_graphs_relinked"), 1);
+    assert_eq!(counter(&d.socket, "metakube_graph_objects_rederived"), 0);
+}
+
 #[test]
 fn snapshot_writes_a_dump_that_replays_to_the_same_answer() {
     let tmp = tempfile::tempdir().unwrap();

@@ -249,7 +249,7 @@ fn validating_a_fix_leaves_the_typed_cluster_as_it_was() {
         let (mut cluster, before) =
             metakubed::engine::analyze(&k, &snap, &mut Default::default()).unwrap();
         let top = before.findings.first().cloned().unwrap();
-        let plan = metakubed::engine::validated_plan(&k, &snap, &mut cluster, &top);
+        let plan = metakubed::engine::validated_plan(&k, &snap, &mut cluster, &before.graph, &top);
         assert!(
             plan.iter()
                 .any(|r| r.patch.as_ref().is_some_and(|p| p.validated)),

@@ -85,6 +85,8 @@ pub struct Analysis {
     pub graph_size: (usize, usize),
     /// The instance graph.
     pub graph: KubeGraph,
+    /// What re-linking a kept graph did (`None`: built afresh).
+    pub relinked: Option<crate::graph::instance::update::Relinked>,
 }
 
 /// Minimum score for a finding to be named the root cause.
@@ -96,13 +98,24 @@ pub fn analyze(
     snap: &Snapshot,
     timings: &mut BTreeMap<String, f64>,
 ) -> Result<(Cluster, Analysis), EngineError> {
+    analyze_kept(k, snap, None, timings)
+}
+
+/// [`analyze`], re-linking `kept` (the graph of an earlier snapshot of the same cluster)
+/// instead of building the graph afresh.
+pub fn analyze_kept(
+    k: &Knowledge,
+    snap: &Snapshot,
+    kept: Option<KubeGraph>,
+    timings: &mut BTreeMap<String, f64>,
+) -> Result<(Cluster, Analysis), EngineError> {
     let t = Instant::now();
     let cluster = Cluster::from_snapshot(snap);
     if !cluster_has(&cluster, &snap.target) {
         return Err(EngineError::TargetNotFound(snap.target.to_string()));
     }
     lap(timings, "snapshot", t);
-    let a = analyze_cluster(k, &cluster, timings);
+    let a = analyze_relinked(k, &cluster, kept, &[], timings);
     Ok((cluster, a))
 }
 
@@ -112,11 +125,36 @@ pub fn analyze_cluster(
     cluster: &Cluster,
     timings: &mut BTreeMap<String, f64>,
 ) -> Analysis {
+    analyze_relinked(k, cluster, None, &[], timings)
+}
+
+/// [`analyze_cluster`] over a kept graph re-linked to this snapshot (`changed`: objects to
+/// treat as changed whatever their resourceVersion says), or a graph built afresh.
+pub fn analyze_relinked(
+    k: &Knowledge,
+    cluster: &Cluster,
+    kept: Option<KubeGraph>,
+    changed: &[metakube_shared::ObjectRef],
+    timings: &mut BTreeMap<String, f64>,
+) -> Analysis {
     let t = Instant::now();
     let signals = signals::extract(cluster, &k.patterns, &k.rules);
     lap(timings, "signals", t);
     let t = Instant::now();
-    let graph = KubeGraph::build(cluster, &signals);
+    let (graph, relinked) = match kept {
+        Some(mut g) => {
+            let r = g.update(cluster, &signals, changed);
+            tracing::debug!(
+                objects = r.objects,
+                changed = r.changed,
+                gone = r.gone,
+                derived = r.derived,
+                "kept graph re-linked"
+            );
+            (g, Some(r))
+        }
+        None => (KubeGraph::build(cluster, &signals), None),
+    };
     lap(timings, "graph", t);
     let t = Instant::now();
     let scope = scope_of(cluster, &graph, &cluster.target);
@@ -130,6 +168,7 @@ pub fn analyze_cluster(
         scope,
         graph_size: (graph.node_count(), graph.edge_count()),
         graph,
+        relinked,
     }
 }
 
@@ -150,6 +189,8 @@ pub struct Diagnosed {
     pub edges: Vec<(String, String)>,
     /// What memory needs to learn from feedback on it.
     pub trace: Trace,
+    /// What re-linking the cluster's kept graph did (`None`: the graph was built afresh).
+    pub relinked: Option<crate::graph::instance::update::Relinked>,
 }
 
 /// Episodic memory as the engine sees it: the episodes similar to a masked signature, and
@@ -188,10 +229,7 @@ pub fn diagnose_with(
     diagnose_unless(k, snap, id, memory, &|| false, None)
 }
 
-/// [`diagnose_with`], stopping between stages with [`EngineError::Abandoned`] once
-/// `abandoned()` says the caller is gone (the daemon passes "the client hung up"), and
-/// answering with what it has once `deadline` passes: the fix is then offered without its
-/// validation (a second pass over the patched snapshot), and the explanation says so.
+/// [`diagnose_unless`] without a kept graph.
 pub fn diagnose_unless(
     k: &Knowledge,
     snap: &Snapshot,
@@ -200,10 +238,29 @@ pub fn diagnose_unless(
     abandoned: &dyn Fn() -> bool,
     deadline: Option<Instant>,
 ) -> Result<Diagnosed, EngineError> {
+    diagnose_kept(k, snap, id, memory, abandoned, deadline, &mut None)
+}
+
+/// [`diagnose_with`], stopping between stages with [`EngineError::Abandoned`] once
+/// `abandoned()` says the caller is gone (the daemon passes "the client hung up"), and
+/// answering with what it has once `deadline` passes: the fix is then offered without its
+/// validation (a second pass over the patched snapshot), and the explanation says so.
+///
+/// `kept` is the graph of an earlier snapshot of the same cluster, if any: it is re-linked to
+/// this one rather than built afresh, and this snapshot's graph is left in its place.
+pub fn diagnose_kept(
+    k: &Knowledge,
+    snap: &Snapshot,
+    id: String,
+    memory: Option<&dyn Recall>,
+    abandoned: &dyn Fn() -> bool,
+    deadline: Option<Instant>,
+    kept: &mut Option<KubeGraph>,
+) -> Result<Diagnosed, EngineError> {
     let start = Instant::now();
     snap.validate()?;
     let mut stages = BTreeMap::new();
-    let (mut cluster, mut analysis) = analyze(k, snap, &mut stages)?;
+    let (mut cluster, mut analysis) = analyze_kept(k, snap, kept.take(), &mut stages)?;
     if abandoned() {
         return Err(EngineError::Abandoned);
     }
@@ -254,7 +311,7 @@ pub fn diagnose_unless(
     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
     let remediation = match &top {
         Some(f) if out_of_time => remediation::plan(f),
-        Some(f) => validated_plan(k, snap, &mut cluster, f),
+        Some(f) => validated_plan(k, snap, &mut cluster, &analysis.graph, f),
         None => Vec::new(),
     };
     lap(&mut stages, "remediation", t);
@@ -401,10 +458,12 @@ pub fn diagnose_unless(
             })
             .collect(),
     };
+    *kept = Some(std::mem::take(&mut analysis.graph));
     Ok(Diagnosed {
         diagnosis,
         edges,
         trace,
+        relinked: analysis.relinked.take(),
     })
 }
 
@@ -567,12 +626,13 @@ pub fn validated_plan(
     k: &Knowledge,
     snap: &Snapshot,
     cluster: &mut Cluster,
+    graph: &KubeGraph,
     f: &Finding,
 ) -> Vec<metakube_shared::Remediation> {
     let mut plan = remediation::plan(f);
     for r in plan.iter_mut() {
         let Some(p) = r.patch.as_mut() else { continue };
-        p.validated = validate_patch(k, snap, cluster, f, p).is_ok();
+        p.validated = validate_patch(k, snap, cluster, graph, f, p).is_ok();
     }
     plan
 }
@@ -595,6 +655,7 @@ fn validate_patch(
     k: &Knowledge,
     snap: &Snapshot,
     cluster: &mut Cluster,
+    graph: &KubeGraph,
     f: &Finding,
     p: &metakube_shared::Patch,
 ) -> Result<(), ValidationError> {
@@ -612,7 +673,15 @@ fn validate_patch(
     cluster
         .replace(&KubeObject(patched))
         .map_err(|e| ValidationError::StillThere(e.to_string()))?;
-    let a = analyze_cluster(k, cluster, &mut BTreeMap::new());
+    // The graph is re-linked from this snapshot's, with only the patched object derived again
+    // (and what it reaches): the patch did not move its resourceVersion.
+    let a = analyze_relinked(
+        k,
+        cluster,
+        Some(graph.clone()),
+        std::slice::from_ref(&p.object),
+        &mut BTreeMap::new(),
+    );
     cluster
         .replace(original)
         .map_err(|e| ValidationError::StillThere(e.to_string()))?;

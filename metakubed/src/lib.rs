@@ -18,6 +18,7 @@ pub mod config;
 pub mod engine;
 pub mod graph;
 pub mod history;
+pub mod kept;
 pub mod llm;
 pub mod memory;
 pub mod remediation;

@@ -369,6 +369,39 @@ impl Cluster {
         cur
     }
 
+    /// Every typed object but events, with its metadata, kind by kind in a fixed order (the
+    /// objects a graph has a node for).
+    pub fn objects(&self) -> Vec<(&ObjectRef, &ObjectMeta)> {
+        let mut out = Vec::with_capacity(self.index.len());
+        macro_rules! all {
+            ($($v:ident),*) => { $( out.extend(self.$v.iter().map(|o| (&o.r, &o.o.metadata))); )* };
+        }
+        all!(
+            pods,
+            nodes,
+            services,
+            endpoints,
+            deployments,
+            replicasets,
+            statefulsets,
+            daemonsets,
+            jobs,
+            cronjobs,
+            configmaps,
+            secrets,
+            serviceaccounts,
+            pvcs,
+            pvs,
+            storageclasses,
+            netpols,
+            ingresses,
+            quotas,
+            limitranges,
+            hpas
+        );
+        out
+    }
+
     /// The metadata of a collected object.
     pub fn meta_of(&self, r: &ObjectRef) -> Option<&ObjectMeta> {
         let &i = self.index.get(r)?;

@@ -121,8 +121,8 @@ impl StoreError {
 /// A domain-graph edge (symptom, reason) and its weight.
 pub type EdgeWeight = ((String, String), f64);
 
-/// Column families written through [`Store::write`]: episodic memory's and the per-cluster
-/// change history's.
+/// Column families written through [`Store::write`]: episodic memory's, the per-cluster
+/// change history's and the kept KubeGraphs'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cf {
     /// Episode id (big-endian u64) → episode JSON.
@@ -140,11 +140,13 @@ pub enum Cf {
     Changes,
     /// Cluster key → when its history starts.
     Clusters,
+    /// `graph key\0{node index: u32 big-endian}` → the kept KubeGraph's node record.
+    Graphs,
 }
 
 impl Cf {
     /// Every column family written through [`Store::write`].
-    pub const ALL: [Cf; 7] = [
+    pub const ALL: [Cf; 8] = [
         Cf::Episodes,
         Cf::Embeddings,
         Cf::Patterns,
@@ -152,6 +154,7 @@ impl Cf {
         Cf::Objects,
         Cf::Changes,
         Cf::Clusters,
+        Cf::Graphs,
     ];
 
     /// The RocksDB column family name.
@@ -164,6 +167,7 @@ impl Cf {
             Cf::Objects => "objects",
             Cf::Changes => "changes",
             Cf::Clusters => "clusters",
+            Cf::Graphs => "kept_graphs",
         }
     }
 }

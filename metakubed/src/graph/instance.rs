@@ -1,7 +1,15 @@
 //! The instance KubeGraph: the snapshot's objects as a typed graph (petgraph).
 //!
 //! Nodes are objects (and containers); a node may stand for an object that is referenced but
-//! absent (a missing ConfigMap), since absence is often the fault. Edges are typed relations.
+//! absent (a missing ConfigMap), since absence is often the fault. Edges are typed relations,
+//! each said by one object's own data ([`derive`]). The daemon keeps a cluster's graph between
+//! diagnoses and re-links it from the next snapshot object by object ([`update`]): only the
+//! objects whose resourceVersion moved, and those a change may relate differently, are derived
+//! again. A graph is stored as one record per node ([`record`]).
+
+pub mod derive;
+pub mod record;
+pub mod update;
 
 use std::collections::BTreeMap;
 
@@ -10,16 +18,16 @@ use foldhash::HashMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use metakube_shared::ObjectRef;
-use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::EdgeRef;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 use regex::Regex;
 
-use crate::signals::Signal;
-use crate::snapshot::{label_selector_matches, Cluster};
+use crate::snapshot::Cluster;
 
 /// A typed relation between two objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Edge {
     /// Controller ownership (Deployment → ReplicaSet → Pod, Job → Pod, Pod → Container).
     Owns,
@@ -51,6 +59,28 @@ pub enum Edge {
 }
 
 impl Edge {
+    /// Every edge type, in the order of their codes.
+    pub const ALL: [Edge; 13] = [
+        Edge::Owns,
+        Edge::Selects,
+        Edge::RunsOn,
+        Edge::Mounts,
+        Edge::References,
+        Edge::RoutesTo,
+        Edge::DependsOn,
+        Edge::Exposes,
+        Edge::Binds,
+        Edge::UsesClass,
+        Edge::Constrains,
+        Edge::Scales,
+        Edge::SelectsWorkload,
+    ];
+
+    /// The edge type of a stored code.
+    pub fn from_code(code: u8) -> Option<Edge> {
+        Edge::ALL.get(usize::from(code)).copied()
+    }
+
     /// The edge's name in docs and evidence.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +101,10 @@ impl Edge {
     }
 }
 
+/// A graph's content in order: each node with whether it exists, each edge as
+/// `(from, edge, to)`.
+pub type Triples = (Vec<(ObjectRef, bool)>, Vec<(ObjectRef, Edge, ObjectRef)>);
+
 /// A node of the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphNode {
@@ -80,308 +114,38 @@ pub struct GraphNode {
     pub exists: bool,
 }
 
-/// The instance graph of one snapshot.
-#[derive(Debug, Default)]
+/// The instance graph of one snapshot (and, kept by the daemon, of the cluster it came from).
+#[derive(Debug, Default, Clone)]
 pub struct KubeGraph {
-    g: DiGraph<GraphNode, Edge>,
+    g: StableDiGraph<GraphNode, Edge>,
     idx: HashMap<ObjectRef, NodeIndex>,
-    /// Edges present, for a constant-time duplicate check (a namespace or node has thousands).
-    edges: std::collections::HashSet<(NodeIndex, NodeIndex, Edge)>,
+    /// The snapshot's objects: the version (resourceVersion, and a pod's log peers) their
+    /// relations were derived from; `None` when the object has no resourceVersion (it is then
+    /// derived again every time).
+    versions: HashMap<NodeIndex, Option<u64>>,
+    /// The host keys each pod's configuration and logs name, and the pods by key.
+    hosts_of: HashMap<NodeIndex, Vec<String>>,
+    by_host: HashMap<String, foldhash::HashSet<NodeIndex>>,
+    /// Node records changed, and nodes removed, since the graph was last stored.
+    unsaved: foldhash::HashSet<u32>,
+    dropped: foldhash::HashSet<u32>,
 }
 
 impl KubeGraph {
-    /// Builds the graph.
-    pub fn build(c: &Cluster, signals: &[Signal]) -> KubeGraph {
+    /// Builds the graph of a snapshot.
+    pub fn build(c: &Cluster, signals: &[crate::signals::Signal]) -> KubeGraph {
         let mut kg = KubeGraph::default();
-        kg.add_objects(c);
-        kg.add_ownership(c);
-        kg.add_pod_relations(c);
-        kg.add_service_relations(c);
-        kg.add_storage_relations(c);
-        kg.add_policy_relations(c);
-        kg.add_dependencies(c, signals);
+        kg.update(c, signals, &[]);
         kg
     }
 
-    fn node(&mut self, r: &ObjectRef, exists: bool) -> NodeIndex {
-        if let Some(&i) = self.idx.get(r) {
-            if exists {
-                self.g[i].exists = true;
-            }
-            return i;
-        }
-        let i = self.g.add_node(GraphNode {
-            r: r.clone(),
-            exists,
-        });
-        self.idx.insert(r.clone(), i);
-        i
-    }
-
-    fn edge(&mut self, from: &ObjectRef, to: &ObjectRef, e: Edge, to_exists: bool) {
-        let a = self.node(from, true);
-        let b = self.node(to, to_exists);
-        if self.edges.insert((a, b, e)) {
-            self.g.add_edge(a, b, e);
-        }
-    }
-
-    fn add_objects(&mut self, c: &Cluster) {
-        macro_rules! all {
-            ($($v:ident),*) => { $( for o in &c.$v { self.node(&o.r, true); } )* };
-        }
-        all!(
-            pods,
-            nodes,
-            services,
-            endpoints,
-            deployments,
-            replicasets,
-            statefulsets,
-            daemonsets,
-            jobs,
-            cronjobs,
-            configmaps,
-            secrets,
-            serviceaccounts,
-            pvcs,
-            pvs,
-            storageclasses,
-            netpols,
-            ingresses,
-            quotas,
-            limitranges,
-            hpas
-        );
-        let mut namespaces: Vec<String> = c
-            .pods
-            .iter()
-            .filter_map(|p| p.r.namespace.clone())
-            .collect();
-        namespaces.sort();
-        namespaces.dedup();
-        for ns in namespaces {
-            self.node(&ObjectRef::cluster("Namespace", ns), true);
-        }
-    }
-
-    fn add_ownership(&mut self, c: &Cluster) {
-        let metas = c
-            .pods
-            .iter()
-            .map(|o| (&o.r, &o.o.metadata))
-            .chain(c.replicasets.iter().map(|o| (&o.r, &o.o.metadata)))
-            .chain(c.jobs.iter().map(|o| (&o.r, &o.o.metadata)))
-            .chain(c.endpoints.iter().map(|o| (&o.r, &o.o.metadata)));
-        let pairs: Vec<(ObjectRef, ObjectRef)> = metas
-            .filter_map(|(r, m)| c.owner_of(m).map(|o| (o, r.clone())))
-            .collect();
-        for (owner, owned) in pairs {
-            let exists = c.exists(&owner);
-            self.edge(&owner, &owned, Edge::Owns, true);
-            if !exists {
-                self.g[self.idx[&owner]].exists = false;
-            }
-        }
-    }
-
-    fn add_pod_relations(&mut self, c: &Cluster) {
-        for p in &c.pods {
-            let ns = p.r.namespace.clone().unwrap_or_default();
-            let Some(spec) = p.o.spec.as_ref() else {
-                continue;
-            };
-            if let Some(n) = &spec.node_name {
-                let nr = ObjectRef::cluster("Node", n);
-                let exists = c.node(n).is_some();
-                self.edge(&p.r, &nr, Edge::RunsOn, exists);
-            }
-            for (kind, name, edge) in pod_spec_refs(spec) {
-                let r = ObjectRef::new(kind, &ns, &name);
-                let exists = c.exists(&r);
-                self.edge(&p.r, &r, edge, exists);
-            }
-            for ctr in spec
-                .containers
-                .iter()
-                .chain(spec.init_containers.iter().flatten())
-            {
-                let cr = ObjectRef::new("Container", &ns, format!("{}/{}", p.r.name, ctr.name));
-                self.edge(&p.r, &cr, Edge::Owns, true);
-            }
-            self.edge(
-                &ObjectRef::cluster("Namespace", &ns),
-                &p.r,
-                Edge::Owns,
-                true,
-            );
-        }
-    }
-
-    fn add_service_relations(&mut self, c: &Cluster) {
-        // Each workload's template against the Services that may select it (the selector
-        // index), in the order of the Services and then of the workloads.
-        let workloads = c
-            .deployments
-            .iter()
-            .map(|o| &o.r)
-            .chain(c.statefulsets.iter().map(|o| &o.r))
-            .chain(c.daemonsets.iter().map(|o| &o.r));
-        let mut backs: Vec<(usize, usize, ObjectRef, ObjectRef)> = Vec::new();
-        for (wi, r) in workloads.enumerate() {
-            let Some(labels) = c.template_labels(r) else {
-                continue;
-            };
-            for s in c.services_selecting(r.namespace.as_deref().unwrap_or(""), Some(labels)) {
-                let si = c.position(&s.r).unwrap_or(usize::MAX);
-                backs.push((si, wi, s.r.clone(), r.clone()));
-            }
-        }
-        backs.sort_by_key(|(si, wi, ..)| (*si, *wi));
-        let backs = backs.into_iter().map(|(_, _, s, w)| (s, w));
-        for (svc, w) in backs {
-            self.edge(&svc, &w, Edge::SelectsWorkload, true);
-        }
-        for s in &c.services {
-            let ns = s.r.namespace.as_deref();
-            if let Some(sel) = s.o.spec.as_ref().and_then(|sp| sp.selector.as_ref()) {
-                let matched: Vec<ObjectRef> = c
-                    .pods_selected_by(ns.unwrap_or(""), sel)
-                    .into_iter()
-                    .map(|p| p.r.clone())
-                    .collect();
-                for p in matched {
-                    self.edge(&s.r, &p, Edge::Selects, true);
-                }
-            }
-            if let Some(ep) = c.endpoints_of(&s.r) {
-                let epr = ep.r.clone();
-                self.edge(&s.r, &epr, Edge::Exposes, true);
-            }
-        }
-        for ing in &c.ingresses {
-            let ns = ing.r.namespace.clone().unwrap_or_default();
-            let spec = ing.o.spec.as_ref();
-            let names: Vec<String> = spec
-                .and_then(|s| s.rules.as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.http.as_ref())
-                .flat_map(|h| {
-                    h.paths
-                        .iter()
-                        .filter_map(|p| p.backend.service.as_ref().map(|s| s.name.clone()))
-                })
-                .chain(
-                    spec.and_then(|s| s.default_backend.as_ref())
-                        .and_then(|b| b.service.as_ref())
-                        .map(|s| s.name.clone()),
-                )
-                .collect();
-            for n in names {
-                let r = ObjectRef::new("Service", &ns, &n);
-                let exists = c.service(&ns, &n).is_some();
-                self.edge(&ing.r, &r, Edge::RoutesTo, exists);
-            }
-        }
-    }
-
-    fn add_storage_relations(&mut self, c: &Cluster) {
-        for pvc in &c.pvcs {
-            let spec = pvc.o.spec.as_ref();
-            if let Some(v) = spec.and_then(|s| s.volume_name.as_ref()) {
-                let r = ObjectRef::cluster("PersistentVolume", v);
-                let exists = c.exists(&r);
-                self.edge(&pvc.r, &r, Edge::Binds, exists);
-            }
-            if let Some(sc) = spec
-                .and_then(|s| s.storage_class_name.as_ref())
-                .filter(|s| !s.is_empty())
-            {
-                let r = ObjectRef::cluster("StorageClass", sc);
-                let exists = c.exists(&r);
-                self.edge(&pvc.r, &r, Edge::UsesClass, exists);
-            }
-        }
-    }
-
-    fn add_policy_relations(&mut self, c: &Cluster) {
-        for np in &c.netpols {
-            let ns = np.r.namespace.as_deref();
-            let Some(spec) = np.o.spec.as_ref() else {
-                continue;
-            };
-            let matched: Vec<ObjectRef> = c
-                .pods
-                .iter()
-                .filter(|p| {
-                    p.r.namespace.as_deref() == ns
-                        && spec.pod_selector.as_ref().is_none_or(|sel| {
-                            label_selector_matches(sel, p.o.metadata.labels.as_ref())
-                        })
-                })
-                .map(|p| p.r.clone())
-                .collect();
-            for p in matched {
-                self.edge(&np.r, &p, Edge::Selects, true);
-            }
-        }
-        for q in c
-            .quotas
-            .iter()
-            .map(|q| &q.r)
-            .chain(c.limitranges.iter().map(|l| &l.r))
-        {
-            if let Some(ns) = &q.namespace {
-                let r = q.clone();
-                self.edge(
-                    &r,
-                    &ObjectRef::cluster("Namespace", ns),
-                    Edge::Constrains,
-                    true,
-                );
-            }
-        }
-        for h in &c.hpas {
-            let ns = h.r.namespace.clone().unwrap_or_default();
-            if let Some(t) = h.o.spec.as_ref().map(|s| &s.scale_target_ref) {
-                let r = ObjectRef::new(&t.kind, &ns, &t.name);
-                let exists = c.exists(&r);
-                let hr = h.r.clone();
-                self.edge(&hr, &r, Edge::Scales, exists);
-            }
-        }
-    }
-
-    fn add_dependencies(&mut self, c: &Cluster, signals: &[Signal]) {
-        // Log peers per pod, gathered once (a scan per pod grows with the square of the pods).
-        let mut peers_of: HashMap<&ObjectRef, Vec<&str>> = HashMap::default();
-        for s in signals.iter().filter(|s| s.code.starts_with("log_")) {
-            if let Some(p) = s.peer.as_deref() {
-                peers_of.entry(&s.object).or_default().push(p);
-            }
-        }
-        let deps: Vec<(ObjectRef, ObjectRef)> = c
-            .pods
-            .iter()
-            .flat_map(|p| {
-                let peers = peers_of.get(&p.r).into_iter().flatten().copied();
-                dependencies_of(c, p, peers)
-                    .into_iter()
-                    .map(move |s| (p.r.clone(), s))
-            })
-            .collect();
-        for (p, s) in deps {
-            self.edge(&p, &s, Edge::DependsOn, true);
-        }
-    }
-
-    /// Neighbours along edges of one type, outgoing or incoming.
+    /// Neighbours along edges of one type, outgoing or incoming, in object order.
     pub fn neighbors(&self, r: &ObjectRef, e: Edge, dir: Direction) -> Vec<&ObjectRef> {
         let Some(&i) = self.idx.get(r) else {
             return Vec::new();
         };
-        self.g
+        let mut out: Vec<&ObjectRef> = self
+            .g
             .edges_directed(i, dir)
             .filter(|x| *x.weight() == e)
             .map(|x| {
@@ -392,10 +156,13 @@ impl KubeGraph {
                 };
                 &self.g[other].r
             })
-            .collect()
+            .collect();
+        out.sort_unstable();
+        out
     }
 
-    /// Every relation of an object: (edge, followed outgoing, the object at its other end).
+    /// Every relation of an object: (edge, followed outgoing, the object at its other end), in
+    /// edge and object order.
     pub fn edges_of(&self, r: &ObjectRef) -> Vec<(Edge, bool, &ObjectRef)> {
         let Some(&i) = self.idx.get(r) else {
             return Vec::new();
@@ -408,7 +175,9 @@ impl KubeGraph {
             .g
             .edges_directed(i, Direction::Incoming)
             .map(|x| (*x.weight(), false, &self.g[x.source()].r));
-        out.chain(inc).collect()
+        let mut all: Vec<_> = out.chain(inc).collect();
+        all.sort_unstable_by(|a, b| (a.0, !a.1, a.2).cmp(&(b.0, !b.1, b.2)));
+        all
     }
 
     /// Whether the node exists in the snapshot (false for referenced-but-absent objects).
@@ -439,6 +208,28 @@ impl KubeGraph {
         (kinds, edges)
     }
 
+    /// Every node and its edges, as `(from, edge, to)` triples in order (for comparing graphs).
+    pub fn triples(&self) -> Triples {
+        let mut nodes: Vec<(ObjectRef, bool)> = self
+            .g
+            .node_weights()
+            .map(|n| (n.r.clone(), n.exists))
+            .collect();
+        nodes.sort();
+        let mut edges: Vec<(ObjectRef, Edge, ObjectRef)> = (&self.g)
+            .edge_references()
+            .map(|e| {
+                (
+                    self.g[e.source()].r.clone(),
+                    *e.weight(),
+                    self.g[e.target()].r.clone(),
+                )
+            })
+            .collect();
+        edges.sort();
+        (nodes, edges)
+    }
+
     /// Shortest undirected hop count between two objects, up to `max` hops.
     pub fn distance(&self, a: &ObjectRef, b: &ObjectRef, max: usize) -> Option<usize> {
         let (&ia, &ib) = (self.idx.get(a)?, self.idx.get(b)?);
@@ -459,6 +250,31 @@ impl KubeGraph {
             frontier = next;
         }
         None
+    }
+
+    /// The objects at most `hops` relations away from `r` (either direction), `r` first, then
+    /// by distance: the neighbourhood a diagnosis may reach.
+    pub fn within(&self, r: &ObjectRef, hops: usize) -> Vec<&ObjectRef> {
+        let Some(&start) = self.idx.get(r) else {
+            return Vec::new();
+        };
+        let mut seen = foldhash::HashSet::default();
+        seen.insert(start);
+        let mut out = vec![start];
+        let mut frontier = vec![start];
+        for _ in 0..hops {
+            let mut next = Vec::new();
+            for &n in &frontier {
+                for m in self.g.neighbors_undirected(n) {
+                    if seen.insert(m) {
+                        next.push(m);
+                    }
+                }
+            }
+            out.extend_from_slice(&next);
+            frontier = next;
+        }
+        out.into_iter().map(|i| &self.g[i].r).collect()
     }
 }
 
@@ -560,12 +376,23 @@ fn config_texts(
     texts
 }
 
-/// Services a pod calls, from its configuration and the peers its log lines name.
-pub fn dependencies_of<'p>(
+/// How a host name is looked up when a Service changes: an IP as written, a name by its
+/// first DNS label (what [`Cluster::resolve_service`] resolves by), lower case.
+pub fn host_key(host: &str) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host.to_string();
+    }
+    let host = host.trim_end_matches('.');
+    host.split('.').next().unwrap_or(host).to_ascii_lowercase()
+}
+
+/// Services a pod calls, from its configuration and the peers its log lines name, and the
+/// [`host_key`]s of every host name they mention (resolved or not).
+pub fn calls(
     c: &Cluster,
     p: &crate::snapshot::Obj<k8s_openapi::api::core::v1::Pod>,
-    log_peers: impl Iterator<Item = &'p str>,
-) -> Vec<ObjectRef> {
+    log_peers: &[&str],
+) -> (Vec<ObjectRef>, Vec<String>) {
     static HOST: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         Regex::new(r"[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*").expect("valid regex")
     });
@@ -576,8 +403,10 @@ pub fn dependencies_of<'p>(
         .into_iter()
         .map(|s| s.r.clone())
         .collect();
+    let mut keys: Vec<String> = Vec::new();
     for text in config_texts(c, p) {
         for m in HOST.find_iter(&text) {
+            keys.push(host_key(m.as_str()));
             if let Some(s) = c.resolve_service(m.as_str(), ns) {
                 if !own.contains(&s) && !out.contains(&s) {
                     out.push(s);
@@ -586,11 +415,14 @@ pub fn dependencies_of<'p>(
         }
     }
     for peer in log_peers {
+        keys.push(host_key(peer));
         if let Some(s) = c.resolve_service(peer, ns) {
             if !own.contains(&s) && !out.contains(&s) {
                 out.push(s);
             }
         }
     }
-    out
+    keys.sort_unstable();
+    keys.dedup();
+    (out, keys)
 }

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub panics: Counter,
     /// Diagnoses stopped because their client went away.
     pub abandoned: Counter,
+    /// Diagnoses that re-linked their cluster's kept KubeGraph instead of building one.
+    pub graphs_relinked: Counter,
+    /// Objects whose relations those re-links derived again.
+    pub graph_objects_derived: Counter,
     latency: Histogram,
     uptime: Gauge<f64, AtomicU64>,
     registry: Registry,
@@ -43,6 +47,8 @@ impl Default for Metrics {
             feedback: Counter::default(),
             panics: Counter::default(),
             abandoned: Counter::default(),
+            graphs_relinked: Counter::default(),
+            graph_objects_derived: Counter::default(),
             // 1 ms to ~33 s.
             latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             uptime: Gauge::default(),
@@ -76,6 +82,16 @@ impl Default for Metrics {
                 "metakube_handler_panics",
                 "Request handlers that panicked (answered 500)",
                 &m.panics,
+            ),
+            (
+                "metakube_graphs_relinked",
+                "Diagnoses that re-linked their cluster's kept KubeGraph instead of building one",
+                &m.graphs_relinked,
+            ),
+            (
+                "metakube_graph_objects_rederived",
+                "Objects whose relations those re-links derived again (the rest were kept)",
+                &m.graph_objects_derived,
             ),
         ];
         for (name, help, c) in counters {

@@ -138,6 +138,8 @@ pub struct Warm {
     pub memory: Option<Arc<Memory>>,
     /// Each live cluster's change history (over `store`).
     pub history: Arc<crate::history::History>,
+    /// Each live cluster's KubeGraph, re-linked from one diagnosis to the next (over `store`).
+    pub graphs: Arc<crate::kept::KeptGraphs>,
 }
 
 /// The explanation model, loaded after the warm state; one generation at a time.
@@ -260,11 +262,13 @@ fn load_warm(state: Arc<State>, tx: watch::Sender<Option<Arc<Warm>>>) {
         let memory = load_memory(&state, &store);
         info!(ms = t.elapsed().as_millis() as u64, "warm state loaded");
         let history = Arc::new(crate::history::History::new(store.clone()));
+        let graphs = Arc::new(crate::kept::KeptGraphs::new(store.clone()));
         let _ = tx.send(Some(Arc::new(Warm {
             knowledge: RwLock::new(knowledge),
             store,
             memory,
             history,
+            graphs,
         })));
         load_llm(&state);
     });

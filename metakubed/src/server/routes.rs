@@ -336,14 +336,30 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             _ => None,
         };
         let deadline = Some(start + st.config.request_budget);
-        let mut out = crate::engine::diagnose_unless(
+        // A live cluster's graph from its last diagnosis, re-linked rather than built.
+        let key = crate::kept::graph_key(&request.snapshot);
+        let mut taken = key.as_deref().map(|k| w.graphs.take(k));
+        let mut kept = taken.as_mut().and_then(|t| t.graph.take());
+        let mut out = crate::engine::diagnose_kept(
             &k,
             &request.snapshot,
             id,
             memory,
             &|| flag.load(Ordering::Relaxed),
             deadline,
+            &mut kept,
         );
+        if let Some(r) = out.as_ref().ok().and_then(|d| d.relinked.as_ref()) {
+            st.metrics.graphs_relinked.inc();
+            st.metrics.graph_objects_derived.inc_by(r.derived as u64);
+        }
+        if let (Some(key), Some(taken), Some(graph), true) = (&key, taken, kept, out.is_ok()) {
+            let t = Instant::now();
+            match w.graphs.put(key, taken, graph) {
+                Ok(n) => tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, records = n, "graph kept"),
+                Err(e) => tracing::warn!(error = %e, "could not store the cluster's graph; the next diagnosis builds it again"),
+            }
+        }
         if let Ok(d) = &mut out {
             let t = Instant::now();
             attach_changes(&w.history, &request.snapshot, &mut d.diagnosis);

@@ -1,0 +1,308 @@
+//! The KubeGraph kept per cluster between diagnoses, warm in memory and persisted in RocksDB.
+//!
+//! A live cluster's graph is kept under its history key and the namespace the request ran in
+//! (a diagnosis reads that namespace and what it reaches, so two namespaces of one cluster keep
+//! two graphs). The next snapshot of it re-links the kept graph instead of building one
+//! ([`crate::graph::instance::update`]); after the diagnosis, only the node records the update
+//! touched are written. A daemon that starts again loads the graph from its records on the
+//! first diagnosis of that cluster. A dump is a moment with no before: it keeps nothing.
+//!
+//! Like the history, this runs at the edge: the engine takes a graph and leaves one, and the
+//! daemon's handler moves it between here and there.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use metakube_shared::Snapshot;
+
+use crate::graph::instance::record::{Loader, RecordError};
+use crate::graph::instance::KubeGraph;
+use crate::store::{Cf, Op, Store, StoreError};
+
+/// Graphs kept in memory at once; beyond it the least recently used is dropped from memory (it
+/// stays in the store).
+const WARM_GRAPHS: usize = 8;
+
+/// Why a kept graph could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeptError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored records do not make a graph.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A stored key is not `graph key\0u32`.
+    #[error("a stored graph key of {0} is malformed")]
+    Key(String),
+}
+
+/// The key a snapshot's graph is kept under, or `None` for a dump.
+pub fn graph_key(snap: &Snapshot) -> Option<String> {
+    crate::history::cluster_key(&snap.meta.source).map(|c| format!("{c}/{}", snap.meta.namespace))
+}
+
+/// A graph taken out to be re-linked, and whether the store holds exactly its records.
+pub struct Taken {
+    /// The graph (none: build one).
+    pub graph: Option<KubeGraph>,
+    /// False when the store may hold records of another graph under the key (none was loaded).
+    in_store: bool,
+}
+
+/// The kept graphs over the store.
+pub struct KeptGraphs {
+    store: Arc<dyn Store>,
+    warm: Mutex<HashMap<String, (KubeGraph, Instant)>>,
+}
+
+fn prefix(key: &str) -> Vec<u8> {
+    let mut p = key.as_bytes().to_vec();
+    p.push(0);
+    p
+}
+
+impl KeptGraphs {
+    /// Kept graphs over a store.
+    pub fn new(store: Arc<dyn Store>) -> KeptGraphs {
+        KeptGraphs {
+            store,
+            warm: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes the graph kept under `key` out (from memory, else from the store). A graph that
+    /// cannot be loaded is reported and built afresh (its records are then replaced).
+    pub fn take(&self, key: &str) -> Taken {
+        let warm = self
+            .warm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        if let Some((g, _)) = warm {
+            return Taken {
+                graph: Some(g),
+                in_store: true,
+            };
+        }
+        match self.load(key) {
+            Ok(graph) => Taken {
+                in_store: true,
+                graph,
+            },
+            Err(e) => {
+                tracing::warn!(key, error = %e, "the stored graph could not be loaded; building it afresh");
+                Taken {
+                    graph: None,
+                    in_store: false,
+                }
+            }
+        }
+    }
+
+    /// Loads the graph stored under `key` (`None` when there is none).
+    pub fn load(&self, key: &str) -> Result<Option<KubeGraph>, KeptError> {
+        let p = prefix(key);
+        let mut loader = Loader::default();
+        let mut any = false;
+        let mut failed: Option<KeptError> = None;
+        self.store.scan(Cf::Graphs, &p, &mut |k, v| {
+            let Some(rest) = k.strip_prefix(p.as_slice()) else {
+                return false;
+            };
+            let Ok(index) = <[u8; 4]>::try_from(rest).map(u32::from_be_bytes) else {
+                failed = Some(KeptError::Key(key.to_string()));
+                return false;
+            };
+            any = true;
+            match loader.push(index, v) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e.into());
+                    false
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(loader.finish()?))
+    }
+
+    /// Keeps `graph` under `key` and writes the records it changed since it was taken (all of
+    /// them, replacing whatever was stored, when it was not loaded from there).
+    pub fn put(&self, key: &str, taken: Taken, mut graph: KubeGraph) -> Result<usize, KeptError> {
+        let p = prefix(key);
+        let record_key = |i: u32| {
+            let mut k = p.clone();
+            k.extend_from_slice(&i.to_be_bytes());
+            k
+        };
+        let (written, dropped) = graph.take_unsaved();
+        let mut ops: Vec<Op> = Vec::new();
+        if !taken.in_store {
+            self.store.scan(Cf::Graphs, &p, &mut |k, _| {
+                if !k.starts_with(&p) {
+                    return false;
+                }
+                ops.push((Cf::Graphs, k.to_vec(), None));
+                true
+            })?;
+        }
+        for i in dropped {
+            ops.push((Cf::Graphs, record_key(i), None));
+        }
+        for i in written {
+            if let Some(r) = graph.record(i) {
+                ops.push((Cf::Graphs, record_key(i), Some(r)));
+            }
+        }
+        let n = ops.len();
+        if !ops.is_empty() {
+            // A batch is written whole or not at all: when it fails, the store keeps the graph
+            // as it was, and the next diagnosis loads and re-links that one.
+            self.store.write(&ops)?;
+        }
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        warm.insert(key.to_string(), (graph, Instant::now()));
+        if warm.len() > WARM_GRAPHS {
+            if let Some(oldest) = warm
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            {
+                warm.remove(&oldest);
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Cluster;
+    use crate::store::MemStore;
+    use jiff::Timestamp;
+    use metakube_shared::{CollectionMeta, KubeObject, ObjectRef, SnapshotSource};
+    use serde_json::{json, Value};
+
+    fn pod(name: &str, app: &str, rv: &str) -> Value {
+        json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": "shop", "resourceVersion": rv, "labels": {"app": app}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i",
+                "env": [{"name": "CFG", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}}]}]}})
+    }
+
+    fn snap(objects: Vec<Value>, live: bool) -> Snapshot {
+        Snapshot {
+            target: ObjectRef::new("Pod", "shop", "web-1"),
+            objects: objects.into_iter().map(KubeObject).collect(),
+            logs: vec![],
+            meta: CollectionMeta {
+                source: if live {
+                    SnapshotSource::Live {
+                        context: Some("kind-a".into()),
+                        cluster: Some("https://10.0.0.1:6443".into()),
+                    }
+                } else {
+                    SnapshotSource::Dump {
+                        path: "/tmp/dump".into(),
+                    }
+                },
+                namespace: "shop".into(),
+                collected_at: Timestamp::now(),
+                gaps: vec![],
+                collector_version: "test".into(),
+            },
+        }
+    }
+
+    fn first() -> Snapshot {
+        snap(
+            vec![
+                pod("web-1", "web", "10"),
+                pod("web-2", "web", "11"),
+                json!({"kind": "Service", "apiVersion": "v1",
+                    "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "12"},
+                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+                json!({"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n1", "resourceVersion": "13"}}),
+            ],
+            true,
+        )
+    }
+
+    fn built(s: &Snapshot) -> KubeGraph {
+        KubeGraph::build(&Cluster::from_snapshot(s), &[])
+    }
+
+    #[test]
+    fn a_kept_graph_is_written_once_then_only_what_an_update_touched() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let kept = KeptGraphs::new(store.clone());
+        let s1 = first();
+        let key = graph_key(&s1).expect("a live snapshot has a key");
+        let t = kept.take(&key);
+        assert!(t.graph.is_none(), "nothing kept yet");
+        let all = kept.put(&key, t, built(&s1)).unwrap();
+        assert_eq!(all, built(&s1).node_count(), "one record per node");
+
+        // Another daemon over the same store loads it.
+        let other = KeptGraphs::new(store.clone());
+        let mut t = other.take(&key);
+        let mut g = t.graph.take().expect("loaded from the store");
+        assert_eq!(g.triples(), built(&s1).triples());
+
+        // web-2 leaves the Service (its labels and resourceVersion move); the ConfigMap it
+        // reads appears.
+        let mut objects: Vec<Value> = s1.objects.iter().map(|o| o.0.clone()).collect();
+        objects[1] = pod("web-2", "batch", "20");
+        objects.push(json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "cfg", "namespace": "shop", "resourceVersion": "21"}, "data": {"k": "v"}}));
+        let s2 = snap(objects, true);
+        let r = g.update(&Cluster::from_snapshot(&s2), &[], &[]);
+        assert_eq!((r.changed, r.gone), (2, 0), "{r:?}");
+        let some = other.put(&key, t, g).unwrap();
+        assert!(some > 0 && some < all, "{some} records written of {all}");
+
+        let third = KeptGraphs::new(store);
+        let g3 = third.take(&key).graph.expect("stored");
+        assert_eq!(g3.triples(), built(&s2).triples());
+    }
+
+    #[test]
+    fn a_dump_keeps_no_graph() {
+        assert_eq!(graph_key(&snap(vec![], false)), None);
+    }
+
+    #[test]
+    fn unreadable_records_are_not_loaded_and_are_replaced_whole() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let s1 = first();
+        let key = graph_key(&s1).unwrap();
+        let mut k = prefix(&key);
+        k.extend_from_slice(&99u32.to_be_bytes());
+        store
+            .write(&[(Cf::Graphs, k, Some(b"\xff\xff garbage".to_vec()))])
+            .unwrap();
+        let kept = KeptGraphs::new(store.clone());
+        let err = kept.load(&key).unwrap_err().to_string();
+        assert!(err.contains("node 99"), "{err}");
+        let t = kept.take(&key);
+        assert!(
+            t.graph.is_none(),
+            "a graph that does not load is built afresh"
+        );
+        kept.put(&key, t, built(&s1)).unwrap();
+        let again = KeptGraphs::new(store).load(&key).unwrap().expect("stored");
+        assert_eq!(
+            again.triples(),
+            built(&s1).triples(),
+            "the garbage record is gone"
+        );
+    }
+}
