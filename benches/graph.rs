@@ -67,6 +67,29 @@ fn relink(c: &mut Criterion) {
         )
     });
     g.finish();
+    // What the daemon keeps after diagnosing the first look.
+    let mut after_a = metakubed::engine::Kept::default();
+    metakubed::engine::diagnose_kept(&k, &a, "a".into(), None, &|| false, None, &mut after_a)
+        .expect("diagnose");
+    let typed = after_a.cluster.take().expect("typed snapshot kept");
+    for (what, graph, cluster) in [
+        ("nothing kept", None, None),
+        ("graph kept", Some(kept.clone()), None),
+        (
+            "graph and typed objects kept",
+            Some(kept.clone()),
+            Some(typed.clone()),
+        ),
+    ] {
+        let mut kk = metakubed::engine::Kept { graph, cluster };
+        let d =
+            metakubed::engine::diagnose_kept(&k, &b, "b".into(), None, &|| false, None, &mut kk)
+                .expect("diagnose");
+        eprintln!(
+            "graph bench: diagnose, {what}: {:?}",
+            d.diagnosis.timings_ms
+        );
+    }
     let mut d = c.benchmark_group("diagnose_20k_1pct");
     d.sample_size(10);
     d.bench_function("graph_built", |bn| {
@@ -74,7 +97,23 @@ fn relink(c: &mut Criterion) {
     });
     d.bench_function("graph_kept", |bn| {
         bn.iter_batched(
-            || Some(kept.clone()),
+            || metakubed::engine::Kept {
+                graph: Some(kept.clone()),
+                cluster: None,
+            },
+            |mut g| {
+                metakubed::engine::diagnose_kept(&k, &b, "b".into(), None, &|| false, None, &mut g)
+                    .expect("diagnose")
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    d.bench_function("graph_and_typed_objects_kept", |bn| {
+        bn.iter_batched(
+            || metakubed::engine::Kept {
+                graph: Some(kept.clone()),
+                cluster: Some(typed.clone()),
+            },
             |mut g| {
                 metakubed::engine::diagnose_kept(&k, &b, "b".into(), None, &|| false, None, &mut g)
                     .expect("diagnose")
@@ -143,7 +182,16 @@ fn million(c: &mut Criterion) {
     let key = "live:https://bench:6443/all";
     let t = std::time::Instant::now();
     let taken = kept.take(key);
-    let written = kept.put(key, taken, g).expect("stored");
+    let written = kept
+        .put(
+            key,
+            taken,
+            metakubed::engine::Kept {
+                graph: Some(g),
+                cluster: None,
+            },
+        )
+        .expect("stored");
     eprintln!(
         "graph bench: {written} records stored in {:.1} s",
         t.elapsed().as_secs_f64()

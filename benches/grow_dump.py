@@ -129,7 +129,8 @@ while existing + n * PER_NEIGHBOUR + len(node_names) * 2 < objects_goal:
                             ("BackOff", "Back-off restarting failed container app in pod " + pname) if crash
                             else ("Started", "Started container app")]:
             L["events"].append({
-                "metadata": {"name": f"{pname}.{reason.lower()}", "namespace": ns},
+                "metadata": {"name": f"{pname}.{reason.lower()}", "namespace": ns,
+                             "resourceVersion": str(900000 + len(L["events"]))},
                 "involvedObject": {"kind": "Pod", "namespace": ns, "name": pname, "uid": f"p-{n}-{j}"},
                 "reason": reason, "message": msg, "type": "Warning" if reason == "BackOff" else "Normal",
                 "count": 1, "firstTimestamp": created, "lastTimestamp": created,
@@ -180,7 +181,8 @@ for name in node_names:
     nd["spec"].pop("taints", None)
     nodes["items"].append(nd)
     node_events.append({
-        "metadata": {"name": f"{name}.sufficient", "namespace": "default"},
+        "metadata": {"name": f"{name}.sufficient", "namespace": "default",
+                     "resourceVersion": str(800000 + len(node_events))},
         "involvedObject": {"kind": "Node", "name": name, "uid": name},
         "reason": "NodeHasSufficientMemory", "message": f"Node {name} status is now: NodeHasSufficientMemory",
         "type": "Normal", "count": 1, "firstTimestamp": "2025-11-01T00:00:00Z",

@@ -166,6 +166,23 @@ fn analyzed(k: &Knowledge, snap: &Snapshot) -> (Cluster, metakubed::engine::Anal
     metakubed::engine::analyze(k, snap, &mut Default::default()).unwrap()
 }
 
+/// A typed snapshot's objects, kind by kind, as text (its indexes are hash maps).
+fn typed_content(c: &Cluster) -> String {
+    format!(
+        "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+        c.pods,
+        c.nodes,
+        c.services,
+        c.endpoints,
+        c.deployments,
+        c.replicasets,
+        c.configmaps,
+        c.events,
+        c.gaps,
+        c.objects()
+    )
+}
+
 fn reload(g: &KubeGraph) -> KubeGraph {
     let mut l = Loader::default();
     for i in g.indices() {
@@ -195,6 +212,7 @@ fn check_corpus(root: &Path) -> usize {
     let k = Knowledge::builtin();
     let snaps = snapshots(root);
     let mut checked = 0;
+    let (mut typed_reused, mut typed_objects) = (0, 0);
     for (n, (name, snap0)) in snaps.iter().enumerate() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1));
         let (c0, a0) = analyzed(&k, snap0);
@@ -217,6 +235,17 @@ fn check_corpus(root: &Path) -> usize {
                 break;
             }
             let (c1, a1) = analyzed(&k, &next);
+            // Typed again only where the resourceVersion moved: the same typed snapshot.
+            let before = Cluster::from_snapshot(&snap);
+            let (reusing, reused) = Cluster::from_snapshot_reusing(&next, Some(before));
+            assert_eq!(
+                typed_content(&reusing),
+                typed_content(&c1),
+                "{name} step {step}"
+            );
+            assert!(reused <= next.objects.len(), "{name}: {reused} reused");
+            typed_reused += reused;
+            typed_objects += next.objects.len();
             let r = kept.update(&c1, &a1.signals, &[]);
             let d = diff(&kept.triples(), &a1.graph.triples());
             assert!(
@@ -241,6 +270,11 @@ fn check_corpus(root: &Path) -> usize {
             checked += 1;
         }
     }
+    // Most objects did not move, and the moved ones were typed again.
+    assert!(
+        typed_reused * 2 > typed_objects && typed_reused < typed_objects,
+        "{typed_reused} of {typed_objects} typed objects reused"
+    );
     checked
 }
 

@@ -98,24 +98,40 @@ pub fn analyze(
     snap: &Snapshot,
     timings: &mut BTreeMap<String, f64>,
 ) -> Result<(Cluster, Analysis), EngineError> {
-    analyze_kept(k, snap, None, timings)
+    analyze_kept(k, snap, Kept::default(), timings)
 }
 
-/// [`analyze`], re-linking `kept` (the graph of an earlier snapshot of the same cluster)
-/// instead of building the graph afresh.
+/// What the daemon keeps of a live cluster between two diagnoses of it: the graph (re-linked
+/// rather than built) and the typed snapshot (objects whose resourceVersion did not move are
+/// taken from it rather than typed again).
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// The last snapshot's graph.
+    pub graph: Option<KubeGraph>,
+    /// The last snapshot, typed.
+    pub cluster: Option<Cluster>,
+}
+
+/// [`analyze`], starting from what was kept of an earlier snapshot of the same cluster.
 pub fn analyze_kept(
     k: &Knowledge,
     snap: &Snapshot,
-    kept: Option<KubeGraph>,
+    kept: Kept,
     timings: &mut BTreeMap<String, f64>,
 ) -> Result<(Cluster, Analysis), EngineError> {
     let t = Instant::now();
-    let cluster = Cluster::from_snapshot(snap);
+    let (cluster, reused) = Cluster::from_snapshot_reusing(snap, kept.cluster);
+    tracing::debug!(
+        reused,
+        objects = snap.objects.len(),
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "snapshot typed"
+    );
     if !cluster_has(&cluster, &snap.target) {
         return Err(EngineError::TargetNotFound(snap.target.to_string()));
     }
     lap(timings, "snapshot", t);
-    let a = analyze_relinked(k, &cluster, kept, &[], timings);
+    let a = analyze_relinked(k, &cluster, kept.graph, &[], timings);
     Ok((cluster, a))
 }
 
@@ -238,7 +254,15 @@ pub fn diagnose_unless(
     abandoned: &dyn Fn() -> bool,
     deadline: Option<Instant>,
 ) -> Result<Diagnosed, EngineError> {
-    diagnose_kept(k, snap, id, memory, abandoned, deadline, &mut None)
+    diagnose_kept(
+        k,
+        snap,
+        id,
+        memory,
+        abandoned,
+        deadline,
+        &mut Kept::default(),
+    )
 }
 
 /// [`diagnose_with`], stopping between stages with [`EngineError::Abandoned`] once
@@ -246,8 +270,9 @@ pub fn diagnose_unless(
 /// answering with what it has once `deadline` passes: the fix is then offered without its
 /// validation (a second pass over the patched snapshot), and the explanation says so.
 ///
-/// `kept` is the graph of an earlier snapshot of the same cluster, if any: it is re-linked to
-/// this one rather than built afresh, and this snapshot's graph is left in its place.
+/// `kept` is what was kept of an earlier snapshot of the same cluster, if anything: its graph
+/// is re-linked to this one rather than built afresh, its typed objects reused where their
+/// resourceVersion did not move, and this snapshot's are left in their place.
 pub fn diagnose_kept(
     k: &Knowledge,
     snap: &Snapshot,
@@ -255,12 +280,12 @@ pub fn diagnose_kept(
     memory: Option<&dyn Recall>,
     abandoned: &dyn Fn() -> bool,
     deadline: Option<Instant>,
-    kept: &mut Option<KubeGraph>,
+    kept: &mut Kept,
 ) -> Result<Diagnosed, EngineError> {
     let start = Instant::now();
     snap.validate()?;
     let mut stages = BTreeMap::new();
-    let (mut cluster, mut analysis) = analyze_kept(k, snap, kept.take(), &mut stages)?;
+    let (mut cluster, mut analysis) = analyze_kept(k, snap, std::mem::take(kept), &mut stages)?;
     if abandoned() {
         return Err(EngineError::Abandoned);
     }
@@ -458,7 +483,8 @@ pub fn diagnose_kept(
             })
             .collect(),
     };
-    *kept = Some(std::mem::take(&mut analysis.graph));
+    kept.graph = Some(std::mem::take(&mut analysis.graph));
+    kept.cluster = Some(cluster);
     Ok(Diagnosed {
         diagnosis,
         edges,

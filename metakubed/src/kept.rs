@@ -1,11 +1,15 @@
-//! The KubeGraph kept per cluster between diagnoses, warm in memory and persisted in RocksDB.
+//! The KubeGraph kept per cluster between diagnoses, warm in memory and persisted in RocksDB,
+//! and the typed snapshot beside it in memory.
 //!
 //! A live cluster's graph is kept under its history key and the namespace the request ran in
 //! (a diagnosis reads that namespace and what it reaches, so two namespaces of one cluster keep
 //! two graphs). The next snapshot of it re-links the kept graph instead of building one
 //! ([`crate::graph::instance::update`]); after the diagnosis, only the node records the update
 //! touched are written. A daemon that starts again loads the graph from its records on the
-//! first diagnosis of that cluster. A dump is a moment with no before: it keeps nothing.
+//! first diagnosis of that cluster. The last typed snapshots (of [`TYPED_CLUSTERS`] keys) are
+//! kept in memory too, so an object whose resourceVersion did not move is not typed again; they
+//! are not stored (a restarted daemon types its first snapshot whole). A dump is a moment with
+//! no before: it keeps nothing.
 //!
 //! Like the history, this runs at the edge: the engine takes a graph and leaves one, and the
 //! daemon's handler moves it between here and there.
@@ -16,13 +20,20 @@ use std::time::Instant;
 
 use metakube_shared::Snapshot;
 
+use crate::engine::Kept;
 use crate::graph::instance::record::{Loader, RecordError};
 use crate::graph::instance::KubeGraph;
+use crate::snapshot::Cluster;
 use crate::store::{Cf, Op, Store, StoreError};
 
 /// Graphs kept in memory at once; beyond it the least recently used is dropped from memory (it
 /// stays in the store).
 const WARM_GRAPHS: usize = 8;
+
+/// Typed snapshots kept in memory at once (the most recently used keys'): a 20k-object
+/// namespace's typed objects hold ~130 MB (the daemon's steady RSS 357 MB with one kept, 223 MB
+/// with none, `tests/live_cluster.rs`), so only the cluster being watched or re-diagnosed.
+pub const TYPED_CLUSTERS: usize = 1;
 
 /// Why a kept graph could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -43,18 +54,22 @@ pub fn graph_key(snap: &Snapshot) -> Option<String> {
     crate::history::cluster_key(&snap.meta.source).map(|c| format!("{c}/{}", snap.meta.namespace))
 }
 
-/// A graph taken out to be re-linked, and whether the store holds exactly its records.
+/// What was kept of a cluster, taken out for a diagnosis, and whether the store holds exactly
+/// its graph's records.
 pub struct Taken {
-    /// The graph (none: build one).
-    pub graph: Option<KubeGraph>,
+    /// The graph and typed snapshot (none: build and type afresh).
+    pub kept: Kept,
     /// False when the store may hold records of another graph under the key (none was loaded).
     in_store: bool,
 }
 
+/// One key's graph in memory, its typed snapshot if still kept, and when it was last used.
+type Warm = (KubeGraph, Option<Cluster>, Instant);
+
 /// The kept graphs over the store.
 pub struct KeptGraphs {
     store: Arc<dyn Store>,
-    warm: Mutex<HashMap<String, (KubeGraph, Instant)>>,
+    warm: Mutex<HashMap<String, Warm>>,
 }
 
 fn prefix(key: &str) -> Vec<u8> {
@@ -80,21 +95,27 @@ impl KeptGraphs {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
-        if let Some((g, _)) = warm {
+        if let Some((graph, cluster, _)) = warm {
             return Taken {
-                graph: Some(g),
+                kept: Kept {
+                    graph: Some(graph),
+                    cluster,
+                },
                 in_store: true,
             };
         }
         match self.load(key) {
             Ok(graph) => Taken {
+                kept: Kept {
+                    graph,
+                    cluster: None,
+                },
                 in_store: true,
-                graph,
             },
             Err(e) => {
                 tracing::warn!(key, error = %e, "the stored graph could not be loaded; building it afresh");
                 Taken {
-                    graph: None,
+                    kept: Kept::default(),
                     in_store: false,
                 }
             }
@@ -133,9 +154,13 @@ impl KeptGraphs {
         Ok(Some(loader.finish()?))
     }
 
-    /// Keeps `graph` under `key` and writes the records it changed since it was taken (all of
-    /// them, replacing whatever was stored, when it was not loaded from there).
-    pub fn put(&self, key: &str, taken: Taken, mut graph: KubeGraph) -> Result<usize, KeptError> {
+    /// Keeps what a diagnosis left (`kept`, taken out as `taken`) under `key`, and writes the
+    /// graph records it changed since it was taken (all of them, replacing whatever was stored,
+    /// when it was not loaded from there).
+    pub fn put(&self, key: &str, taken: Taken, kept: Kept) -> Result<usize, KeptError> {
+        let Some(mut graph) = kept.graph else {
+            return Ok(0);
+        };
         let p = prefix(key);
         let record_key = |i: u32| {
             let mut k = p.clone();
@@ -168,14 +193,25 @@ impl KeptGraphs {
             self.store.write(&ops)?;
         }
         let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
-        warm.insert(key.to_string(), (graph, Instant::now()));
+        warm.insert(key.to_string(), (graph, kept.cluster, Instant::now()));
         if warm.len() > WARM_GRAPHS {
             if let Some(oldest) = warm
                 .iter()
-                .min_by_key(|(_, (_, at))| *at)
+                .min_by_key(|(_, (_, _, at))| *at)
                 .map(|(k, _)| k.clone())
             {
                 warm.remove(&oldest);
+            }
+        }
+        let mut typed: Vec<(Instant, String)> = warm
+            .iter()
+            .filter(|(_, (_, c, _))| c.is_some())
+            .map(|(k, (_, _, at))| (*at, k.clone()))
+            .collect();
+        typed.sort_unstable_by_key(|t| std::cmp::Reverse(t.0));
+        for (_, k) in typed.into_iter().skip(TYPED_CLUSTERS) {
+            if let Some(w) = warm.get_mut(&k) {
+                w.1 = None;
             }
         }
         Ok(n)
@@ -236,6 +272,13 @@ mod tests {
         )
     }
 
+    fn graph_only(g: KubeGraph) -> Kept {
+        Kept {
+            graph: Some(g),
+            cluster: None,
+        }
+    }
+
     fn built(s: &Snapshot) -> KubeGraph {
         KubeGraph::build(&Cluster::from_snapshot(s), &[])
     }
@@ -247,14 +290,14 @@ mod tests {
         let s1 = first();
         let key = graph_key(&s1).expect("a live snapshot has a key");
         let t = kept.take(&key);
-        assert!(t.graph.is_none(), "nothing kept yet");
-        let all = kept.put(&key, t, built(&s1)).unwrap();
+        assert!(t.kept.graph.is_none(), "nothing kept yet");
+        let all = kept.put(&key, t, graph_only(built(&s1))).unwrap();
         assert_eq!(all, built(&s1).node_count(), "one record per node");
 
         // Another daemon over the same store loads it.
         let other = KeptGraphs::new(store.clone());
         let mut t = other.take(&key);
-        let mut g = t.graph.take().expect("loaded from the store");
+        let mut g = t.kept.graph.take().expect("loaded from the store");
         assert_eq!(g.triples(), built(&s1).triples());
 
         // web-2 leaves the Service (its labels and resourceVersion move); the ConfigMap it
@@ -266,12 +309,31 @@ mod tests {
         let s2 = snap(objects, true);
         let r = g.update(&Cluster::from_snapshot(&s2), &[], &[]);
         assert_eq!((r.changed, r.gone), (2, 0), "{r:?}");
-        let some = other.put(&key, t, g).unwrap();
+        let some = other.put(&key, t, graph_only(g)).unwrap();
         assert!(some > 0 && some < all, "{some} records written of {all}");
 
         let third = KeptGraphs::new(store);
-        let g3 = third.take(&key).graph.expect("stored");
+        let g3 = third.take(&key).kept.graph.expect("stored");
         assert_eq!(g3.triples(), built(&s2).triples());
+    }
+
+    #[test]
+    fn only_the_last_used_clusters_typed_objects_are_kept() {
+        let kept = KeptGraphs::new(Arc::new(MemStore::default()));
+        let s1 = first();
+        for key in ["live:a/shop", "live:b/shop"] {
+            let t = kept.take(key);
+            let k = Kept {
+                graph: Some(built(&s1)),
+                cluster: Some(Cluster::from_snapshot(&s1)),
+            };
+            kept.put(key, t, k).unwrap();
+        }
+        let older = kept.take("live:a/shop").kept;
+        assert!(older.graph.is_some(), "its graph stays warm");
+        assert!(older.cluster.is_none(), "its typed objects were let go");
+        let newer = kept.take("live:b/shop").kept;
+        assert!(newer.graph.is_some() && newer.cluster.is_some());
     }
 
     #[test]
@@ -294,10 +356,10 @@ mod tests {
         assert!(err.contains("node 99"), "{err}");
         let t = kept.take(&key);
         assert!(
-            t.graph.is_none(),
+            t.kept.graph.is_none(),
             "a graph that does not load is built afresh"
         );
-        kept.put(&key, t, built(&s1)).unwrap();
+        kept.put(&key, t, graph_only(built(&s1))).unwrap();
         let again = KeptGraphs::new(store).load(&key).unwrap().expect("stored");
         assert_eq!(
             again.triples(),

@@ -126,27 +126,50 @@ fn index_by_pairs<'a>(
     by
 }
 
-fn load<T: DeserializeOwned>(
+/// The typed objects of an earlier snapshot of the same cluster, by reference: an object whose
+/// resourceVersion did not move is taken from here rather than typed again.
+type Typed<T> = HashMap<ObjectRef, T>;
+
+fn typed<T>(v: Vec<Obj<T>>) -> Typed<T> {
+    v.into_iter().map(|Obj { r, o }| (r, o)).collect()
+}
+
+fn load<T: DeserializeOwned + k8s_openapi::Metadata<Ty = ObjectMeta>>(
     by_kind: &HashMap<&str, Vec<&metakube_shared::KubeObject>>,
     kind: &str,
     gaps: &mut Vec<Gap>,
+    mut before: Typed<T>,
+    reused: &mut usize,
 ) -> Vec<Obj<T>> {
     by_kind
         .get(kind)
         .into_iter()
         .flatten()
-        .filter_map(|o| match T::deserialize(&o.0) {
-            Ok(t) => Some(Obj {
-                r: o.object_ref(),
-                o: t,
-            }),
-            Err(e) => {
-                gaps.push(Gap {
-                    what: format!("{}", o.object_ref()),
-                    namespace: o.namespace().map(str::to_string),
-                    reason: format!("does not fit the {kind} schema: {e}"),
-                });
-                None
+        .filter_map(|o| {
+            let r = o.object_ref();
+            let rv =
+                o.0.get("metadata")
+                    .and_then(|m| m.get("resourceVersion"))
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|v| !v.is_empty());
+            // An object seen before at the same version is taken; one that moved is typed anew
+            // (and its earlier form dropped with the rest of what was not taken).
+            if let (Some(rv), Some(t)) = (rv, before.remove(&r)) {
+                if t.metadata().resource_version.as_deref() == Some(rv) {
+                    *reused += 1;
+                    return Some(Obj { r, o: t });
+                }
+            }
+            match T::deserialize(&o.0) {
+                Ok(t) => Some(Obj { r, o: t }),
+                Err(e) => {
+                    gaps.push(Gap {
+                        what: format!("{r}"),
+                        namespace: o.namespace().map(str::to_string),
+                        reason: format!("does not fit the {kind} schema: {e}"),
+                    });
+                    None
+                }
             }
         })
         .collect()
@@ -155,6 +178,14 @@ fn load<T: DeserializeOwned>(
 impl Cluster {
     /// Types and indexes a snapshot.
     pub fn from_snapshot(snap: &Snapshot) -> Cluster {
+        Cluster::from_snapshot_reusing(snap, None).0
+    }
+
+    /// Types and indexes a snapshot, taking from `before` (the typed snapshot of an earlier look
+    /// at the same cluster) every object whose resourceVersion did not move instead of typing
+    /// it again. Also says how many objects were taken.
+    pub fn from_snapshot_reusing(snap: &Snapshot, before: Option<Cluster>) -> (Cluster, usize) {
+        let b = before.unwrap_or_default();
         let mut gaps = snap.meta.gaps.clone();
         let mut c = Cluster {
             target: snap.target.clone(),
@@ -169,34 +200,39 @@ impl Cluster {
             by_kind.entry(o.kind()).or_default().push(o);
         }
         let by_kind = &by_kind;
-        let (pods, pod_gaps) = std::thread::scope(|scope| {
-            let pods = scope.spawn(|| {
-                let mut g = Vec::new();
-                (load(by_kind, "Pod", &mut g), g)
+        let mut n = 0;
+        let before_pods = typed(b.pods);
+        let (pods, pod_gaps, pods_reused) = std::thread::scope(|scope| {
+            let pods = scope.spawn(move || {
+                let (mut g, mut n) = (Vec::new(), 0);
+                (load(by_kind, "Pod", &mut g, before_pods, &mut n), g, n)
             });
-            c.nodes = load(by_kind, "Node", &mut gaps);
-            c.services = load(by_kind, "Service", &mut gaps);
-            c.endpoints = load(by_kind, "Endpoints", &mut gaps);
-            c.deployments = load(by_kind, "Deployment", &mut gaps);
-            c.replicasets = load(by_kind, "ReplicaSet", &mut gaps);
-            c.statefulsets = load(by_kind, "StatefulSet", &mut gaps);
-            c.daemonsets = load(by_kind, "DaemonSet", &mut gaps);
-            c.jobs = load(by_kind, "Job", &mut gaps);
-            c.cronjobs = load(by_kind, "CronJob", &mut gaps);
-            c.configmaps = load(by_kind, "ConfigMap", &mut gaps);
-            c.secrets = load(by_kind, "Secret", &mut gaps);
-            c.serviceaccounts = load(by_kind, "ServiceAccount", &mut gaps);
-            c.pvcs = load(by_kind, "PersistentVolumeClaim", &mut gaps);
-            c.pvs = load(by_kind, "PersistentVolume", &mut gaps);
-            c.storageclasses = load(by_kind, "StorageClass", &mut gaps);
-            c.netpols = load(by_kind, "NetworkPolicy", &mut gaps);
-            c.ingresses = load(by_kind, "Ingress", &mut gaps);
-            c.quotas = load(by_kind, "ResourceQuota", &mut gaps);
-            c.limitranges = load(by_kind, "LimitRange", &mut gaps);
-            c.hpas = load(by_kind, "HorizontalPodAutoscaler", &mut gaps);
-            c.events = load(by_kind, "Event", &mut gaps);
+            let gaps = &mut gaps;
+            let n = &mut n;
+            c.nodes = load(by_kind, "Node", gaps, typed(b.nodes), n);
+            c.services = load(by_kind, "Service", gaps, typed(b.services), n);
+            c.endpoints = load(by_kind, "Endpoints", gaps, typed(b.endpoints), n);
+            c.deployments = load(by_kind, "Deployment", gaps, typed(b.deployments), n);
+            c.replicasets = load(by_kind, "ReplicaSet", gaps, typed(b.replicasets), n);
+            c.statefulsets = load(by_kind, "StatefulSet", gaps, typed(b.statefulsets), n);
+            c.daemonsets = load(by_kind, "DaemonSet", gaps, typed(b.daemonsets), n);
+            c.jobs = load(by_kind, "Job", gaps, typed(b.jobs), n);
+            c.cronjobs = load(by_kind, "CronJob", gaps, typed(b.cronjobs), n);
+            c.configmaps = load(by_kind, "ConfigMap", gaps, typed(b.configmaps), n);
+            c.secrets = load(by_kind, "Secret", gaps, typed(b.secrets), n);
+            c.serviceaccounts = load(by_kind, "ServiceAccount", gaps, typed(b.serviceaccounts), n);
+            c.pvcs = load(by_kind, "PersistentVolumeClaim", gaps, typed(b.pvcs), n);
+            c.pvs = load(by_kind, "PersistentVolume", gaps, typed(b.pvs), n);
+            c.storageclasses = load(by_kind, "StorageClass", gaps, typed(b.storageclasses), n);
+            c.netpols = load(by_kind, "NetworkPolicy", gaps, typed(b.netpols), n);
+            c.ingresses = load(by_kind, "Ingress", gaps, typed(b.ingresses), n);
+            c.quotas = load(by_kind, "ResourceQuota", gaps, typed(b.quotas), n);
+            c.limitranges = load(by_kind, "LimitRange", gaps, typed(b.limitranges), n);
+            c.hpas = load(by_kind, "HorizontalPodAutoscaler", gaps, typed(b.hpas), n);
+            c.events = load(by_kind, "Event", gaps, typed(b.events), n);
             pods.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
         });
+        n += pods_reused;
         c.pods = pods;
         // Gaps in the order the kinds are listed: the snapshot's, pods', then the rest.
         let rest = gaps.split_off(snap.meta.gaps.len());
@@ -208,7 +244,7 @@ impl Cluster {
         c.collected_kinds = kinds;
         c.gaps = gaps;
         c.build_index();
-        c
+        (c, n)
     }
 
     /// Whether any object of this kind was collected.

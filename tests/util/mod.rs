@@ -97,7 +97,11 @@ impl Daemon {
                 &["--llm", "none"][..]
             })
             .args(extra)
-            .env("METAKUBE_LOG", "warn")
+            // `METAKUBE_TEST_DAEMON_LOG=metakubed=debug` shows a test's daemon at work.
+            .env(
+                "METAKUBE_LOG",
+                std::env::var("METAKUBE_TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -339,7 +339,10 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
         // A live cluster's graph from its last diagnosis, re-linked rather than built.
         let key = crate::kept::graph_key(&request.snapshot);
         let mut taken = key.as_deref().map(|k| w.graphs.take(k));
-        let mut kept = taken.as_mut().and_then(|t| t.graph.take());
+        let mut kept = taken
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.kept))
+            .unwrap_or_default();
         let mut out = crate::engine::diagnose_kept(
             &k,
             &request.snapshot,
@@ -353,9 +356,9 @@ async fn diagnose(state: Arc<State>, req: Request<Incoming>) -> Resp {
             st.metrics.graphs_relinked.inc();
             st.metrics.graph_objects_derived.inc_by(r.derived as u64);
         }
-        if let (Some(key), Some(taken), Some(graph), true) = (&key, taken, kept, out.is_ok()) {
+        if let (Some(key), Some(taken), true) = (&key, taken, out.is_ok()) {
             let t = Instant::now();
-            match w.graphs.put(key, taken, graph) {
+            match w.graphs.put(key, taken, kept) {
                 Ok(n) => tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, records = n, "graph kept"),
                 Err(e) => tracing::warn!(error = %e, "could not store the cluster's graph; the next diagnosis builds it again"),
             }
