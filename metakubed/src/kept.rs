@@ -14,7 +14,7 @@
 //! Like the history, this runs at the edge: the engine takes a graph and leaves one, and the
 //! daemon's handler moves it between here and there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -56,11 +56,26 @@ pub fn graph_key(snap: &Snapshot) -> Option<String> {
 
 /// What was kept of a cluster, taken out for a diagnosis, and whether the store holds exactly
 /// its graph's records.
+///
+/// One diagnosis at a time holds a key: a second one of the same cluster meanwhile builds its
+/// own graph and keeps nothing (two lineages of one graph would write records that do not fit
+/// together). Dropping a `Taken` (the diagnosis ended, failed or panicked) frees the key.
 pub struct Taken {
     /// The graph and typed snapshot (none: build and type afresh).
     pub kept: Kept,
     /// False when the store may hold records of another graph under the key (none was loaded).
     in_store: bool,
+    /// The key this diagnosis holds, and the set to free it from; `None` when another
+    /// diagnosis held it.
+    held: Option<(String, Arc<Mutex<HashSet<String>>>)>,
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some((key, held)) = self.held.take() {
+            held.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        }
+    }
 }
 
 /// One key's graph in memory, its typed snapshot if still kept, and when it was last used.
@@ -70,6 +85,8 @@ type Warm = (KubeGraph, Option<Cluster>, Instant);
 pub struct KeptGraphs {
     store: Arc<dyn Store>,
     warm: Mutex<HashMap<String, Warm>>,
+    /// Keys a diagnosis holds now.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 fn prefix(key: &str) -> Vec<u8> {
@@ -84,12 +101,26 @@ impl KeptGraphs {
         KeptGraphs {
             store,
             warm: Mutex::new(HashMap::new()),
+            held: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
     /// Takes the graph kept under `key` out (from memory, else from the store). A graph that
     /// cannot be loaded is reported and built afresh (its records are then replaced).
     pub fn take(&self, key: &str) -> Taken {
+        if !self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string())
+        {
+            return Taken {
+                kept: Kept::default(),
+                in_store: false,
+                held: None,
+            };
+        }
+        let held = Some((key.to_string(), self.held.clone()));
         let warm = self
             .warm
             .lock()
@@ -102,6 +133,7 @@ impl KeptGraphs {
                     cluster,
                 },
                 in_store: true,
+                held,
             };
         }
         match self.load(key) {
@@ -111,12 +143,14 @@ impl KeptGraphs {
                     cluster: None,
                 },
                 in_store: true,
+                held,
             },
             Err(e) => {
                 tracing::warn!(key, error = %e, "the stored graph could not be loaded; building it afresh");
                 Taken {
                     kept: Kept::default(),
                     in_store: false,
+                    held,
                 }
             }
         }
@@ -158,7 +192,7 @@ impl KeptGraphs {
     /// graph records it changed since it was taken (all of them, replacing whatever was stored,
     /// when it was not loaded from there).
     pub fn put(&self, key: &str, taken: Taken, kept: Kept) -> Result<usize, KeptError> {
-        let Some(mut graph) = kept.graph else {
+        let (Some(mut graph), Some(_)) = (kept.graph, &taken.held) else {
             return Ok(0);
         };
         let p = prefix(key);
@@ -313,7 +347,7 @@ mod tests {
         assert!(some > 0 && some < all, "{some} records written of {all}");
 
         let third = KeptGraphs::new(store);
-        let g3 = third.take(&key).kept.graph.expect("stored");
+        let g3 = third.take(&key).kept.graph.take().expect("stored");
         assert_eq!(g3.triples(), built(&s2).triples());
     }
 
@@ -329,11 +363,36 @@ mod tests {
             };
             kept.put(key, t, k).unwrap();
         }
-        let older = kept.take("live:a/shop").kept;
+        let older = std::mem::take(&mut kept.take("live:a/shop").kept);
         assert!(older.graph.is_some(), "its graph stays warm");
         assert!(older.cluster.is_none(), "its typed objects were let go");
-        let newer = kept.take("live:b/shop").kept;
+        let newer = std::mem::take(&mut kept.take("live:b/shop").kept);
         assert!(newer.graph.is_some() && newer.cluster.is_some());
+    }
+
+    #[test]
+    fn a_second_diagnosis_of_a_cluster_meanwhile_keeps_nothing_until_the_first_ends() {
+        let kept = KeptGraphs::new(Arc::new(MemStore::default()));
+        let s1 = first();
+        let key = graph_key(&s1).unwrap();
+        let t = kept.take(&key);
+        kept.put(&key, t, graph_only(built(&s1))).unwrap();
+        let first_holder = kept.take(&key);
+        assert!(first_holder.kept.graph.is_some());
+        let meanwhile = kept.take(&key);
+        assert!(
+            meanwhile.kept.graph.is_none(),
+            "the graph is out with the first"
+        );
+        assert_eq!(
+            kept.put(&key, meanwhile, graph_only(built(&s1))).unwrap(),
+            0
+        );
+        // The first ends without putting anything back (it failed): the key is free again,
+        // and the store still holds the graph.
+        drop(first_holder);
+        let after = kept.take(&key);
+        assert!(after.kept.graph.is_some(), "loaded again from the store");
     }
 
     #[test]
