@@ -87,10 +87,18 @@ pub struct KeptGraphs {
     warm: Mutex<HashMap<String, Warm>>,
     /// Keys a diagnosis holds now.
     held: Arc<Mutex<HashSet<String>>>,
+    /// Whether graphs of other formats were looked for and deleted.
+    swept: std::sync::Once,
 }
 
+/// The format of stored graphs: this release's, and the revision of what objects say about
+/// their relations (`graph/instance/derive.rs`; raise it when that changes). A graph stored by
+/// another release or revision is not loaded (its unchanged objects would keep relations the
+/// rules no longer say): it is deleted when the daemon first reads the store.
+const FORMAT: &str = concat!("kubegraph/", env!("CARGO_PKG_VERSION"), "/derive-1");
+
 fn prefix(key: &str) -> Vec<u8> {
-    let mut p = key.as_bytes().to_vec();
+    let mut p = format!("{FORMAT}\0{key}").into_bytes();
     p.push(0);
     p
 }
@@ -102,12 +110,20 @@ impl KeptGraphs {
             store,
             warm: Mutex::new(HashMap::new()),
             held: Arc::new(Mutex::new(HashSet::new())),
+            swept: std::sync::Once::new(),
         }
     }
 
     /// Takes the graph kept under `key` out (from memory, else from the store). A graph that
     /// cannot be loaded is reported and built afresh (its records are then replaced).
     pub fn take(&self, key: &str) -> Taken {
+        self.swept.call_once(|| match self.sweep() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "graphs stored by another release deleted"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not delete graphs stored by another release")
+            }
+        });
         if !self
             .held
             .lock()
@@ -154,6 +170,35 @@ impl KeptGraphs {
                 }
             }
         }
+    }
+
+    /// Deletes the records of graphs stored in another format (another release): those
+    /// before this format's keys and those after them; this format's own are not read.
+    pub fn sweep(&self) -> Result<usize, KeptError> {
+        let mine = format!("{FORMAT}\0").into_bytes();
+        let mut after = FORMAT.as_bytes().to_vec();
+        after.push(1);
+        let mut stale: Vec<Vec<u8>> = Vec::new();
+        self.store.scan(Cf::Graphs, b"", &mut |k, _| {
+            if k >= mine.as_slice() {
+                return false;
+            }
+            stale.push(k.to_vec());
+            true
+        })?;
+        self.store.scan(Cf::Graphs, &after, &mut |k, _| {
+            stale.push(k.to_vec());
+            true
+        })?;
+        let n = stale.len();
+        for chunk in stale.chunks(10_000) {
+            let ops: Vec<Op> = chunk
+                .iter()
+                .map(|k| (Cf::Graphs, k.clone(), None))
+                .collect();
+            self.store.write(&ops)?;
+        }
+        Ok(n)
     }
 
     /// Loads the graph stored under `key` (`None` when there is none).
@@ -393,6 +438,31 @@ mod tests {
         drop(first_holder);
         let after = kept.take(&key);
         assert!(after.kept.graph.is_some(), "loaded again from the store");
+    }
+
+    #[test]
+    fn a_graph_stored_by_another_release_is_deleted_not_loaded() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let s1 = first();
+        let key = graph_key(&s1).unwrap();
+        let kept = KeptGraphs::new(store.clone());
+        let t = kept.take(&key);
+        kept.put(&key, t, graph_only(built(&s1))).unwrap();
+        // Records of the same cluster as an older and a newer release wrote them.
+        let old = format!("kubegraph/0.0.1/derive-1\0{key}\0\0\0\0\0").into_bytes();
+        let new = format!("kubegraph/99.0.0/derive-1\0{key}\0\0\0\0\0").into_bytes();
+        store
+            .write(&[
+                (Cf::Graphs, old.clone(), Some(b"x".to_vec())),
+                (Cf::Graphs, new.clone(), Some(b"x".to_vec())),
+            ])
+            .unwrap();
+        let later = KeptGraphs::new(store.clone());
+        let mut t = later.take(&key);
+        assert!(t.kept.graph.take().is_some(), "this release's graph loads");
+        assert_eq!(store.get(Cf::Graphs, &old).unwrap(), None);
+        assert_eq!(store.get(Cf::Graphs, &new).unwrap(), None);
+        assert_eq!(later.sweep().unwrap(), 0, "nothing else was stale");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! through the snapshot's selector index); a workload says which Services select its template;
 //! a Service says which Endpoints expose it. So the edges of one object can be dropped and
 //! derived again alone, which is what lets the graph be re-linked object by object.
+//!
+//! A change to what an object says here changes kept graphs: raise the `derive-N` revision of
+//! `kept::FORMAT`, so graphs stored before are rebuilt rather than loaded.
 
 use foldhash::HashMap;
 use metakube_shared::ObjectRef;
