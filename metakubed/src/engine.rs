@@ -242,27 +242,7 @@ pub fn diagnose_with(
     id: String,
     memory: Option<&dyn Recall>,
 ) -> Result<Diagnosed, EngineError> {
-    diagnose_unless(k, snap, id, memory, &|| false, None)
-}
-
-/// [`diagnose_unless`] without a kept graph.
-pub fn diagnose_unless(
-    k: &Knowledge,
-    snap: &Snapshot,
-    id: String,
-    memory: Option<&dyn Recall>,
-    abandoned: &dyn Fn() -> bool,
-    deadline: Option<Instant>,
-) -> Result<Diagnosed, EngineError> {
-    diagnose_kept(
-        k,
-        snap,
-        id,
-        memory,
-        abandoned,
-        deadline,
-        &mut Kept::default(),
-    )
+    diagnose_kept(k, snap, id, memory, &|| false, None, &mut Kept::default())
 }
 
 /// [`diagnose_with`], stopping between stages with [`EngineError::Abandoned`] once
