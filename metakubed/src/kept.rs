@@ -6,7 +6,8 @@
 //! two graphs). The next snapshot of it re-links the kept graph instead of building one
 //! ([`crate::graph::instance::update`]); after the diagnosis, only the node records the update
 //! touched are written. A daemon that starts again loads the graph from its records on the
-//! first diagnosis of that cluster. The last typed snapshots (of [`TYPED_CLUSTERS`] keys) are
+//! first diagnosis of that cluster; a graph no diagnosis stored for a week is deleted (the
+//! store is swept at the first diagnosis, then once a day). The last typed snapshots (of [`TYPED_CLUSTERS`] keys) are
 //! kept in memory too, so an object whose resourceVersion did not move is not typed again; they
 //! are not stored (a restarted daemon types its first snapshot whole). A dump is a moment with
 //! no before: it keeps nothing.
@@ -87,8 +88,11 @@ pub struct KeptGraphs {
     warm: Mutex<HashMap<String, Warm>>,
     /// Keys a diagnosis holds now.
     held: Arc<Mutex<HashSet<String>>>,
-    /// Whether graphs of other formats were looked for and deleted.
-    swept: std::sync::Once,
+    /// When the store was last swept of other formats' and week-old graphs (at the first
+    /// diagnosis, then once a day).
+    swept: Mutex<Option<Instant>>,
+    /// When each key's use was last written (seconds).
+    stamped: Mutex<HashMap<String, i64>>,
 }
 
 /// The format of stored graphs: this release's, and the revision of what objects say about
@@ -96,6 +100,21 @@ pub struct KeptGraphs {
 /// another release or revision is not loaded (its unchanged objects would keep relations the
 /// rules no longer say): it is deleted when the daemon first reads the store.
 const FORMAT: &str = concat!("kubegraph/", env!("CARGO_PKG_VERSION"), "/derive-1");
+
+/// How long a graph no diagnosis used is kept in the store.
+const KEEP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// `FORMAT\0\0used\0` + key → when that key's graph was last stored (seconds, big-endian):
+/// the prune's index (a cluster key never starts with `\0`, so no graph's records are here).
+fn used_prefix() -> Vec<u8> {
+    format!("{FORMAT}\0\0used\0").into_bytes()
+}
+
+fn used_key(key: &str) -> Vec<u8> {
+    let mut k = used_prefix();
+    k.extend_from_slice(key.as_bytes());
+    k
+}
 
 fn prefix(key: &str) -> Vec<u8> {
     let mut p = format!("{FORMAT}\0{key}").into_bytes();
@@ -110,20 +129,29 @@ impl KeptGraphs {
             store,
             warm: Mutex::new(HashMap::new()),
             held: Arc::new(Mutex::new(HashSet::new())),
-            swept: std::sync::Once::new(),
+            swept: Mutex::new(None),
+            stamped: Mutex::new(HashMap::new()),
         }
     }
 
     /// Takes the graph kept under `key` out (from memory, else from the store). A graph that
     /// cannot be loaded is reported and built afresh (its records are then replaced).
     pub fn take(&self, key: &str) -> Taken {
-        self.swept.call_once(|| match self.sweep() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(records = n, "graphs stored by another release deleted"),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not delete graphs stored by another release")
+        let due = {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            let due = swept.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(86_400));
+            if due {
+                *swept = Some(Instant::now());
             }
-        });
+            due
+        };
+        if due {
+            match self.sweep() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "stale kept graphs deleted"),
+                Err(e) => tracing::warn!(error = %e, "could not delete stale kept graphs"),
+            }
+        }
         if !self
             .held
             .lock()
@@ -172,9 +200,50 @@ impl KeptGraphs {
         }
     }
 
-    /// Deletes the records of graphs stored in another format (another release): those
-    /// before this format's keys and those after them; this format's own are not read.
+    /// Deletes what is not to be kept: graphs stored in another format (another release; their
+    /// records lie before this format's keys and after them, and this format's own are not read),
+    /// and graphs no diagnosis stored for [`KEEP`] (a cluster gone or no longer looked at).
+    /// Says how many records went.
     pub fn sweep(&self) -> Result<usize, KeptError> {
+        Ok(self.sweep_formats()? + self.prune(jiff::Timestamp::now())?)
+    }
+
+    /// Deletes the graphs last stored more than [`KEEP`] before `now`.
+    fn prune(&self, now: jiff::Timestamp) -> Result<usize, KeptError> {
+        let up = used_prefix();
+        let cutoff = now.as_second() - KEEP.as_secs() as i64;
+        let mut old: Vec<String> = Vec::new();
+        self.store.scan(Cf::Graphs, &up, &mut |k, v| {
+            let Some(key) = k.strip_prefix(up.as_slice()) else {
+                return false;
+            };
+            let at = <[u8; 8]>::try_from(v).map_or(i64::MIN, i64::from_be_bytes);
+            if at < cutoff {
+                old.push(String::from_utf8_lossy(key).into_owned());
+            }
+            true
+        })?;
+        let mut n = 0;
+        for key in old {
+            let p = prefix(&key);
+            let mut ops: Vec<Op> = vec![(Cf::Graphs, used_key(&key), None)];
+            self.store.scan(Cf::Graphs, &p, &mut |k, _| {
+                if !k.starts_with(&p) {
+                    return false;
+                }
+                ops.push((Cf::Graphs, k.to_vec(), None));
+                true
+            })?;
+            n += ops.len();
+            for chunk in ops.chunks(10_000) {
+                self.store.write(chunk)?;
+            }
+            tracing::info!(key, "a graph no diagnosis used for 7 days deleted");
+        }
+        Ok(n)
+    }
+
+    fn sweep_formats(&self) -> Result<usize, KeptError> {
         let mine = format!("{FORMAT}\0").into_bytes();
         let mut after = FORMAT.as_bytes().to_vec();
         after.push(1);
@@ -266,6 +335,20 @@ impl KeptGraphs {
             }
         }
         let n = ops.len();
+        // When it was used, for the prune: with the records, or on its own once an hour.
+        let now = jiff::Timestamp::now().as_second();
+        let stale_stamp = {
+            let mut stamped = self.stamped.lock().unwrap_or_else(|p| p.into_inner());
+            let last = stamped.get(key).copied().unwrap_or(i64::MIN);
+            let stale = now.saturating_sub(last) >= 3600;
+            if stale || !ops.is_empty() {
+                stamped.insert(key.to_string(), now);
+            }
+            stale
+        };
+        if stale_stamp || !ops.is_empty() {
+            ops.push((Cf::Graphs, used_key(key), Some(now.to_be_bytes().to_vec())));
+        }
         if !ops.is_empty() {
             // A batch is written whole or not at all: when it fails, the store keeps the graph
             // as it was, and the next diagnosis loads and re-links that one.
@@ -463,6 +546,30 @@ mod tests {
         assert_eq!(store.get(Cf::Graphs, &old).unwrap(), None);
         assert_eq!(store.get(Cf::Graphs, &new).unwrap(), None);
         assert_eq!(later.sweep().unwrap(), 0, "nothing else was stale");
+    }
+
+    #[test]
+    fn a_graph_no_diagnosis_stored_for_a_week_is_pruned() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let s1 = first();
+        let key = graph_key(&s1).unwrap();
+        let kept = KeptGraphs::new(store.clone());
+        let t = kept.take(&key);
+        kept.put(&key, t, graph_only(built(&s1))).unwrap();
+        let later = KeptGraphs::new(store.clone());
+        let day = 24 * 3600;
+        let in_six_days = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6 * day);
+        assert_eq!(later.prune(in_six_days).unwrap(), 0, "used within the week");
+        assert!(later.load(&key).unwrap().is_some());
+        let in_eight_days = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8 * day);
+        let n = later.prune(in_eight_days).unwrap();
+        assert_eq!(
+            n,
+            built(&s1).node_count() + 1,
+            "every record and the index entry"
+        );
+        assert!(later.load(&key).unwrap().is_none());
+        assert_eq!(store.get(Cf::Graphs, &used_key(&key)).unwrap(), None);
     }
 
     #[test]
