@@ -227,13 +227,7 @@ impl KeptGraphs {
         for key in old {
             let p = prefix(&key);
             let mut ops: Vec<Op> = vec![(Cf::Graphs, used_key(&key), None)];
-            self.store.scan(Cf::Graphs, &p, &mut |k, _| {
-                if !k.starts_with(&p) {
-                    return false;
-                }
-                ops.push((Cf::Graphs, k.to_vec(), None));
-                true
-            })?;
+            self.delete_under(&p, &mut ops)?;
             n += ops.len();
             for chunk in ops.chunks(10_000) {
                 self.store.write(chunk)?;
@@ -268,6 +262,18 @@ impl KeptGraphs {
             self.store.write(&ops)?;
         }
         Ok(n)
+    }
+
+    /// Adds a delete of every record whose key starts with `p` to `ops`.
+    fn delete_under(&self, p: &[u8], ops: &mut Vec<Op>) -> Result<(), KeptError> {
+        self.store.scan(Cf::Graphs, p, &mut |k, _| {
+            if !k.starts_with(p) {
+                return false;
+            }
+            ops.push((Cf::Graphs, k.to_vec(), None));
+            true
+        })?;
+        Ok(())
     }
 
     /// Loads the graph stored under `key` (`None` when there is none).
@@ -318,13 +324,7 @@ impl KeptGraphs {
         let (written, dropped) = graph.take_unsaved();
         let mut ops: Vec<Op> = Vec::new();
         if !taken.in_store {
-            self.store.scan(Cf::Graphs, &p, &mut |k, _| {
-                if !k.starts_with(&p) {
-                    return false;
-                }
-                ops.push((Cf::Graphs, k.to_vec(), None));
-                true
-            })?;
+            self.delete_under(&p, &mut ops)?;
         }
         for i in dropped {
             ops.push((Cf::Graphs, record_key(i), None));
@@ -441,6 +441,17 @@ mod tests {
         }
     }
 
+    /// A store holding the graph of [`first`], that snapshot and its key.
+    fn stored_first() -> (Arc<dyn Store>, Snapshot, String) {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let s1 = first();
+        let key = graph_key(&s1).unwrap();
+        let kept = KeptGraphs::new(store.clone());
+        let t = kept.take(&key);
+        kept.put(&key, t, graph_only(built(&s1))).unwrap();
+        (store, s1, key)
+    }
+
     fn built(s: &Snapshot) -> KubeGraph {
         KubeGraph::build(&Cluster::from_snapshot(s), &[])
     }
@@ -525,12 +536,7 @@ mod tests {
 
     #[test]
     fn a_graph_stored_by_another_release_is_deleted_not_loaded() {
-        let store: Arc<dyn Store> = Arc::new(MemStore::default());
-        let s1 = first();
-        let key = graph_key(&s1).unwrap();
-        let kept = KeptGraphs::new(store.clone());
-        let t = kept.take(&key);
-        kept.put(&key, t, graph_only(built(&s1))).unwrap();
+        let (store, _, key) = stored_first();
         // Records of the same cluster as an older and a newer release wrote them.
         let old = format!("kubegraph/0.0.1/derive-1\0{key}\0\0\0\0\0").into_bytes();
         let new = format!("kubegraph/99.0.0/derive-1\0{key}\0\0\0\0\0").into_bytes();
@@ -550,12 +556,7 @@ mod tests {
 
     #[test]
     fn a_graph_no_diagnosis_stored_for_a_week_is_pruned() {
-        let store: Arc<dyn Store> = Arc::new(MemStore::default());
-        let s1 = first();
-        let key = graph_key(&s1).unwrap();
-        let kept = KeptGraphs::new(store.clone());
-        let t = kept.take(&key);
-        kept.put(&key, t, graph_only(built(&s1))).unwrap();
+        let (store, s1, key) = stored_first();
         let later = KeptGraphs::new(store.clone());
         let day = 24 * 3600;
         let in_six_days = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6 * day);
