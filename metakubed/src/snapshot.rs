@@ -526,6 +526,15 @@ impl Cluster {
             .filter(move |(r, ..)| r.namespace.as_deref() == Some(ns))
     }
 
+    /// The workloads with a pod template (Deployments, StatefulSets, DaemonSets), in that order.
+    pub fn workload_refs(&self) -> impl Iterator<Item = &ObjectRef> {
+        self.deployments
+            .iter()
+            .map(|o| &o.r)
+            .chain(self.statefulsets.iter().map(|o| &o.r))
+            .chain(self.daemonsets.iter().map(|o| &o.r))
+    }
+
     /// The labels of a workload's pod template.
     pub fn template_labels(
         &self,

@@ -14,7 +14,7 @@
 use foldhash::HashMap;
 use metakube_shared::ObjectRef;
 
-use super::{calls, pod_spec_refs, Edge};
+use super::{calls, host_key, pod_spec_refs, Edge};
 use crate::snapshot::{label_selector_matches, Cluster};
 
 /// Whether an edge is derived by its source (true) or its target.
@@ -30,10 +30,10 @@ pub fn deriver_is_source(e: Edge, to_kind: &str) -> bool {
     }
 }
 
-/// Sink for derived relations: `(deriver, from, to, edge)`.
+/// Sink for derived relations (which object says each is [`deriver_is_source`]'s to tell).
 pub trait Relate {
     /// One relation an object's data says.
-    fn relate(&mut self, deriver: &ObjectRef, from: &ObjectRef, to: &ObjectRef, e: Edge);
+    fn relate(&mut self, from: &ObjectRef, to: &ObjectRef, e: Edge);
     /// The host names a pod's configuration and logs mention (how a change to a Service finds
     /// the pods that may now resolve it).
     fn hosts(&mut self, pod: &ObjectRef, keys: Vec<String>);
@@ -79,7 +79,7 @@ fn ownership(c: &Cluster, want: &dyn Fn(&ObjectRef) -> bool, out: &mut dyn Relat
         .chain(c.endpoints.iter().map(|o| (&o.r, &o.o.metadata)));
     for (r, m) in metas.filter(|(r, _)| want(r)) {
         if let Some(owner) = c.owner_of(m) {
-            out.relate(r, &owner, r, Edge::Owns);
+            out.relate(&owner, r, Edge::Owns);
         }
     }
 }
@@ -94,7 +94,7 @@ fn pods(
         let ns = p.r.namespace.clone().unwrap_or_default();
         let labels = p.o.metadata.labels.as_ref();
         for s in c.services_selecting(&ns, labels) {
-            out.relate(&p.r, &s.r, &p.r, Edge::Selects);
+            out.relate(&s.r, &p.r, Edge::Selects);
         }
         for np in c
             .netpols
@@ -109,25 +109,25 @@ fn pods(
                 .as_ref()
                 .is_none_or(|sel| label_selector_matches(sel, labels))
             {
-                out.relate(&p.r, &np.r, &p.r, Edge::Selects);
+                out.relate(&np.r, &p.r, Edge::Selects);
             }
         }
         let nsr = ObjectRef::cluster("Namespace", &ns);
-        out.relate(&p.r, &nsr, &p.r, Edge::Owns);
+        out.relate(&nsr, &p.r, Edge::Owns);
         let pod_peers = peers.get(&p.r).map_or(&[][..], Vec::as_slice);
         let (deps, hosts) = calls(c, p, pod_peers);
         for s in deps {
-            out.relate(&p.r, &p.r, &s, Edge::DependsOn);
+            out.relate(&p.r, &s, Edge::DependsOn);
         }
         out.hosts(&p.r, hosts);
         let Some(spec) = p.o.spec.as_ref() else {
             continue;
         };
         if let Some(n) = &spec.node_name {
-            out.relate(&p.r, &p.r, &ObjectRef::cluster("Node", n), Edge::RunsOn);
+            out.relate(&p.r, &ObjectRef::cluster("Node", n), Edge::RunsOn);
         }
         for (kind, name, edge) in pod_spec_refs(spec) {
-            out.relate(&p.r, &p.r, &ObjectRef::new(kind, &ns, &name), edge);
+            out.relate(&p.r, &ObjectRef::new(kind, &ns, &name), edge);
         }
         for ctr in spec
             .containers
@@ -135,24 +135,18 @@ fn pods(
             .chain(spec.init_containers.iter().flatten())
         {
             let cr = ObjectRef::new("Container", &ns, format!("{}/{}", p.r.name, ctr.name));
-            out.relate(&p.r, &p.r, &cr, Edge::Owns);
+            out.relate(&p.r, &cr, Edge::Owns);
         }
     }
 }
 
 fn workloads(c: &Cluster, want: &dyn Fn(&ObjectRef) -> bool, out: &mut dyn Relate) {
-    let workloads = c
-        .deployments
-        .iter()
-        .map(|o| &o.r)
-        .chain(c.statefulsets.iter().map(|o| &o.r))
-        .chain(c.daemonsets.iter().map(|o| &o.r));
-    for r in workloads.filter(|r| want(r)) {
+    for r in c.workload_refs().filter(|r| want(r)) {
         let Some(labels) = c.template_labels(r) else {
             continue;
         };
         for s in c.services_selecting(r.namespace.as_deref().unwrap_or(""), Some(labels)) {
-            out.relate(r, &s.r, r, Edge::SelectsWorkload);
+            out.relate(&s.r, r, Edge::SelectsWorkload);
         }
     }
 }
@@ -160,7 +154,7 @@ fn workloads(c: &Cluster, want: &dyn Fn(&ObjectRef) -> bool, out: &mut dyn Relat
 fn services(c: &Cluster, want: &dyn Fn(&ObjectRef) -> bool, out: &mut dyn Relate) {
     for s in c.services.iter().filter(|s| want(&s.r)) {
         if let Some(ep) = c.endpoints_of(&s.r) {
-            out.relate(&s.r, &s.r, &ep.r, Edge::Exposes);
+            out.relate(&s.r, &ep.r, Edge::Exposes);
         }
     }
     for ing in c.ingresses.iter().filter(|i| want(&i.r)) {
@@ -178,12 +172,7 @@ fn services(c: &Cluster, want: &dyn Fn(&ObjectRef) -> bool, out: &mut dyn Relate
             )
             .map(|s| s.name.as_str());
         for n in names {
-            out.relate(
-                &ing.r,
-                &ing.r,
-                &ObjectRef::new("Service", &ns, n),
-                Edge::RoutesTo,
-            );
+            out.relate(&ing.r, &ObjectRef::new("Service", &ns, n), Edge::RoutesTo);
         }
     }
 }
@@ -193,14 +182,14 @@ fn others(c: &Cluster, want: &dyn Fn(&ObjectRef) -> bool, out: &mut dyn Relate) 
         let spec = pvc.o.spec.as_ref();
         if let Some(v) = spec.and_then(|s| s.volume_name.as_ref()) {
             let r = ObjectRef::cluster("PersistentVolume", v);
-            out.relate(&pvc.r, &pvc.r, &r, Edge::Binds);
+            out.relate(&pvc.r, &r, Edge::Binds);
         }
         if let Some(sc) = spec
             .and_then(|s| s.storage_class_name.as_ref())
             .filter(|s| !s.is_empty())
         {
             let r = ObjectRef::cluster("StorageClass", sc);
-            out.relate(&pvc.r, &pvc.r, &r, Edge::UsesClass);
+            out.relate(&pvc.r, &r, Edge::UsesClass);
         }
     }
     let limits = c
@@ -210,14 +199,14 @@ fn others(c: &Cluster, want: &dyn Fn(&ObjectRef) -> bool, out: &mut dyn Relate) 
         .chain(c.limitranges.iter().map(|l| &l.r));
     for q in limits.filter(|r| want(r)) {
         if let Some(ns) = &q.namespace {
-            out.relate(q, q, &ObjectRef::cluster("Namespace", ns), Edge::Constrains);
+            out.relate(q, &ObjectRef::cluster("Namespace", ns), Edge::Constrains);
         }
     }
     for h in c.hpas.iter().filter(|o| want(&o.r)) {
         let ns = h.r.namespace.clone().unwrap_or_default();
         if let Some(t) = h.o.spec.as_ref().map(|s| &s.scale_target_ref) {
             let r = ObjectRef::new(&t.kind, &ns, &t.name);
-            out.relate(&h.r, &h.r, &r, Edge::Scales);
+            out.relate(&h.r, &r, Edge::Scales);
         }
     }
 }
@@ -240,23 +229,24 @@ pub fn reach(c: &Cluster, r: &ObjectRef) -> Reach {
     let mut out = Reach::default();
     match r.kind.as_str() {
         "Service" => {
-            out.hosts.push(r.name.to_ascii_lowercase());
+            out.hosts.push(host_key(&r.name));
             let Some(s) = c.service(ns, &r.name) else {
                 return out;
             };
             let spec = s.o.spec.as_ref();
-            out.hosts.extend(spec.and_then(|sp| sp.cluster_ip.clone()));
+            out.hosts.extend(
+                // A headless Service's "None" resolves nothing.
+                spec.and_then(|sp| sp.cluster_ip.as_deref())
+                    .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+                    .map(host_key),
+            );
             let Some(sel) = spec.and_then(|sp| sp.selector.as_ref()) else {
                 return out;
             };
             out.objects
                 .extend(c.pods_selected_by(ns, sel).into_iter().map(|p| p.r.clone()));
             let workloads = c
-                .deployments
-                .iter()
-                .map(|o| &o.r)
-                .chain(c.statefulsets.iter().map(|o| &o.r))
-                .chain(c.daemonsets.iter().map(|o| &o.r))
+                .workload_refs()
                 .filter(|w| w.namespace.as_deref() == Some(ns));
             for w in workloads {
                 if c.template_labels(w)

@@ -316,7 +316,7 @@ struct Linker<'a> {
 }
 
 impl Relate for Linker<'_> {
-    fn relate(&mut self, _deriver: &ObjectRef, from: &ObjectRef, to: &ObjectRef, e: Edge) {
+    fn relate(&mut self, from: &ObjectRef, to: &ObjectRef, e: Edge) {
         let a = self.kg.node(from, self.touched);
         let b = self.kg.node(to, self.touched);
         self.kg.link(a, b, e);
