@@ -25,15 +25,45 @@ fn live_diagnosis(socket: &std::path::Path, target: &str, kc: &std::path::Path) 
     plugin_json(socket, &args)
 }
 
-#[test]
-fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
+/// The fixture API server over the scenario's dump, a kubeconfig whose context is the target's
+/// namespace, and the target.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    api: ApiServer,
+    kc: std::path::PathBuf,
+    ns: String,
+    name: String,
+    /// `kind/name`, as the plugin takes it.
+    target: String,
+}
+
+fn fixture(api: ApiServer) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
-    let api = ApiServer::start(&scenario().join("dump"), &["secrets"]);
     let (kind, ns, name) = expected_target(&scenario());
     let kc = tmp.path().join("kubeconfig");
     api.kubeconfig(&kc, &ns);
-    let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let target = format!("{}/{}", kind.to_lowercase(), name);
+    Fixture {
+        tmp,
+        api,
+        kc,
+        ns,
+        name,
+        target,
+    }
+}
+
+#[test]
+fn live_diagnosis_through_kube_rs_finds_the_broken_service() {
+    let Fixture {
+        tmp,
+        api,
+        kc,
+        ns,
+        name,
+        target,
+    } = fixture(ApiServer::start(&scenario().join("dump"), &["secrets"]));
+    let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let v = live_diagnosis(&d.socket, &target, &kc);
     assert_eq!(
         v["target"]["namespace"],
@@ -95,12 +125,14 @@ fn counter(socket: &std::path::Path, name: &str) -> u64 {
 
 #[test]
 fn a_clusters_graph_is_kept_between_diagnoses_and_across_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let api = ApiServer::start(&scenario().join("dump"), &[]);
-    let (kind, ns, name) = expected_target(&scenario());
-    let kc = tmp.path().join("kubeconfig");
-    api.kubeconfig(&kc, &ns);
-    let target = format!("{}/{}", kind.to_lowercase(), name);
+    // The server is bound (not left in `..`) so that it serves until the test ends.
+    let Fixture {
+        tmp,
+        api: _api,
+        kc,
+        target,
+        ..
+    } = fixture(ApiServer::start(&scenario().join("dump"), &[]));
     let answer = |v: &Value| {
         (
             v["root_cause"]["object"].clone(),
@@ -193,18 +225,21 @@ fn snapshot_writes_a_dump_that_replays_to_the_same_answer() {
 
 #[test]
 fn fix_runs_a_server_side_dry_run_then_applies_and_audits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let api = ApiServer::start(&scenario().join("dump"), &[]);
-    let (kind, ns, name) = expected_target(&scenario());
-    let kc = tmp.path().join("kubeconfig");
-    api.kubeconfig(&kc, &ns);
+    let Fixture {
+        tmp,
+        api,
+        kc,
+        ns,
+        target,
+        ..
+    } = fixture(ApiServer::start(&scenario().join("dump"), &[]));
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
     let xdg = tmp.path().join("xdg");
     let o = plugin_env(
         &d.socket,
         &[
             "diagnose",
-            &format!("{}/{}", kind.to_lowercase(), name),
+            &target,
             "--kubeconfig",
             kc.to_str().unwrap(),
             "--fix",
@@ -282,13 +317,15 @@ fn diagnoses_a_real_cluster_from_the_default_kubeconfig() {
 #[test]
 fn lists_come_in_pages_and_every_page_is_read() {
     // An API server that answers at most 2 items per list page, whatever `limit` asks.
-    let tmp = tempfile::tempdir().unwrap();
-    let api = ApiServer::start_paged(&scenario().join("dump"), &[], 2);
-    let (kind, ns, name) = expected_target(&scenario());
-    let kc = tmp.path().join("kubeconfig");
-    api.kubeconfig(&kc, &ns);
+    let Fixture {
+        tmp,
+        api,
+        kc,
+        ns,
+        target,
+        ..
+    } = fixture(ApiServer::start_paged(&scenario().join("dump"), &[], 2));
     let d = Daemon::start(tmp.path(), &["--ephemeral"]);
-    let target = format!("{}/{}", kind.to_lowercase(), name);
     let out_dir = tmp.path().join("snap");
     ok_stdout(&plugin(
         &d.socket,
