@@ -1,12 +1,31 @@
 //! Does a compact frame pay on the socket (issue 12)? The request for a 21k-object namespace,
 //! as JSON, sent over a Unix socket as it is, against the same bytes zstd-compressed (level 1
 //! and 3) — compress, send the smaller frame, decompress. Prints the sizes once.
+//!
+//! And how the daemon reads it: every object into a JSON value tree then typed from the tree
+//! (as before stop 26), against each object kept as its bytes plus the fields that name it and
+//! typed straight from the bytes ([`metakube_shared::KubeObject`]) — read, type every pod and
+//! event (most of the objects), free.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use metakube_shared::{DiagnoseOptions, DiagnoseRequest};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The request as value trees: what the daemon read before objects kept their bytes.
+#[derive(Deserialize)]
+struct ValueRequest {
+    snapshot: ValueSnapshot,
+}
+
+#[derive(Deserialize)]
+struct ValueSnapshot {
+    objects: Vec<Value>,
+}
 
 /// Sends `bytes` over a fresh Unix socket pair and reads them back on another thread.
 fn send(bytes: &[u8]) -> usize {
@@ -62,6 +81,34 @@ fn frame(c: &mut Criterion) {
             b.iter(|| zstd::decode_all(&z[..]).expect("unzstd"))
         });
     }
+    g.bench_function("read_and_type_as_value_trees", |b| {
+        b.iter(|| {
+            let r: ValueRequest = serde_json::from_slice(&json).expect("request");
+            let mut typed = 0;
+            for o in &r.snapshot.objects {
+                match o.get("kind").and_then(Value::as_str) {
+                    Some("Pod") => typed += Pod::deserialize(o).is_ok() as usize,
+                    Some("Event") => typed += Event::deserialize(o).is_ok() as usize,
+                    _ => {}
+                }
+            }
+            typed
+        })
+    });
+    g.bench_function("read_and_type_from_bytes", |b| {
+        b.iter(|| {
+            let r: DiagnoseRequest = serde_json::from_slice(&json).expect("request");
+            let mut typed = 0;
+            for o in &r.snapshot.objects {
+                match o.kind() {
+                    "Pod" => typed += o.typed::<Pod>().is_ok() as usize,
+                    "Event" => typed += o.typed::<Event>().is_ok() as usize,
+                    _ => {}
+                }
+            }
+            typed
+        })
+    });
     g.finish();
 }
 

@@ -24,7 +24,7 @@ fn live(base: &Snapshot, edited: bool) -> Snapshot {
     };
     for (i, o) in s.objects.iter_mut().enumerate() {
         let edit = edited && i % 100 == 0;
-        let m = &mut o.0["metadata"];
+        let m = &mut o.value_mut()["metadata"];
         m["resourceVersion"] = json!(format!("{}{i}", if edit { "b" } else { "a" }));
         if edit {
             m["labels"]["bench-edit"] = json!("1");

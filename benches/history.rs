@@ -22,7 +22,7 @@ fn live(base: &Snapshot, changed: bool) -> Snapshot {
             tracked += 1;
             changed && tracked % 100 == 0
         };
-        let m = &mut o.0["metadata"];
+        let m = &mut o.value_mut()["metadata"];
         m["resourceVersion"] = json!(format!("{}{i}", if edit { "b" } else { "a" }));
         if edit {
             m["labels"]["bench-edit"] = json!("1");

@@ -52,7 +52,7 @@ pub fn snapshot(min_objects: usize) -> Snapshot {
     while snap.objects.len() < min_objects {
         i += 1;
         for o in &template {
-            let mut v = o.0.clone();
+            let mut v = o.value().clone();
             let name = format!("filler{i}-{}", o.name());
             v["metadata"]["name"] = Value::String(name);
             if let Some(l) = v.pointer_mut("/metadata/labels/app") {
@@ -64,7 +64,7 @@ pub fn snapshot(min_objects: usize) -> Snapshot {
             if let Some(n) = v.pointer_mut("/involvedObject/name") {
                 *n = Value::String(format!("filler{i}-{}", n.as_str().unwrap_or("")));
             }
-            snap.objects.push(KubeObject(v));
+            snap.objects.push(KubeObject::new(v));
         }
     }
     snap

@@ -11,9 +11,7 @@
 
 use std::path::Path;
 
-use kubectl_metakube::collect::dump::read_dump;
-use kubectl_metakube::collect::select;
-use metakube_shared::{KubeObject, ObjectRef, Snapshot, SnapshotSource};
+use metakube_shared::{KubeObject, Snapshot};
 use metakubed::graph::instance::record::Loader;
 use metakubed::graph::instance::{KubeGraph, Triples};
 use metakubed::snapshot::Cluster;
@@ -38,39 +36,18 @@ impl Rng {
     }
 }
 
+/// The scenarios' snapshots, every object given a resourceVersion (as a live cluster's all
+/// carry one; some converted cases lack it).
 fn snapshots(root: &Path) -> Vec<(String, Snapshot)> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("dump").is_dir())
-        .collect();
-    dirs.sort();
-    dirs.into_iter()
-        .map(|dir| {
-            let truth_path = dir.join("truth.json");
-            let truth: Value = if truth_path.exists() {
-                serde_json::from_str(&std::fs::read_to_string(truth_path).unwrap()).unwrap()
-            } else {
-                serde_norway::from_str(&std::fs::read_to_string(dir.join("expected.yaml")).unwrap())
-                    .unwrap()
-            };
-            let target: ObjectRef = serde_json::from_value(truth["target"].clone()).unwrap();
-            let source = SnapshotSource::Dump {
-                path: dir.display().to_string(),
-            };
-            let mut snap =
-                select(read_dump(&dir.join("dump")).unwrap(), &target, source, None).unwrap();
-            // A live cluster's objects all carry a resourceVersion; some converted cases lack one.
-            for (n, o) in snap.objects.iter_mut().enumerate() {
-                if o.pointer("/metadata/resourceVersion").is_none() {
-                    o.0["metadata"]["resourceVersion"] = json!(format!("{}", 1000 + n));
-                }
+    let mut out = metakube_tests::scenario_snapshots(root);
+    for (_, snap) in &mut out {
+        for (n, o) in snap.objects.iter_mut().enumerate() {
+            if o.pointer("/metadata/resourceVersion").is_none() {
+                o.value_mut()["metadata"]["resourceVersion"] = json!(format!("{}", 1000 + n));
             }
-            (dir.file_name().unwrap().to_string_lossy().to_string(), snap)
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 fn bump(o: &mut KubeObject) {
@@ -79,7 +56,7 @@ fn bump(o: &mut KubeObject) {
         .and_then(Value::as_str)
         .unwrap_or("0")
         .to_string();
-    o.0["metadata"]["resourceVersion"] = json!(format!("{rv}9"));
+    o.value_mut()["metadata"]["resourceVersion"] = json!(format!("{rv}9"));
 }
 
 fn names_of(s: &Snapshot, kind: &str) -> Vec<String> {
@@ -102,26 +79,33 @@ fn change(s: &Snapshot, rng: &mut Rng) -> Snapshot {
         match o.kind() {
             "Pod" => {
                 if rng.chance(50) {
-                    o.0["metadata"]["labels"]["app"] = json!(format!("moved-{}", rng.below(3)));
+                    o.value_mut()["metadata"]["labels"]["app"] =
+                        json!(format!("moved-{}", rng.below(3)));
                 } else {
-                    o.0["spec"]["nodeName"] = json!(format!("node-{}", rng.below(3)));
+                    o.value_mut()["spec"]["nodeName"] = json!(format!("node-{}", rng.below(3)));
                 }
             }
             "Service" => match rng.below(3) {
-                0 => o.0["spec"]["selector"] = json!({"app": format!("moved-{}", rng.below(3))}),
-                1 => o.0["spec"]["clusterIP"] = json!(format!("10.96.0.{}", rng.below(250))),
+                0 => {
+                    o.value_mut()["spec"]["selector"] =
+                        json!({"app": format!("moved-{}", rng.below(3))})
+                }
+                1 => {
+                    o.value_mut()["spec"]["clusterIP"] =
+                        json!(format!("10.96.0.{}", rng.below(250)))
+                }
                 _ => {
-                    if let Some(m) = o.0["spec"].as_object_mut() {
+                    if let Some(m) = o.value_mut()["spec"].as_object_mut() {
                         m.remove("selector");
                     }
                 }
             },
             "ConfigMap" if !services.is_empty() => {
                 let to = &services[rng.below(services.len())];
-                o.0["data"] = json!({"upstream": format!("http://{to}:8080/api")});
+                o.value_mut()["data"] = json!({"upstream": format!("http://{to}:8080/api")});
             }
             "Deployment" | "StatefulSet" | "DaemonSet" => {
-                o.0["spec"]["template"]["metadata"]["labels"]["app"] =
+                o.value_mut()["spec"]["template"]["metadata"]["labels"]["app"] =
                     json!(format!("moved-{}", rng.below(3)));
             }
             _ => {}
@@ -140,19 +124,19 @@ fn change(s: &Snapshot, rng: &mut Rng) -> Snapshot {
         let name = format!("svc-new-{}", rng.below(1000));
         // Every creation gets a resourceVersion never seen before, as from the API server.
         let rv = |rng: &mut Rng| json!(format!("{}", 1_000_000 + rng.below(1_000_000_000)));
-        s.objects.push(KubeObject(json!({
+        s.objects.push(KubeObject::new(json!({
             "kind": "Service", "apiVersion": "v1",
             "metadata": {"name": name, "namespace": ns, "resourceVersion": rv(rng)},
             "spec": {"selector": labels, "clusterIP": "10.96.9.9", "ports": [{"port": 80}]}
         })));
-        s.objects.push(KubeObject(json!({
+        s.objects.push(KubeObject::new(json!({
             "kind": "Endpoints", "apiVersion": "v1",
             "metadata": {"name": name, "namespace": ns, "resourceVersion": rv(rng)},
             "subsets": []
         })));
         let mut twin = p.clone();
-        twin.0["metadata"]["name"] = json!(format!("{}-twin", p.name()));
-        twin.0["metadata"]["resourceVersion"] = rv(rng);
+        twin.value_mut()["metadata"]["name"] = json!(format!("{}-twin", p.name()));
+        twin.value_mut()["metadata"]["resourceVersion"] = rv(rng);
         s.objects.push(twin);
     }
     if !s.logs.is_empty() && rng.chance(50) {
@@ -317,7 +301,7 @@ fn a_patched_object_named_as_changed_is_derived_again_though_its_version_did_not
         .iter_mut()
         .find(|o| o.kind() == "Service" && o.pointer("/spec/selector").is_some())
         .unwrap();
-    svc.0["spec"]["selector"] = json!({"app": "nothing-has-this"});
+    svc.value_mut()["spec"]["selector"] = json!({"app": "nothing-has-this"});
     let svc = svc.object_ref();
     let (c1, a1) = analyzed(&k, &patched);
     // Unnamed, the unmoved resourceVersion hides the change.

@@ -199,7 +199,7 @@ fn stream_of_dump(dump: &Path, out: &Path) {
     let text: String = objects
         .iter()
         .chain(&events)
-        .map(|o| json!({"type": "ADDED", "object": o.0}).to_string() + "\n")
+        .map(|o| json!({"type": "ADDED", "object": o.value()}).to_string() + "\n")
         .collect();
     std::fs::write(out, text).unwrap();
 }
@@ -328,13 +328,13 @@ fn oom_cluster(recovers: bool) -> (ApiServer, String) {
         let pods: Vec<Value> = objects
             .iter()
             .filter(|o| o.kind() == "Pod" && o.name().starts_with("checkout-"))
-            .map(|o| o.0.clone())
+            .map(|o| o.value().clone())
             .collect();
         // The endpoints controller then lists the pods as ready.
         let mut endpoints: Vec<Value> = objects
             .iter()
             .filter(|o| o.kind() == "Endpoints" && o.name() == "checkout")
-            .map(|o| o.0.clone())
+            .map(|o| o.value().clone())
             .collect();
         for e in &mut endpoints {
             for s in e["subsets"].as_array_mut().into_iter().flatten() {
@@ -579,7 +579,7 @@ fn a_live_watch_relists_after_410_gone_and_its_recording_replays_to_the_same_inc
         let api = api.clone();
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(1500));
-            api.push("MODIFIED", pod.0.clone());
+            api.push("MODIFIED", pod.value().clone());
             api.compact();
         })
     };

@@ -673,11 +673,11 @@ fn validate_patch(
         .rev()
         .find(|o| o.is(&p.object))
         .ok_or_else(|| ValidationError::Missing(p.object.to_string()))?;
-    let patched = remediation::apply(&original.0, &p.patch_type, &p.body)?;
+    let patched = remediation::apply(original.value(), &p.patch_type, &p.body)?;
     remediation::check_schema(&patched)?;
     // Re-diagnose with only the patched object re-typed, then put the original back.
     cluster
-        .replace(&KubeObject(patched))
+        .replace(&KubeObject::new(patched))
         .map_err(|e| ValidationError::StillThere(e.to_string()))?;
     // The graph is re-linked from this snapshot's, with only the patched object derived again
     // (and what it reaches): the patch did not move its resourceVersion.

@@ -399,7 +399,7 @@ mod tests {
     fn snap(objects: Vec<Value>, live: bool) -> Snapshot {
         Snapshot {
             target: ObjectRef::new("Pod", "shop", "web-1"),
-            objects: objects.into_iter().map(KubeObject).collect(),
+            objects: objects.into_iter().map(KubeObject::new).collect(),
             logs: vec![],
             meta: CollectionMeta {
                 source: if live {
@@ -475,7 +475,7 @@ mod tests {
 
         // web-2 leaves the Service (its labels and resourceVersion move); the ConfigMap it
         // reads appears.
-        let mut objects: Vec<Value> = s1.objects.iter().map(|o| o.0.clone()).collect();
+        let mut objects: Vec<Value> = s1.objects.iter().map(|o| o.value().clone()).collect();
         objects[1] = pod("web-2", "batch", "20");
         objects.push(json!({"kind": "ConfigMap", "apiVersion": "v1",
             "metadata": {"name": "cfg", "namespace": "shop", "resourceVersion": "21"}, "data": {"k": "v"}}));

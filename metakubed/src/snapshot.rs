@@ -147,11 +147,7 @@ fn load<T: DeserializeOwned + k8s_openapi::Metadata<Ty = ObjectMeta>>(
         .flatten()
         .filter_map(|o| {
             let r = o.object_ref();
-            let rv =
-                o.0.get("metadata")
-                    .and_then(|m| m.get("resourceVersion"))
-                    .and_then(serde_json::Value::as_str)
-                    .filter(|v| !v.is_empty());
+            let rv = o.resource_version();
             // An object seen before at the same version is taken; one that moved is typed anew
             // (and its earlier form dropped with the rest of what was not taken).
             if let (Some(rv), Some(t)) = (rv, before.remove(&r)) {
@@ -160,7 +156,7 @@ fn load<T: DeserializeOwned + k8s_openapi::Metadata<Ty = ObjectMeta>>(
                     return Some(Obj { r, o: t });
                 }
             }
-            match T::deserialize(&o.0) {
+            match o.typed::<T>() {
                 Ok(t) => Some(Obj { r, o: t }),
                 Err(e) => {
                     gaps.push(Gap {
@@ -575,7 +571,7 @@ impl Cluster {
             i: usize,
             o: &metakube_shared::KubeObject,
         ) -> Result<(), String> {
-            v[i].o = T::deserialize(&o.0).map_err(|e| e.to_string())?;
+            v[i].o = o.typed::<T>().map_err(|e| e.to_string())?;
             Ok(())
         }
         let r = o.object_ref();

@@ -58,17 +58,13 @@ pub fn field_changes(before: &KubeObject, after: &KubeObject) -> Vec<FieldChange
     let mut fields = Vec::new();
     for top in ["spec", "metadata/labels"] {
         let ptr = format!("/{top}");
-        diff(
-            before.0.pointer(&ptr),
-            after.0.pointer(&ptr),
-            &ptr,
-            &mut fields,
-        );
+        diff(before.pointer(&ptr), after.pointer(&ptr), &ptr, &mut fields);
     }
     if matches!(after.kind(), "ConfigMap" | "Secret") {
         for key in ["data", "binaryData", "stringData"] {
             let keys = |o: &KubeObject| -> BTreeSet<(String, String)> {
-                o.0.get(key)
+                o.value()
+                    .get(key)
                     .and_then(Value::as_object)
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
                     .unwrap_or_default()
@@ -188,7 +184,7 @@ mod tests {
     #[test]
     fn spec_and_label_leaves_change_and_data_values_never_show() {
         let d = |img: &str| {
-            KubeObject(
+            KubeObject::new(
                 json!({"kind":"Deployment","metadata":{"name":"web","namespace":"n","labels":{"app":"web"}},
                 "spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"app","image":img}]}}},
                 "status":{"readyReplicas":2}}),
@@ -204,7 +200,7 @@ mod tests {
             )]
         );
         let cm = |v: &str| {
-            KubeObject(
+            KubeObject::new(
                 json!({"kind":"ConfigMap","metadata":{"name":"cfg","namespace":"n"},"data":{"app.yaml":v,"same":"x"}}),
             )
         };

@@ -1,115 +1,23 @@
 //! The snapshot: what the plugin collected about one target, as the API server returned it.
 //!
-//! Objects stay Kubernetes API JSON (`serde_json::Value` with `kind` and `apiVersion` filled in,
-//! since list items carry neither); the daemon types them through k8s-openapi where it needs to.
+//! Objects stay Kubernetes API JSON ([`KubeObject`], with `kind` and `apiVersion` filled in,
+//! since list items carry neither): read from JSON, an object keeps its bytes and the fields
+//! that name and relate it, and the daemon types it through k8s-openapi straight from the
+//! bytes; a value tree is built only for an object whose other fields are read.
 //! Secrets carry metadata and key names only, never values. Logs are bounded tails.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::object::{KindInfo, ObjectRef, TargetRef};
+mod kube_object;
+
+pub use kube_object::{pointer, KubeObject};
+
+use crate::object::{ObjectRef, TargetRef};
 
 /// Largest log tail kept per container and run, in bytes.
 pub const MAX_LOG_BYTES: usize = 64 * 1024;
-
-/// One Kubernetes object as API JSON, with `kind` and `apiVersion` set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct KubeObject(pub Value);
-
-impl KubeObject {
-    /// Wraps a list item, filling in the kind and apiVersion that list items lack.
-    pub fn from_list_item(mut item: Value, info: &KindInfo) -> KubeObject {
-        if let Some(map) = item.as_object_mut() {
-            map.entry("kind").or_insert_with(|| Value::from(info.kind));
-            map.entry("apiVersion")
-                .or_insert_with(|| Value::from(info.api_version));
-        }
-        KubeObject(item)
-    }
-
-    /// The object's kind (empty when missing).
-    pub fn kind(&self) -> &str {
-        self.0.get("kind").and_then(Value::as_str).unwrap_or("")
-    }
-
-    /// `metadata.name` (empty when missing).
-    pub fn name(&self) -> &str {
-        self.pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    }
-
-    /// `metadata.namespace`, if any.
-    pub fn namespace(&self) -> Option<&str> {
-        self.pointer("/metadata/namespace").and_then(Value::as_str)
-    }
-
-    /// `metadata.uid`, if any.
-    pub fn uid(&self) -> Option<&str> {
-        self.pointer("/metadata/uid").and_then(Value::as_str)
-    }
-
-    /// A reference to this object.
-    pub fn object_ref(&self) -> ObjectRef {
-        KubeObject::ref_of(&self.0)
-    }
-
-    /// Whether this object is the one `r` names (compared in place, nothing copied).
-    pub fn is(&self, r: &ObjectRef) -> bool {
-        self.name() == r.name && self.kind() == r.kind && self.namespace() == r.namespace.as_deref()
-    }
-
-    /// A reference to the object an API JSON value is (kind, `metadata.namespace`,
-    /// `metadata.name`), without wrapping (or copying) it.
-    pub fn ref_of(v: &Value) -> ObjectRef {
-        let s = |ptr: &str| pointer(v, ptr).and_then(Value::as_str);
-        ObjectRef {
-            kind: s("/kind").unwrap_or("").to_string(),
-            namespace: s("/metadata/namespace").map(str::to_string),
-            name: s("/metadata/name").unwrap_or("").to_string(),
-        }
-    }
-
-    /// A field by JSON pointer (`/spec/selector`).
-    pub fn pointer(&self, ptr: &str) -> Option<&Value> {
-        pointer(&self.0, ptr)
-    }
-}
-
-/// `v.pointer(ptr)` (RFC 6901), without `serde_json`'s two new strings per token: the
-/// accessors above run for every object of a 20k-object snapshot many times over, and the
-/// allocations were a fifth of the neighbourhood's time. Tokens are unescaped (`~1` → `/`,
-/// `~0` → `~`) only when they hold a `~`.
-pub fn pointer<'v>(v: &'v Value, ptr: &str) -> Option<&'v Value> {
-    if ptr.is_empty() {
-        return Some(v);
-    }
-    let rest = ptr.strip_prefix('/')?;
-    rest.split('/').try_fold(v, |target, token| {
-        let owned;
-        let token = if token.contains('~') {
-            owned = token.replace("~1", "/").replace("~0", "~");
-            owned.as_str()
-        } else {
-            token
-        };
-        match target {
-            Value::Object(map) => map.get(token),
-            Value::Array(list) => array_index(token).and_then(|i| list.get(i)),
-            _ => None,
-        }
-    })
-}
-
-/// An RFC 6901 array index: digits, no sign, no leading zero.
-fn array_index(s: &str) -> Option<usize> {
-    if s.starts_with('+') || (s.starts_with('0') && s.len() != 1) {
-        return None;
-    }
-    s.parse().ok()
-}
 
 /// The log tail of one container run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,7 +191,7 @@ impl Snapshot {
                     field: "metadata.name",
                 });
             }
-            if o.kind() == "Secret" && secret_has_values(&o.0) {
+            if o.kind() == "Secret" && secret_has_values(o.value()) {
                 return Err(SnapshotError::SecretValues(o.name().to_string()));
             }
         }
@@ -325,7 +233,7 @@ mod tests {
 
     #[test]
     fn an_object_is_the_one_its_kind_namespace_and_name_name() {
-        let o = KubeObject(
+        let o = KubeObject::new(
             json!({"kind": "Service", "metadata": {"name": "redis", "namespace": "shop"}}),
         );
         assert!(o.is(&ObjectRef::new("Service", "shop", "redis")));
@@ -333,7 +241,7 @@ mod tests {
         assert!(!o.is(&ObjectRef::new("Service", "other", "redis")));
         assert!(!o.is(&ObjectRef::new("Deployment", "shop", "redis")));
         assert!(!o.is(&ObjectRef::cluster("Service", "redis")));
-        let node = KubeObject(json!({"kind": "Node", "metadata": {"name": "n1"}}));
+        let node = KubeObject::new(json!({"kind": "Node", "metadata": {"name": "n1"}}));
         assert!(node.is(&ObjectRef::cluster("Node", "n1")));
         assert!(!node.is(&ObjectRef::new("Node", "default", "n1")));
     }
@@ -383,7 +291,7 @@ mod tests {
         let mut s = json!({"kind":"Secret","metadata":{"name":"db","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"}},"data":{"password":"aHVudGVyMg=="}});
         let snap = |o: &Value| Snapshot {
             target: ObjectRef::new("Pod", "ns", "p"),
-            objects: vec![KubeObject(o.clone())],
+            objects: vec![KubeObject::new(o.clone())],
             logs: vec![],
             meta: CollectionMeta {
                 source: SnapshotSource::Dump { path: ".".into() },

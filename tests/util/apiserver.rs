@@ -82,7 +82,7 @@ impl ApiServer {
             .into_iter()
             .map(|mut o| {
                 if o.kind() == "Secret" {
-                    if let Some(d) = o.0.get_mut("data").and_then(Value::as_object_mut) {
+                    if let Some(d) = o.value_mut().get_mut("data").and_then(Value::as_object_mut) {
                         for v in d.values_mut() {
                             *v = json!("c3VwZXItc2VjcmV0");
                         }
@@ -138,7 +138,7 @@ impl ApiServer {
         d.objects
             .iter()
             .find(|o| o.object_ref() == r)
-            .map(|o| o.0.clone())
+            .map(|o| o.value().clone())
     }
 
     /// Forgets the history so far: a watch resuming from before now gets `410 Gone`.
@@ -165,7 +165,7 @@ impl ApiServer {
 fn push(d: &mut Data, typ: &str, mut object: Value) {
     d.rv += 1;
     object["metadata"]["resourceVersion"] = json!(d.rv.to_string());
-    let o = KubeObject(object.clone());
+    let o = KubeObject::new(object.clone());
     let r = o.object_ref();
     d.objects.retain(|x| x.object_ref() != r);
     if typ != "DELETED" {
@@ -197,7 +197,7 @@ fn apply_patch(
     else {
         return;
     };
-    let mut v = o.0.clone();
+    let mut v = o.value().clone();
     let Ok(p) = serde_json::from_str::<Value>(body) else {
         return;
     };
@@ -472,7 +472,7 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
             let items: Vec<Value> = items[from.min(to)..to]
                 .iter()
                 .map(|o| {
-                    let mut v = o.0.clone();
+                    let mut v = o.value().clone();
                     if let Some(m) = v.as_object_mut() {
                         m.remove("kind");
                         m.remove("apiVersion");
@@ -487,8 +487,8 @@ fn route(d: &Data, method: &str, target: &str, _body: &str) -> (u16, String, Val
             )
         }
         [_, name] => match d.objects.iter().filter(matches).find(|o| o.name() == *name) {
-            Some(o) if method == "PATCH" => (200, "application/json".into(), o.0.clone()),
-            Some(o) => (200, "application/json".into(), o.0.clone()),
+            Some(o) if method == "PATCH" => (200, "application/json".into(), o.value().clone()),
+            Some(o) => (200, "application/json".into(), o.value().clone()),
             None => status(
                 404,
                 "NotFound",

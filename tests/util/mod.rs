@@ -376,3 +376,37 @@ pub fn fake_openai_slow(
     });
     (url, seen)
 }
+
+/// Every scenario under `root` (a folder holding `dump/` and `truth.json` or `expected.yaml`)
+/// read and selected as the plugin does for `diagnose --from-dump`, by folder name, in order.
+/// A missing `root` gives none.
+pub fn scenario_snapshots(root: &Path) -> Vec<(String, metakube_shared::Snapshot)> {
+    use kubectl_metakube::collect::{dump::read_dump, select};
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("dump").is_dir())
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .map(|dir| {
+            let truth_path = dir.join("truth.json");
+            let truth: Value = if truth_path.exists() {
+                serde_json::from_str(&std::fs::read_to_string(truth_path).unwrap()).unwrap()
+            } else {
+                serde_norway::from_str(&std::fs::read_to_string(dir.join("expected.yaml")).unwrap())
+                    .unwrap()
+            };
+            let target: metakube_shared::ObjectRef =
+                serde_json::from_value(truth["target"].clone()).unwrap();
+            let source = metakube_shared::SnapshotSource::Dump {
+                path: dir.display().to_string(),
+            };
+            let snap =
+                select(read_dump(&dir.join("dump")).unwrap(), &target, source, None).unwrap();
+            (dir.file_name().unwrap().to_string_lossy().to_string(), snap)
+        })
+        .collect()
+}

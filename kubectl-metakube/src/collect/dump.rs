@@ -285,9 +285,9 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
             for item in items {
                 let mut o = KubeObject::from_list_item(item, info);
                 if info.kind == "Secret" {
-                    strip_secret_values(&mut o.0);
+                    strip_secret_values(o.value_mut());
                 }
-                strip_noise(&mut o.0);
+                strip_noise(o.value_mut());
                 if o.name().is_empty() {
                     out.gaps.push(gap(format!(
                         "a {} item has no metadata.name; skipped",

@@ -234,7 +234,7 @@ async fn list_secrets(
                 .into_keys()
                 .map(|k| (k, Value::String(String::new())))
                 .collect();
-            KubeObject(serde_json::json!({"kind": "Secret", "apiVersion": "v1", "metadata": meta, "type": s.type_, "data": data}))
+            KubeObject::new(serde_json::json!({"kind": "Secret", "apiVersion": "v1", "metadata": meta, "type": s.type_, "data": data}))
         })
         .collect()))
 }
@@ -248,7 +248,7 @@ fn push_items(out: &mut Collected, list: &Value, info: &'static KindInfo) {
         .flatten()
     {
         let mut o = KubeObject::from_list_item(item.clone(), info);
-        strip_noise(&mut o.0);
+        strip_noise(o.value_mut());
         out.objects.push(o);
     }
 }

@@ -99,18 +99,6 @@ pub fn referenced_namespaces(pods: &[&KubeObject]) -> BTreeSet<String> {
     out
 }
 
-fn controller_of(o: &KubeObject) -> Option<(String, String)> {
-    let owners = o.pointer("/metadata/ownerReferences")?.as_array()?;
-    let c = owners
-        .iter()
-        .find(|x| x.get("controller").and_then(Value::as_bool) == Some(true))
-        .or_else(|| owners.first())?;
-    Some((
-        c.get("kind")?.as_str()?.to_string(),
-        c.get("name")?.as_str()?.to_string(),
-    ))
-}
-
 /// Kinds that own pods or what owns them: the steps of an owner chain.
 const CONTROLLERS: &[&str] = &[
     "ReplicaSet",
@@ -137,14 +125,12 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
         .map(|x| ((x.kind(), x.name()), x))
         .collect();
     let owned_by = |o: &KubeObject, depth: usize| -> bool {
-        let mut cur = controller_of(o);
+        let mut cur = o.controller();
         for _ in 0..depth {
             match cur {
                 Some((k, n)) if k == target.kind && n == target.name => return true,
                 Some((k, n)) => {
-                    cur = controllers
-                        .get(&(k.as_str(), n.as_str()))
-                        .and_then(|x| controller_of(x));
+                    cur = controllers.get(&(k, n)).and_then(|x| x.controller());
                 }
                 None => return false,
             }
@@ -405,7 +391,7 @@ pub fn is_cluster_dns(o: &KubeObject) -> bool {
 pub fn latest_timestamp(objects: &[KubeObject]) -> Option<Timestamp> {
     let mut best = None;
     for o in objects {
-        latest_walk(&o.0, &mut best);
+        latest_walk(o.value(), &mut best);
     }
     best.map(|(t, _)| t)
 }
@@ -479,7 +465,7 @@ mod tests {
     use serde_json::json;
 
     fn obj(v: Value) -> KubeObject {
-        KubeObject(v)
+        KubeObject::new(v)
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn write_dump(snap: &Snapshot, dir: &Path) -> Result<(), CollectError> {
         } else {
             info.plural
         };
-        let mut item = o.0.clone();
+        let mut item = o.value().clone();
         if let Some(m) = item.as_object_mut() {
             m.remove("kind");
             m.remove("apiVersion");
@@ -188,7 +188,7 @@ mod tests {
                      "collector_version": "test"}
         }))
         .unwrap();
-        s.objects.push(KubeObject(json!({
+        s.objects.push(KubeObject::new(json!({
             "kind": "Pod", "apiVersion": "v1",
             "metadata": {"name": "web", "namespace": "shop"}
         })));
@@ -243,7 +243,7 @@ mod tests {
         std::fs::write(&target, "keep").unwrap();
         std::os::unix::fs::symlink(&target, out.join("nodes.json")).unwrap();
         let mut s = snap("shop", "web");
-        s.objects.push(KubeObject(json!({
+        s.objects.push(KubeObject::new(json!({
             "kind": "Node", "apiVersion": "v1", "metadata": {"name": "n1"}
         })));
         let e = write_dump(&s, &out).unwrap_err();

@@ -111,7 +111,7 @@ mod tests {
         let mut c = Changes::default();
         let t = Timestamp::from_second(1_700_000_000).unwrap();
         let d = |img: &str| {
-            KubeObject(
+            KubeObject::new(
                 json!({"kind":"Deployment","metadata":{"name":"web","namespace":"n","labels":{"app":"web"}},
                 "spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"app","image":img}]}}},
                 "status":{"readyReplicas":2}}),
@@ -119,12 +119,12 @@ mod tests {
         };
         c.record(&d("a:1"), &d("a:2"), t);
         let cm = |v: &str| {
-            KubeObject(
+            KubeObject::new(
                 json!({"kind":"ConfigMap","metadata":{"name":"cfg","namespace":"n"},"data":{"app.yaml":v,"same":"x"}}),
             )
         };
         c.record(&cm("password: hunter2"), &cm("password: letmein"), t);
-        let pod = KubeObject(
+        let pod = KubeObject::new(
             json!({"kind":"Pod","metadata":{"name":"p","namespace":"n"},"spec":{"nodeName":"a"}}),
         );
         c.record(&pod, &pod, t);

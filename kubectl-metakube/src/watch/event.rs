@@ -82,7 +82,7 @@ impl WatchEvent {
             // A recording of someone else's cluster may carry values: never keep them.
             metakube_shared::strip_secret_values(&mut o);
         }
-        KubeObject(o)
+        KubeObject::new(o)
     }
 }
 

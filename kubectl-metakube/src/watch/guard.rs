@@ -209,7 +209,7 @@ fn inverse(p: &Patch, before: &KubeObject) -> Option<Patch> {
                 .iter()
                 .map(|o| {
                     let path = o.get("path").and_then(Value::as_str).unwrap_or("");
-                    match before.0.pointer(path) {
+                    match before.value().pointer(path) {
                         Some(old) => json!({"op": "replace", "path": path, "value": old}),
                         None => json!({"op": "remove", "path": path}),
                     }
@@ -217,9 +217,9 @@ fn inverse(p: &Patch, before: &KubeObject) -> Option<Patch> {
                 .collect();
             Value::Array(ops)
         }
-        "merge" => inverse_merge(&p.body, Some(&before.0)),
+        "merge" => inverse_merge(&p.body, Some(before.value())),
         "strategic" => {
-            let mut b = inverse_merge(&p.body, Some(&before.0));
+            let mut b = inverse_merge(&p.body, Some(before.value()));
             for c in ["containers", "initContainers"] {
                 let ptr = format!("/spec/template/spec/{c}");
                 if let Some(list) = p.body.pointer(&ptr).and_then(Value::as_array) {
@@ -228,7 +228,7 @@ fn inverse(p: &Patch, before: &KubeObject) -> Option<Patch> {
                         .filter_map(|x| x.get("name"))
                         .map(|name| {
                             let prev = before
-                                .0
+                                .value()
                                 .pointer(&ptr)
                                 .and_then(Value::as_array)
                                 .and_then(|cs| cs.iter().find(|c| c.get("name") == Some(name)));

@@ -246,6 +246,6 @@ mod tests {
             json!({"kind":"Secret","apiVersion":"v1","metadata":{"name":"db","namespace":"n"},"data":{"password":"aHVudGVyMg=="}}),
         ));
         let o = s.get(&ObjectRef::new("Secret", "n", "db")).unwrap();
-        assert_eq!(o.0["data"]["password"], "");
+        assert_eq!(o.value()["data"]["password"], "");
     }
 }

@@ -110,7 +110,7 @@ pub fn shape(o: &KubeObject) -> Value {
         s["spec"] = spec;
     }
     for key in ["data", "binaryData", "stringData"] {
-        if let Some(m) = o.0.get(key).and_then(Value::as_object) {
+        if let Some(m) = o.value().get(key).and_then(Value::as_object) {
             let digests: serde_json::Map<String, Value> = m
                 .iter()
                 .map(|(k, v)| {
@@ -260,11 +260,7 @@ impl History {
         let mut ops: Vec<Op> = Vec::new();
         for o in snap.objects.iter().filter(|o| TRACKED.contains(&o.kind())) {
             let r = o.object_ref();
-            let rv = o
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let rv = o.resource_version().unwrap_or("").to_string();
             let new_shape = match c.objects.get(&r) {
                 Some(k) if !rv.is_empty() && k.rv == rv => {
                     obs.compared += 1;
@@ -276,9 +272,10 @@ impl History {
                     let s = shape(o);
                     let at = changed_at(o, k.seen, now);
                     let via = format!("history: resourceVersion {} → {rv}", k.rv);
-                    for (field, from, to) in
-                        field_changes(&KubeObject(k.shape.clone()), &KubeObject(s.clone()))
-                    {
+                    for (field, from, to) in field_changes(
+                        &KubeObject::new(k.shape.clone()),
+                        &KubeObject::new(s.clone()),
+                    ) {
                         let change = Change {
                             object: r.clone(),
                             field,
@@ -440,7 +437,7 @@ mod tests {
     fn snap(objects: Vec<Value>) -> Snapshot {
         Snapshot {
             target: ObjectRef::new("Deployment", "shop", "web"),
-            objects: objects.into_iter().map(KubeObject).collect(),
+            objects: objects.into_iter().map(KubeObject::new).collect(),
             logs: vec![],
             meta: CollectionMeta {
                 source: SnapshotSource::Live {

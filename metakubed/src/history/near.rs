@@ -26,16 +26,6 @@ const WORKLOADS: &[&str] = &[
     "Job",
 ];
 
-/// The object's controller (kind, name), from its ownerReferences.
-fn owner(o: &KubeObject) -> Option<(&str, &str)> {
-    let refs = o.pointer("/metadata/ownerReferences")?.as_array()?;
-    let r = refs
-        .iter()
-        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
-        .or_else(|| refs.first())?;
-    Some((r.get("kind")?.as_str()?, r.get("name")?.as_str()?))
-}
-
 /// Labels ⊇ selector (a selector with no terms selects nothing here).
 fn selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
     let (Some(sel), Some(labels)) = (
@@ -50,14 +40,11 @@ fn selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
 /// Every label (key, value) a pod or a pod template in the namespace carries.
 fn label_pairs<'a>(index: &Objects<'a>, ns: &str) -> HashSet<(&'a str, &'a str)> {
     let mut out = HashSet::new();
-    let pods = index
-        .in_ns("Pod", ns)
-        .iter()
-        .map(|o| o.pointer("/metadata/labels"));
+    let pods = index.in_ns("Pod", ns).iter().map(|o| o.labels());
     let templates = WORKLOADS
         .iter()
         .flat_map(|k| index.in_ns(k, ns))
-        .map(|o| o.pointer("/spec/template/metadata/labels"));
+        .map(|o| o.template_labels());
     for labels in pods.chain(templates) {
         for (k, v) in labels.and_then(Value::as_object).into_iter().flatten() {
             if let Some(v) = v.as_str() {
@@ -209,7 +196,7 @@ pub fn neighbourhood(index: &Objects, centre: &[ObjectRef]) -> Near {
         // Up the owner chain (pod → ReplicaSet → Deployment).
         let mut cur = o;
         for _ in 0..3 {
-            let Some((kind, name)) = owner(cur) else {
+            let Some((kind, name)) = cur.controller() else {
                 break;
             };
             let r = ObjectRef::new(kind, &ns, name);
@@ -230,10 +217,7 @@ pub fn neighbourhood(index: &Objects, centre: &[ObjectRef]) -> Near {
         }
         if o.kind() == "Service" {
             for w in WORKLOADS.iter().flat_map(|k| index.in_ns(k, &ns)) {
-                if selects(
-                    o.pointer("/spec/selector"),
-                    w.pointer("/spec/template/metadata/labels"),
-                ) {
+                if selects(o.selector(), w.template_labels()) {
                     near.objects.insert(w.object_ref());
                 }
             }
@@ -250,12 +234,12 @@ pub fn neighbourhood(index: &Objects, centre: &[ObjectRef]) -> Near {
         // The Services selecting its pods, and those that select nothing at all while asking
         // for one of its label keys: a selector edited away from its pods is the change that
         // explains them (in a namespace of a thousand `app=…` Services, the others are not near).
-        let labels = o.pointer("/spec/template/metadata/labels");
+        let labels = o.template_labels();
         let present = pairs
             .entry(ns.to_string())
             .or_insert_with(|| label_pairs(index, ns));
         for s in index.in_ns("Service", ns) {
-            let sel = s.pointer("/spec/selector");
+            let sel = s.selector();
             let orphan = sel.and_then(Value::as_object).is_some_and(|m| {
                 m.iter().any(|(k, v)| {
                     !v.as_str()
@@ -291,7 +275,7 @@ pub fn neighbourhood(index: &Objects, centre: &[ObjectRef]) -> Near {
         let mut cur = p;
         let mut owned = false;
         for _ in 0..2 {
-            let Some((kind, name)) = owner(cur) else {
+            let Some((kind, name)) = cur.controller() else {
                 break;
             };
             if mine.contains(&(kind, ns, name)) {
@@ -320,8 +304,61 @@ pub fn neighbourhood(index: &Objects, centre: &[ObjectRef]) -> Near {
     near
 }
 
-fn time(v: Option<&Value>) -> Option<Timestamp> {
-    v.and_then(Value::as_str).and_then(|s| s.parse().ok())
+/// What the timing of a failure is read from, typed straight from an object's JSON (a large
+/// snapshot's events and pods are never built into value trees for it): an event's type,
+/// subject and times (core/v1 `involvedObject`, events.k8s.io `regarding`), a pod's or node's
+/// conditions.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Timing {
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    involved_object: Option<Subject>,
+    regarding: Option<Subject>,
+    first_timestamp: Option<String>,
+    event_time: Option<String>,
+    last_timestamp: Option<String>,
+    status: Option<Status>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Subject {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Status {
+    conditions: Option<Vec<Condition>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Condition {
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    status: Option<String>,
+    last_transition_time: Option<String>,
+}
+
+impl Timing {
+    /// The object's timing fields; an object whose fields are not of these shapes has none.
+    fn of(o: &KubeObject) -> Timing {
+        o.typed().unwrap_or_default()
+    }
+
+    fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        self.status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+    }
+}
+
+fn time(v: Option<&String>) -> Option<Timestamp> {
+    v.and_then(|s| s.parse().ok())
 }
 
 /// The earliest failure near the fault: a warning event about one of its objects or pods, or a
@@ -334,65 +371,53 @@ pub fn first_failure(objects: &Objects, near: &Near) -> Option<Timestamp> {
         }
     };
     for o in objects.of_kind("Event") {
-        if o.pointer("/type").and_then(Value::as_str) != Some("Warning") {
+        let e = Timing::of(o);
+        if e.type_.as_deref() != Some("Warning") {
             continue;
         }
-        let Some(io) = o
-            .pointer("/involvedObject")
-            .or_else(|| o.pointer("/regarding"))
-        else {
+        let Some(io) = e.involved_object.as_ref().or(e.regarding.as_ref()) else {
             continue;
         };
-        let r = ObjectRef::new(
-            io.get("kind").and_then(Value::as_str).unwrap_or_default(),
-            io.get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-            io.get("name").and_then(Value::as_str).unwrap_or_default(),
+        let (kind, name) = (
+            io.kind.as_deref().unwrap_or_default(),
+            io.name.as_deref().unwrap_or_default(),
         );
-        let r = if r.kind == "Node" {
-            ObjectRef::cluster("Node", &r.name)
+        let r = if kind == "Node" {
+            ObjectRef::cluster("Node", name)
         } else {
-            r
+            ObjectRef::new(kind, io.namespace.as_deref().unwrap_or_default(), name)
         };
         if near.objects.contains(&r) || near.pods.contains(&r) {
-            see(time(o.pointer("/firstTimestamp"))
-                .or_else(|| time(o.pointer("/eventTime")))
-                .or_else(|| time(o.pointer("/lastTimestamp"))));
+            see(time(e.first_timestamp.as_ref())
+                .or_else(|| time(e.event_time.as_ref()))
+                .or_else(|| time(e.last_timestamp.as_ref())));
         }
     }
     for o in near.pods.iter().filter_map(|p| objects.get(p)) {
-        for c in o
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if c.get("type").and_then(Value::as_str) == Some("Ready")
-                && c.get("status").and_then(Value::as_str) == Some("False")
-            {
-                see(time(c.get("lastTransitionTime")));
+        for c in Timing::of(o).conditions() {
+            if c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("False") {
+                see(time(c.last_transition_time.as_ref()));
             }
         }
     }
     first
 }
 
-/// The newest time the snapshot itself shows (events, pod conditions): what "now" was for a
-/// dump read later.
+/// The newest time the snapshot itself shows (events, pod and node conditions): what "now" was
+/// for a dump read later.
 pub fn observed_at(objects: &Objects) -> Option<Timestamp> {
     let events = objects.of_kind("Event").flat_map(|o| {
-        ["/lastTimestamp", "/eventTime", "/firstTimestamp"].map(|p| time(o.pointer(p)))
+        let e = Timing::of(o);
+        [e.last_timestamp, e.event_time, e.first_timestamp].map(|t| time(t.as_ref()))
     });
     let conditions = objects
         .of_kind("Pod")
         .chain(objects.of_kind("Node"))
         .flat_map(|o| {
-            o.pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|c| time(c.get("lastTransitionTime")))
+            Timing::of(o)
+                .conditions()
+                .map(|c| time(c.last_transition_time.as_ref()))
+                .collect::<Vec<_>>()
         });
     events.chain(conditions).flatten().max()
 }
@@ -430,7 +455,7 @@ mod tests {
         ];
         let snap = Snapshot {
             target: ObjectRef::new("Deployment", "n", "web"),
-            objects: objects.into_iter().map(KubeObject).collect(),
+            objects: objects.into_iter().map(KubeObject::new).collect(),
             logs: vec![],
             meta: CollectionMeta {
                 source: SnapshotSource::Dump { path: "d".into() },

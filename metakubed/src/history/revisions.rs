@@ -56,16 +56,9 @@ pub fn rollout_changes(objects: &Objects, near: &BTreeSet<ObjectRef>) -> Vec<Cha
             .in_ns("ReplicaSet", ns)
             .iter()
             .copied()
-            .filter(|o| {
-                o.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| {
-                        refs.iter().any(|r| {
-                            r.get("kind").and_then(Value::as_str) == Some("Deployment")
-                                && r.get("name").and_then(Value::as_str) == Some(&d.name)
-                        })
-                    })
-            })
+            // Its controller, read without building the ReplicaSet's value tree (a namespace
+            // may hold thousands of them; only this Deployment's are read further).
+            .filter(|o| o.controller() == Some(("Deployment", d.name.as_str())))
             .filter_map(|o| Some((revision(o)?, o)))
             .collect();
         sets.sort_by_key(|(r, _)| *r);
@@ -110,7 +103,7 @@ mod tests {
     use serde_json::json;
 
     fn rs(name: &str, rev: u32, image: &str, created: &str) -> KubeObject {
-        KubeObject(json!({
+        KubeObject::new(json!({
             "kind": "ReplicaSet",
             "metadata": {"name": name, "namespace": "shop", "creationTimestamp": created,
                 "annotations": {REVISION: rev.to_string()},

@@ -558,7 +558,7 @@ mod tests {
                 "lastTimestamp": "2026-01-01T10:00:00Z"});
             Snapshot {
                 target: ObjectRef::new("Pod", "n", "web-1"),
-                objects: vec![KubeObject(pod), KubeObject(ev)],
+                objects: vec![KubeObject::new(pod), KubeObject::new(ev)],
                 logs: vec![],
                 meta: CollectionMeta {
                     source: SnapshotSource::Dump { path: ".".into() },

@@ -1,0 +1,566 @@
+//! One Kubernetes object as API JSON — kept as the bytes it arrived in until a field is read.
+//!
+//! A snapshot of a large namespace is tens of megabytes of JSON. Parsed into a
+//! `serde_json::Value` tree it is ten times that in small allocations, built in a third of a
+//! second and freed in as long again, only for most of it to be read once more into its
+//! k8s-openapi type. So an object read from JSON keeps its bytes ([`RawValue`]) and the few
+//! fields that name and relate it (kind, name, namespace, uid, resourceVersion, owners,
+//! labels, a selector, a pod template's labels); the daemon types it
+//! straight from the bytes ([`KubeObject::typed`]), and a `Value` is parsed only for an
+//! object whose fields something reads ([`KubeObject::value`]). An object built from a value
+//! (what the plugin collects and edits) stays that value.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::object::{KindInfo, ObjectRef};
+
+/// One Kubernetes object as API JSON, with `kind` and `apiVersion` set.
+#[derive(Clone)]
+pub struct KubeObject(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Built from a value (collected, edited, or a test's fixture).
+    Value(Value),
+    /// Read from JSON: its bytes, what names it, and its value once a field was read.
+    Raw(Box<Received>),
+}
+
+#[derive(Clone)]
+struct Received {
+    raw: Box<RawValue>,
+    head: Head,
+    value: OnceLock<Value>,
+}
+
+/// The fields that name an object, read from its bytes without building a tree.
+#[derive(Clone, Default, Deserialize)]
+struct Head {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: Option<MetaHead>,
+    #[serde(default)]
+    spec: Option<SpecHead>,
+}
+
+/// What a workload or Service selects with, and the labels a workload gives its pods.
+#[derive(Clone, Default, Deserialize)]
+struct SpecHead {
+    #[serde(default)]
+    selector: Option<Value>,
+    #[serde(default)]
+    template: Option<TemplateHead>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+struct TemplateHead {
+    #[serde(default)]
+    metadata: Option<TemplateMetaHead>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+struct TemplateMetaHead {
+    #[serde(default)]
+    labels: Option<Value>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaHead {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    owner_references: Option<Vec<OwnerHead>>,
+    #[serde(default)]
+    labels: Option<Value>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+struct OwnerHead {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+impl KubeObject {
+    /// An object from its API JSON value.
+    pub fn new(value: Value) -> KubeObject {
+        KubeObject(Repr::Value(value))
+    }
+
+    /// Wraps a list item, filling in the kind and apiVersion that list items lack.
+    pub fn from_list_item(mut item: Value, info: &KindInfo) -> KubeObject {
+        if let Some(map) = item.as_object_mut() {
+            map.entry("kind").or_insert_with(|| Value::from(info.kind));
+            map.entry("apiVersion")
+                .or_insert_with(|| Value::from(info.api_version));
+        }
+        KubeObject::new(item)
+    }
+
+    /// The object as a JSON value (parsed from its bytes the first time it is asked for; a
+    /// value that cannot be parsed again — it was validated on the way in — reads as null).
+    pub fn value(&self) -> &Value {
+        match &self.0 {
+            Repr::Value(v) => v,
+            Repr::Raw(r) => r
+                .value
+                .get_or_init(|| serde_json::from_str(r.raw.get()).unwrap_or(Value::Null)),
+        }
+    }
+
+    /// Whether the object is held as a value tree (built from one, edited, or a field was
+    /// read) rather than only as the bytes it arrived in.
+    pub fn is_parsed(&self) -> bool {
+        match &self.0 {
+            Repr::Value(_) => true,
+            Repr::Raw(r) => r.value.get().is_some(),
+        }
+    }
+
+    /// The object as a JSON value to edit (its bytes, if it had any, are dropped).
+    pub fn value_mut(&mut self) -> &mut Value {
+        if let Repr::Raw(_) = self.0 {
+            let v = std::mem::take(self).into_value();
+            self.0 = Repr::Value(v);
+        }
+        match &mut self.0 {
+            Repr::Value(v) => v,
+            Repr::Raw(_) => unreachable!("made a value above"),
+        }
+    }
+
+    /// The object as an owned JSON value.
+    pub fn into_value(self) -> Value {
+        match self.0 {
+            Repr::Value(v) => v,
+            Repr::Raw(r) => {
+                let r = *r;
+                match r.value.into_inner() {
+                    Some(v) => v,
+                    None => serde_json::from_str(r.raw.get()).unwrap_or(Value::Null),
+                }
+            }
+        }
+    }
+
+    /// The object read into its typed form (a k8s-openapi struct): straight from its bytes
+    /// when it has them, no value tree in between.
+    pub fn typed<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        match &self.0 {
+            Repr::Value(v) => T::deserialize(v),
+            Repr::Raw(r) => serde_json::from_str(r.raw.get()),
+        }
+    }
+
+    fn head_value(&self, pick: impl Fn(&Head) -> Option<&Value>, ptr: &str) -> Option<&Value> {
+        match &self.0 {
+            Repr::Value(v) => pointer(v, ptr),
+            Repr::Raw(r) => pick(&r.head),
+        }
+    }
+
+    /// `metadata.labels`.
+    pub fn labels(&self) -> Option<&Value> {
+        self.head_value(|h| h.metadata.as_ref()?.labels.as_ref(), "/metadata/labels")
+    }
+
+    /// `spec.selector`: a Service's label map, a workload's label selector.
+    pub fn selector(&self) -> Option<&Value> {
+        self.head_value(|h| h.spec.as_ref()?.selector.as_ref(), "/spec/selector")
+    }
+
+    /// `spec.template.metadata.labels`: the labels a workload gives its pods.
+    pub fn template_labels(&self) -> Option<&Value> {
+        self.head_value(
+            |h| {
+                h.spec
+                    .as_ref()?
+                    .template
+                    .as_ref()?
+                    .metadata
+                    .as_ref()?
+                    .labels
+                    .as_ref()
+            },
+            "/spec/template/metadata/labels",
+        )
+    }
+
+    fn head_str(&self, pick: impl Fn(&Head) -> Option<&String>, ptr: &str) -> Option<&str> {
+        match &self.0 {
+            Repr::Value(v) => pointer(v, ptr).and_then(Value::as_str),
+            Repr::Raw(r) => pick(&r.head).map(String::as_str),
+        }
+    }
+
+    /// The object's kind (empty when missing).
+    pub fn kind(&self) -> &str {
+        self.head_str(|h| h.kind.as_ref(), "/kind").unwrap_or("")
+    }
+
+    /// `metadata.name` (empty when missing).
+    pub fn name(&self) -> &str {
+        self.head_str(|h| h.metadata.as_ref()?.name.as_ref(), "/metadata/name")
+            .unwrap_or("")
+    }
+
+    /// `metadata.namespace`, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.head_str(
+            |h| h.metadata.as_ref()?.namespace.as_ref(),
+            "/metadata/namespace",
+        )
+    }
+
+    /// `metadata.uid`, if any.
+    pub fn uid(&self) -> Option<&str> {
+        self.head_str(|h| h.metadata.as_ref()?.uid.as_ref(), "/metadata/uid")
+    }
+
+    /// `metadata.resourceVersion`, if any and not empty.
+    pub fn resource_version(&self) -> Option<&str> {
+        self.head_str(
+            |h| h.metadata.as_ref()?.resource_version.as_ref(),
+            "/metadata/resourceVersion",
+        )
+        .filter(|v| !v.is_empty())
+    }
+
+    /// The owner that controls this object (kind, name): the ownerReference marked
+    /// `controller`, else the first one.
+    pub fn controller(&self) -> Option<(&str, &str)> {
+        match &self.0 {
+            Repr::Value(v) => {
+                let refs = pointer(v, "/metadata/ownerReferences")?.as_array()?;
+                let c = refs
+                    .iter()
+                    .find(|x| x.get("controller").and_then(Value::as_bool) == Some(true))
+                    .or_else(|| refs.first())?;
+                Some((c.get("kind")?.as_str()?, c.get("name")?.as_str()?))
+            }
+            Repr::Raw(r) => {
+                let refs = r.head.metadata.as_ref()?.owner_references.as_ref()?;
+                let c = refs
+                    .iter()
+                    .find(|x| x.controller == Some(true))
+                    .or_else(|| refs.first())?;
+                Some((c.kind.as_deref()?, c.name.as_deref()?))
+            }
+        }
+    }
+
+    /// A reference to this object.
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef {
+            kind: self.kind().to_string(),
+            namespace: self.namespace().map(str::to_string),
+            name: self.name().to_string(),
+        }
+    }
+
+    /// Whether this object is the one `r` names (compared in place, nothing copied).
+    pub fn is(&self, r: &ObjectRef) -> bool {
+        self.name() == r.name && self.kind() == r.kind && self.namespace() == r.namespace.as_deref()
+    }
+
+    /// A reference to the object an API JSON value is (kind, `metadata.namespace`,
+    /// `metadata.name`), without wrapping (or copying) it.
+    pub fn ref_of(v: &Value) -> ObjectRef {
+        let s = |ptr: &str| pointer(v, ptr).and_then(Value::as_str);
+        ObjectRef {
+            kind: s("/kind").unwrap_or("").to_string(),
+            namespace: s("/metadata/namespace").map(str::to_string),
+            name: s("/metadata/name").unwrap_or("").to_string(),
+        }
+    }
+
+    /// A field by JSON pointer (`/spec/selector`).
+    pub fn pointer(&self, ptr: &str) -> Option<&Value> {
+        pointer(self.value(), ptr)
+    }
+}
+
+impl Default for KubeObject {
+    fn default() -> KubeObject {
+        KubeObject::new(Value::Null)
+    }
+}
+
+impl From<Value> for KubeObject {
+    fn from(v: Value) -> KubeObject {
+        KubeObject::new(v)
+    }
+}
+
+impl PartialEq for KubeObject {
+    fn eq(&self, other: &KubeObject) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl fmt::Debug for KubeObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KubeObject").field(self.value()).finish()
+    }
+}
+
+impl Serialize for KubeObject {
+    /// As its value: a raw object's bytes would reach a non-JSON serializer as a private
+    /// struct, and nothing sends a received object on in bulk.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for KubeObject {
+    /// From JSON: the object's bytes and its naming fields; an object whose naming fields are
+    /// not what the API writes (a number for a name, a key given twice, not an object at all) is
+    /// parsed whole, so
+    /// it reads exactly as a value would. Needs serde_json (or a `Value`) underneath.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KubeObject, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let head = match raw.get().starts_with('{') {
+            true => serde_json::from_str::<Head>(raw.get()).ok(),
+            false => None,
+        };
+        Ok(match head {
+            Some(head) => KubeObject(Repr::Raw(Box::new(Received {
+                raw,
+                head,
+                value: OnceLock::new(),
+            }))),
+            None => {
+                KubeObject::new(serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?)
+            }
+        })
+    }
+}
+
+/// `v.pointer(ptr)` (RFC 6901), without `serde_json`'s two new strings per token: the
+/// accessors above run for every object of a 20k-object snapshot many times over, and the
+/// allocations were a fifth of the neighbourhood's time. Tokens are unescaped (`~1` → `/`,
+/// `~0` → `~`) only when they hold a `~`.
+pub fn pointer<'v>(v: &'v Value, ptr: &str) -> Option<&'v Value> {
+    if ptr.is_empty() {
+        return Some(v);
+    }
+    let rest = ptr.strip_prefix('/')?;
+    rest.split('/').try_fold(v, |target, token| {
+        let owned;
+        let token = if token.contains('~') {
+            owned = token.replace("~1", "/").replace("~0", "~");
+            owned.as_str()
+        } else {
+            token
+        };
+        match target {
+            Value::Object(map) => map.get(token),
+            Value::Array(list) => array_index(token).and_then(|i| list.get(i)),
+            _ => None,
+        }
+    })
+}
+
+/// An RFC 6901 array index: digits, no sign, no leading zero.
+fn array_index(s: &str) -> Option<usize> {
+    if s.starts_with('+') || (s.starts_with('0') && s.len() != 1) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A pod as `kubectl get pod -o json` prints it (trimmed), owned by a ReplicaSet.
+    fn pod() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "creationTimestamp": "2026-11-30T10:00:00Z",
+                "generateName": "checkout-7d9f8b6c5d-",
+                "labels": {"app": "checkout", "pod-template-hash": "7d9f8b6c5d"},
+                "name": "checkout-7d9f8b6c5d-x2x4k",
+                "namespace": "shop",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Node", "name": "not-the-controller", "uid": "1"},
+                    {"apiVersion": "apps/v1", "blockOwnerDeletion": true, "controller": true,
+                     "kind": "ReplicaSet", "name": "checkout-7d9f8b6c5d", "uid": "2"}
+                ],
+                "resourceVersion": "48211",
+                "uid": "0b6b2c1e-5d7c-4a55-9d1a-0d6f2f1c9a10"
+            },
+            "spec": {
+                "containers": [{"image": "shop/checkout:1.4.2", "name": "checkout",
+                                "env": [{"name": "REDIS_HOST", "value": "redis.shop.svc"}]}],
+                "nodeName": "worker-2"
+            },
+            "status": {
+                "conditions": [{"lastTransitionTime": "2026-11-30T10:01:00Z", "status": "False", "type": "Ready"}],
+                "phase": "Running"
+            }
+        })
+    }
+
+    fn read(v: &Value) -> KubeObject {
+        serde_json::from_str(&v.to_string()).expect("valid JSON")
+    }
+
+    type Naming = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<(String, String)>,
+        [Option<Value>; 3],
+    );
+
+    fn naming(o: &KubeObject) -> Naming {
+        (
+            o.kind().into(),
+            o.name().into(),
+            o.namespace().map(Into::into),
+            o.uid().map(Into::into),
+            o.resource_version().map(Into::into),
+            o.controller().map(|(k, n)| (k.into(), n.into())),
+            [o.labels(), o.selector(), o.template_labels()].map(|v| v.cloned()),
+        )
+    }
+
+    #[test]
+    fn read_from_json_it_names_itself_as_its_value_does_without_a_tree() {
+        let v = pod();
+        let o = read(&v);
+        assert!(!o.is_parsed(), "naming fields are read from the bytes");
+        assert_eq!(naming(&o), naming(&KubeObject::new(v.clone())));
+        assert_eq!(
+            o.controller(),
+            Some(("ReplicaSet", "checkout-7d9f8b6c5d")),
+            "the owner marked controller, not the first"
+        );
+        assert!(o.is(&ObjectRef::new("Pod", "shop", "checkout-7d9f8b6c5d-x2x4k")));
+        assert_eq!(o.labels().unwrap()["app"], "checkout");
+        assert!(!o.is_parsed());
+        let deploy = json!({"kind": "Deployment", "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "checkout"}},
+                     "template": {"metadata": {"labels": {"app": "checkout", "tier": "web"}}}}});
+        let d = read(&deploy);
+        assert_eq!(naming(&d), naming(&KubeObject::new(deploy.clone())));
+        assert_eq!(d.template_labels().unwrap()["tier"], "web");
+        assert_eq!(d.selector().unwrap()["matchLabels"]["app"], "checkout");
+        assert!(!d.is_parsed());
+        // A typed read goes from the bytes too.
+        #[derive(Deserialize, PartialEq, Debug)]
+        struct Spec {
+            #[serde(rename = "nodeName")]
+            node_name: String,
+        }
+        #[derive(Deserialize, PartialEq, Debug)]
+        struct Typed {
+            spec: Spec,
+        }
+        let t: Typed = o.typed().unwrap();
+        assert_eq!(t, KubeObject::new(v.clone()).typed::<Typed>().unwrap());
+        assert_eq!(t.spec.node_name, "worker-2");
+        assert!(!o.is_parsed());
+        // A field read builds the value once; it equals the value the bytes hold.
+        assert_eq!(
+            o.pointer("/spec/containers/0/image"),
+            Some(&json!("shop/checkout:1.4.2"))
+        );
+        assert!(o.is_parsed());
+        assert_eq!(o.value(), &v);
+        assert_eq!(o, KubeObject::new(v));
+    }
+
+    #[test]
+    fn odd_naming_fields_read_as_a_value_would() {
+        for v in [
+            json!({"kind": "Pod", "metadata": {"name": 7, "namespace": "shop"}}),
+            json!({"kind": ["Pod"], "metadata": "x"}),
+            json!({"kind": "Pod", "metadata": {"name": "a", "ownerReferences": {"kind": "ReplicaSet"}}}),
+            json!({"kind": "Pod", "metadata": {"name": null, "resourceVersion": ""}}),
+            json!({"kind": "Service", "metadata": {"name": "s", "labels": 3}, "spec": {"selector": "app=x"}}),
+            json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": []}}),
+            json!({"metadata": {"name": "no-kind"}}),
+            json!(["Pod", {"name": "a"}]),
+            json!("Pod"),
+            json!(null),
+        ] {
+            assert_eq!(
+                naming(&read(&v)),
+                naming(&KubeObject::new(v.clone())),
+                "{v}"
+            );
+            assert_eq!(read(&v).value(), &v);
+        }
+        // A key given twice: the last one counts, as in a value.
+        let twice = r#"{"kind": "Pod", "kind": "Service", "metadata": {"name": "a"}}"#;
+        let o: KubeObject = serde_json::from_str(twice).unwrap();
+        assert_eq!(o.kind(), "Service");
+        assert_eq!(
+            o.kind(),
+            serde_json::from_str::<Value>(twice).unwrap()["kind"]
+        );
+    }
+
+    #[test]
+    fn bad_json_is_an_error_that_says_where() {
+        let e = serde_json::from_str::<Vec<KubeObject>>(
+            r#"[{"kind": "Pod", "metadata": {"name": "a"}"#,
+        )
+        .unwrap_err();
+        assert!(e.is_eof(), "{e}");
+        let e = serde_json::from_str::<Vec<KubeObject>>(r#"[{"kind": "Pod",, }]"#).unwrap_err();
+        assert_eq!(e.line(), 1, "{e}");
+        assert!(e.column() >= 16, "points at the second comma: {e}");
+    }
+
+    #[test]
+    fn edits_and_round_trips_keep_the_object() {
+        let v = pod();
+        let mut o = read(&v);
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            v,
+            "written back as it came"
+        );
+        o.value_mut()["spec"]["nodeName"] = json!("worker-3");
+        assert_eq!(o.pointer("/spec/nodeName"), Some(&json!("worker-3")));
+        assert_eq!(
+            o.name(),
+            "checkout-7d9f8b6c5d-x2x4k",
+            "naming read from the edited value"
+        );
+        o.value_mut()["metadata"]["name"] = json!("renamed");
+        assert_eq!(o.name(), "renamed");
+        let back: KubeObject = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(back, o);
+        assert_eq!(back.into_value()["spec"]["nodeName"], "worker-3");
+        // Read from a value (not bytes) it is the same object.
+        let from_value: KubeObject = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(naming(&from_value), naming(&KubeObject::new(v.clone())));
+        assert_eq!(from_value.into_value(), v);
+    }
+}
