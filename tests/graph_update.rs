@@ -271,14 +271,9 @@ fn a_kept_graph_relinked_is_the_graph_built_afresh() {
 
 #[test]
 fn a_kept_graph_relinked_is_the_graph_built_afresh_on_the_shared_scenarios() {
-    let root = metakube_tests::shared_scenarios();
-    if !root.is_dir() {
-        eprintln!(
-            "skipped: {} is not there (a fresh clone has no ../shared)",
-            root.display()
-        );
+    let Some(root) = metakube_tests::shared_scenarios_or_skip() else {
         return;
-    }
+    };
     assert!(check_corpus(&root) >= 150);
 }
 

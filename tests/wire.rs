@@ -116,13 +116,8 @@ fn a_snapshot_read_from_the_wire_types_and_diagnoses_as_the_one_sent() {
 
 #[test]
 fn a_snapshot_read_from_the_wire_types_and_diagnoses_as_the_one_sent_on_the_shared_scenarios() {
-    let root = metakube_tests::shared_scenarios();
-    if !root.is_dir() {
-        eprintln!(
-            "skipped: {} is not there (a fresh clone has no ../shared)",
-            root.display()
-        );
+    let Some(root) = metakube_tests::shared_scenarios_or_skip() else {
         return;
-    }
+    };
     assert!(check(&root) >= 80);
 }

@@ -20,9 +20,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// A command lives for one request: memory it frees is kept for its next allocation instead of
 /// being given back to the OS (mimalloc v3 does so after 1 s) and faulted in, zeroed by the
-/// kernel, again. It all goes back when the command exits. (The daemon keeps mimalloc's
-/// default: what a large request freed goes back a second after it, so an idle daemon is small.)
-#[allow(unsafe_code)] // one FFI call into the allocator; nothing else in metakube is unsafe
+/// kernel, again. It all goes back when the command exits. (The daemon keeps it 10 s: what a
+/// large request freed serves the next one, and an idle daemon is small again.)
+#[allow(unsafe_code)] // one FFI call into the allocator
 fn allocator_keeps_memory() {
     // SAFETY: sets one integer option; mimalloc reads options atomically at each purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };

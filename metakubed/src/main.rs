@@ -9,10 +9,31 @@ use metakubed::config::{FileConfig, DEFAULT_MAX_BODY_BYTES};
 use metakubed::store::Store;
 use metakubed::Config;
 
-// Snapshots of large namespaces are tens of MB of JSON trees built and freed per request:
-// mimalloc frees them faster than the system allocator and gives the memory back afterwards.
+// Snapshots of large namespaces are tens of MB of JSON and typed objects built and freed per
+// request: mimalloc frees them faster than the system allocator and gives the memory back
+// afterwards.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (include/mimalloc.h).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// How long memory a request freed stays with the daemon before going back to the OS, in ms.
+/// mimalloc's default (1 s) gives it back between two diagnoses of a large namespace, and the
+/// next one faults it in again, zeroed by the kernel: at 20k objects that was a third of the
+/// daemon's time (typing 193–290 ms against 81–207, the whole request 690–900 ms against
+/// 330–540, requests 1.5 s apart). After 10 s idle the daemon is as small as before.
+const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
+
+/// Keeps freed memory for [`PURGE_DELAY_MS`], unless `MIMALLOC_PURGE_DELAY` says otherwise.
+#[allow(unsafe_code)] // one FFI call into the allocator
+fn allocator_keeps_memory_between_requests() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: sets one integer option; mimalloc reads options atomically at each purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+}
 
 /// The metakube daemon: answers `kubectl metakube` over a Unix socket.
 #[derive(Debug, Parser)]
@@ -118,6 +139,7 @@ fn maintain(data_dir: &std::path::Path, m: &Maintenance) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    allocator_keeps_memory_between_requests();
     // Everything the daemon writes (store, index, socket, logs) is for this user only: no
     // other user may read the RocksDB files or the write-ahead log.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));

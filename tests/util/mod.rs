@@ -68,6 +68,20 @@ pub fn shared_scenarios() -> PathBuf {
     repo_root().join("../shared/scenarios")
 }
 
+/// [`shared_scenarios`] when it is there; otherwise says on stderr why a test that needs it
+/// does nothing (a fresh clone has no ../shared).
+pub fn shared_scenarios_or_skip() -> Option<PathBuf> {
+    let root = shared_scenarios();
+    if !root.is_dir() {
+        eprintln!(
+            "skipped: {} is not there (a fresh clone has no ../shared)",
+            root.display()
+        );
+        return None;
+    }
+    Some(root)
+}
+
 /// A running daemon on a temporary socket; killed on drop.
 pub struct Daemon {
     /// The child process.
