@@ -56,9 +56,9 @@ pub fn rollout_changes(objects: &Objects, near: &BTreeSet<ObjectRef>) -> Vec<Cha
             .in_ns("ReplicaSet", ns)
             .iter()
             .copied()
-            // Its controller, read without building the ReplicaSet's value tree (a namespace
-            // may hold thousands of them; only this Deployment's are read further).
-            .filter(|o| o.controller() == Some(("Deployment", d.name.as_str())))
+            // Its owners, read without building the ReplicaSet's value tree (a namespace may
+            // hold thousands of them; only this Deployment's are read further).
+            .filter(|o| o.owned_by("Deployment", &d.name))
             .filter_map(|o| Some((revision(o)?, o)))
             .collect();
         sets.sort_by_key(|(r, _)| *r);

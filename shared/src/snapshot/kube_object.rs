@@ -266,6 +266,29 @@ impl KubeObject {
         }
     }
 
+    /// Whether any of its ownerReferences names `kind`/`name`, controller or not.
+    pub fn owned_by(&self, kind: &str, name: &str) -> bool {
+        match &self.0 {
+            Repr::Value(v) => pointer(v, "/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| {
+                    refs.iter().any(|x| {
+                        x.get("kind").and_then(Value::as_str) == Some(kind)
+                            && x.get("name").and_then(Value::as_str) == Some(name)
+                    })
+                }),
+            Repr::Raw(r) => r
+                .head
+                .metadata
+                .as_ref()
+                .and_then(|m| m.owner_references.as_ref())
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|x| x.kind.as_deref() == Some(kind) && x.name.as_deref() == Some(name))
+                }),
+        }
+    }
+
     /// A reference to this object.
     pub fn object_ref(&self) -> ObjectRef {
         ObjectRef {
@@ -459,6 +482,14 @@ mod tests {
             Some(("ReplicaSet", "checkout-7d9f8b6c5d")),
             "the owner marked controller, not the first"
         );
+        for x in [&o, &KubeObject::new(v.clone())] {
+            assert!(
+                x.owned_by("Node", "not-the-controller"),
+                "any owner, controller or not"
+            );
+            assert!(x.owned_by("ReplicaSet", "checkout-7d9f8b6c5d"));
+            assert!(!x.owned_by("ReplicaSet", "checkout"));
+        }
         assert!(o.is(&ObjectRef::new("Pod", "shop", "checkout-7d9f8b6c5d-x2x4k")));
         assert_eq!(o.labels().unwrap()["app"], "checkout");
         assert!(!o.is_parsed());
