@@ -10,6 +10,7 @@ holds at least OBJECTS objects: each neighbour is a Deployment, its ReplicaSet, 
 spread round-robin over NAMESPACES namespaces (`team-a` first, then `ns-01`, `ns-02`, …), on
 one worker Node per 30 pods. One neighbour in 40 outside `team-a` crash-loops (noise: other
 failing workloads), and every node has an old `NodeHasSufficientMemory` event in `default`.
+Every list is written as kubectl writes it: indented by 4 spaces.
 
     python3 benches/grow_dump.py 21000 1 /tmp/grow21k
     kubectl metakube diagnose deploy/auth -n team-a --from-dump /tmp/grow21k --no-llm -o json
@@ -37,6 +38,13 @@ shutil.copytree(os.path.join(scenario, "dump"), out)
 def load(path):
     with open(path) as f:
         return json.load(f)
+
+
+def write(path, lst):
+    """A List as `kubectl cluster-info dump` writes it: indented by 4 spaces, UTF-8."""
+    with open(path, "w") as f:
+        json.dump(lst, f, indent=4, ensure_ascii=False)
+        f.write("\n")
 
 
 def count(path):
@@ -160,13 +168,11 @@ for ns, kinds in lists.items():
         base = load(path) if os.path.exists(path) else {"kind": "List", "apiVersion": "v1",
                                                          "metadata": {"resourceVersion": ""}, "items": []}
         base["items"].extend(items)
-        with open(path, "w") as f:
-            json.dump(base, f)
+        write(path, base)
     for k in ["daemonsets", "replication-controllers"]:
         path = os.path.join(d, k + ".json")
         if not os.path.exists(path):
-            with open(path, "w") as f:
-                json.dump({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": ""}, "items": []}, f)
+            write(path, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": ""}, "items": []})
 for ns, pod, text in logs:
     os.makedirs(os.path.join(out, ns, pod), exist_ok=True)
     with open(os.path.join(out, ns, pod, "logs.txt"), "w") as f:
@@ -187,13 +193,11 @@ for name in node_names:
         "reason": "NodeHasSufficientMemory", "message": f"Node {name} status is now: NodeHasSufficientMemory",
         "type": "Normal", "count": 1, "firstTimestamp": "2025-11-01T00:00:00Z",
         "lastTimestamp": "2025-11-01T00:00:00Z", "source": {"component": "kubelet", "host": name}})
-with open(os.path.join(out, "nodes.json"), "w") as f:
-    json.dump(nodes, f)
+write(os.path.join(out, "nodes.json"), nodes)
 ev = os.path.join(out, "default", "events.json")
 base = load(ev)
 base["items"].extend(node_events)
-with open(ev, "w") as f:
-    json.dump(base, f)
+write(ev, base)
 
 total = existing + n * PER_NEIGHBOUR + 2 * len(node_names)
 size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs)

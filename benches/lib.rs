@@ -74,7 +74,7 @@ pub fn snapshot(min_objects: usize) -> Snapshot {
 /// `namespaces` namespaces around the selector-mismatch cascade (`deploy/auth -n team-a`, root
 /// cause `service/redis`); written once per size under the system's temporary folder.
 pub fn grown_dump(objects: usize, namespaces: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("metakube-grown-{objects}-{namespaces}"));
+    let dir = std::env::temp_dir().join(format!("metakube-dump-{objects}-{namespaces}"));
     if !dir.join("nodes.json").is_file() {
         let tmp = dir.with_extension("partial");
         let ok = std::process::Command::new("python3")

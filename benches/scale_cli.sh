@@ -23,7 +23,7 @@ printf '%-8s %-7s %-6s %-9s %-9s %-11s %-10s %-8s %s\n' objects pods MB cli_p50 
 prev_n=""; prev_t=""
 for s in $SIZES; do
   n="${s%%:*}"; ns="${s##*:}"
-  dump="${TMPDIR:-/tmp}/metakube-grown-$n-$ns"
+  dump="${TMPDIR:-/tmp}/metakube-dump-$n-$ns"
   if [ ! -f "$dump/nodes.json" ]; then
     python3 "$root/benches/grow_dump.py" "$n" "$ns" "$dump.partial" >/dev/null
     mv "$dump.partial" "$dump"

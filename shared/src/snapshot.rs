@@ -155,6 +155,20 @@ pub enum SnapshotError {
 }
 
 impl Snapshot {
+    /// Roughly how many bytes it takes as JSON, from what is known without writing it: the
+    /// objects kept as the text they were read in, and the logs' text. A writer sized by it
+    /// grows at most for the objects built from values.
+    pub fn json_len_hint(&self) -> usize {
+        let objects: usize = self
+            .objects
+            .iter()
+            .filter_map(|o| o.json())
+            .map(str::len)
+            .sum();
+        let logs: usize = self.logs.iter().map(|l| l.text.len() + 128).sum();
+        objects + self.objects.len() + logs + 4096
+    }
+
     /// The object a reference names, if collected.
     pub fn get(&self, r: &ObjectRef) -> Option<&KubeObject> {
         self.objects.iter().find(|o| {

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use metakube_shared::snapshot::{strip_secret_values, MAX_LOG_BYTES};
 use metakube_shared::{ContainerLog, Gap, KindInfo, KubeObject, ObjectRef};
+use serde::Deserialize;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{CollectError, Collected};
@@ -257,7 +260,10 @@ fn read_pod_logs(logs: &Path, ns: &str, out: &mut Collected) {
     }
 }
 
-/// Reads one List file; problems become gaps.
+/// Reads one List file; problems become gaps. Its items stay the JSON text they are in the
+/// file (made compact, their kind filled in: [`KubeObject::from_list_item_json`]): no value
+/// tree is built for a namespace's pods to be sent on. An object something must be removed
+/// from (a Secret's values, managedFields, a Node's image list) is edited as a value.
 fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
     let gap = |reason: String| Gap {
         what: path.display().to_string(),
@@ -271,47 +277,53 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
             return;
         }
     };
-    let v: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            out.gaps.push(gap(format!(
-                "not valid JSON ({e}); the file may be truncated"
-            )));
+    let (info, items) = match parse_list(&text, path) {
+        Ok(list) => list,
+        Err(reason) => {
+            out.gaps.push(gap(reason));
             return;
         }
     };
-    match parse_list(v, path) {
-        Ok((info, items)) => {
-            for item in items {
-                let mut o = KubeObject::from_list_item(item, info);
-                if info.kind == "Secret" {
-                    strip_secret_values(o.value_mut());
-                }
-                strip_noise(o.value_mut());
-                if o.name().is_empty() {
-                    out.gaps.push(gap(format!(
-                        "a {} item has no metadata.name; skipped",
-                        info.kind
-                    )));
-                    continue;
-                }
-                // The API server only accepts DNS-1123 names: anything else in a dump was not
-                // written by one, and must never reach a path or a printed command.
-                if let Some(bad) = [Some(o.name()), o.namespace()]
-                    .into_iter()
-                    .flatten()
-                    .find(|n| !metakube_shared::object::valid_name(n))
-                {
-                    out.gaps.push(gap(format!(
-                        "a {} item is named {bad:?}, which is not a valid Kubernetes name; skipped",
-                        info.kind
-                    )));
-                    continue;
-                }
-                out.objects.push(o);
+    for item in items {
+        let mut o = match KubeObject::from_list_item_json(item, info) {
+            Ok(o) => o,
+            Err(e) => {
+                out.gaps.push(gap(format!(
+                    "a {} item is not valid JSON ({e}); skipped",
+                    info.kind
+                )));
+                continue;
             }
+        };
+        // By the list's kind and the item's own: a generic List may hold Secrets among other
+        // kinds, and an item of secrets.json is a Secret whatever its kind field says.
+        if info.kind == "Secret" || o.kind() == "Secret" {
+            strip_secret_values(o.value_mut());
         }
-        Err(reason) => out.gaps.push(gap(reason)),
+        if o.has_managed_fields() || o.kind() == "Node" {
+            strip_noise(o.value_mut());
+        }
+        if o.name().is_empty() {
+            out.gaps.push(gap(format!(
+                "a {} item has no metadata.name; skipped",
+                info.kind
+            )));
+            continue;
+        }
+        // The API server only accepts DNS-1123 names: anything else in a dump was not
+        // written by one, and must never reach a path or a printed command.
+        if let Some(bad) = [Some(o.name()), o.namespace()]
+            .into_iter()
+            .flatten()
+            .find(|n| !metakube_shared::object::valid_name(n))
+        {
+            out.gaps.push(gap(format!(
+                "a {} item is named {bad:?}, which is not a valid Kubernetes name; skipped",
+                info.kind
+            )));
+            continue;
+        }
+        out.objects.push(o);
     }
 }
 
@@ -341,37 +353,59 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     Ok(s)
 }
 
+/// A List file as read: its kind, and its items as the text they are in the file.
+#[derive(Deserialize)]
+struct ListText<'a> {
+    #[serde(default)]
+    kind: Option<Value>,
+    #[serde(default, borrow)]
+    items: Option<&'a RawValue>,
+}
+
 /// The kind and items of a List: from its `kind` (`PodList`) or, failing that, the file name.
-/// The items are moved out of the list, not copied (a namespace's pods are tens of MB).
-pub fn parse_list(mut v: Value, path: &Path) -> Result<(&'static KindInfo, Vec<Value>), String> {
-    let from_kind = v
-        .get("kind")
-        .and_then(Value::as_str)
+/// The items are the list's own text, not copied (a namespace's pods are tens of MB).
+pub fn parse_list<'a>(
+    text: &'a str,
+    path: &Path,
+) -> Result<(&'static KindInfo, Vec<&'a RawValue>), String> {
+    let list: ListText = serde_json::from_str(text).map_err(|e| match e.classify() {
+        Category::Data => format!("not a Kubernetes List ({e})"),
+        _ => format!("not valid JSON ({e}); the file may be truncated"),
+    })?;
+    let list_kind = list.kind.as_ref().and_then(Value::as_str);
+    let from_kind = list_kind
         .and_then(|k| k.strip_suffix("List"))
         .and_then(KindInfo::lookup);
-    let list_kind = v.get("kind").and_then(Value::as_str).map(str::to_string);
-    let items = match v.get_mut("items").map(Value::take) {
-        Some(Value::Array(items)) => items,
-        _ => return Err("not a Kubernetes List (no \"items\" array)".to_string()),
-    };
+    let items: Vec<&RawValue> = list
+        .items
+        .and_then(|i| serde_json::from_str(i.get()).ok())
+        .ok_or_else(|| "not a Kubernetes List (no \"items\" array)".to_string())?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
     let info = from_kind.or_else(|| KindInfo::from_list_file(&stem));
     // A generic `List` of mixed kinds: items carry their own kind.
+    #[derive(Deserialize)]
+    struct ItemKind {
+        kind: Option<Value>,
+    }
+    let item_kind = |i: &RawValue| -> Option<String> {
+        let k = serde_json::from_str::<ItemKind>(i.get()).ok()?.kind?;
+        k.as_str().map(str::to_string)
+    };
     match info {
         Some(info) => Ok((info, items)),
-        None if items.iter().all(|i| i.get("kind").is_some()) && !items.is_empty() => {
-            let k = items[0].get("kind").and_then(Value::as_str).unwrap_or("");
-            match KindInfo::lookup(k) {
+        None if !items.is_empty() && items.iter().all(|i| item_kind(i).is_some()) => {
+            let k = item_kind(items[0]).unwrap_or_default();
+            match KindInfo::lookup(&k) {
                 Some(i) => Ok((i, items)),
                 None => Err(format!("unknown kind {k:?}; skipped")),
             }
         }
         None => Err(format!(
             "unknown kind {:?} (from {}); skipped",
-            list_kind.as_deref().unwrap_or(&stem),
+            list_kind.unwrap_or(&stem),
             if list_kind.is_some() {
                 "the list's kind"
             } else {
@@ -614,27 +648,112 @@ mod tests {
 
     #[test]
     fn list_kind_comes_from_kind_or_file_name() {
-        let v: Value =
-            serde_json::json!({"kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
+        let kind = |text: &str, file: &str| parse_list(text, Path::new(file)).map(|l| l.0.kind);
+        let pods = r#"{"kind": "PodList", "items": [{"metadata": {"name": "a"}}]}"#;
+        assert_eq!(kind(pods, "x.json"), Ok("Pod"));
+        assert_eq!(parse_list(pods, Path::new("x.json")).unwrap().1.len(), 1);
         assert_eq!(
-            parse_list(v.clone(), Path::new("x.json")).unwrap().0.kind,
-            "Pod"
+            kind(r#"{"items": []}"#, "persistentvolumeclaims.json"),
+            Ok("PersistentVolumeClaim")
         );
-        let v: Value = serde_json::json!({"items": []});
+        let mixed = r#"{"kind": "List", "items": [{"kind": "ConfigMap"}, {"kind": "Secret"}]}"#;
+        assert_eq!(kind(mixed, "extra.json"), Ok("ConfigMap"));
+        for (text, why) in [
+            (
+                r#"{"kind": "WidgetList", "items": []}"#,
+                "unknown kind \"WidgetList\" (from the list's kind)",
+            ),
+            (
+                r#"{"items": [{"metadata": {}}]}"#,
+                "unknown kind \"widgets\" (from the file name)",
+            ),
+            (r#"{"kind": "PodList"}"#, "no \"items\" array"),
+            (
+                r#"{"kind": "PodList", "items": {"a": 1}}"#,
+                "no \"items\" array",
+            ),
+            (
+                r#"{"kind": "PodList", "items": null}"#,
+                "no \"items\" array",
+            ),
+            (r#""PodList""#, "not a Kubernetes List (invalid type"),
+            (
+                r#"{"kind": "PodList", "items": [{"metadata": {"#,
+                "not valid JSON (EOF",
+            ),
+            (
+                r#"{"kind": "PodList", "items": [}"#,
+                "not valid JSON (expected value",
+            ),
+        ] {
+            let e = kind(text, "widgets.json").unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+    }
+
+    /// A list file as kubectl writes it (indented, items without kind): its objects are kept as
+    /// compact text, equal to the values read the way live collection reads them; a Secret's
+    /// values, managedFields and a Node's images are gone wherever they are.
+    #[test]
+    fn list_items_are_read_as_text_and_cleaned_like_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let pods = serde_json::json!({"apiVersion": "v1", "kind": "PodList", "items": [
+            {"metadata": {"name": "a", "namespace": "shop", "labels": {"app": "a b"}},
+             "spec": {"containers": [{"name": "c", "args": ["x  y", "q\"  \"z"]}]}},
+            {"metadata": {"name": "b", "namespace": "shop",
+                          "managedFields": [{"manager": "kubectl"}]}}
+        ], "metadata": {"resourceVersion": "1"}});
+        let mixed = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "shop"},
+             "data": {"k": "v"}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "shop"},
+             "data": {"password": "aHVudGVyMg=="}}
+        ]});
+        let nodes = serde_json::json!({"kind": "NodeList", "items": [
+            {"metadata": {"name": "n1"}, "status": {"images": [{"names": ["x"]}], "nodeInfo": {}}}
+        ]});
+        let mut c = Collected::default();
+        for (file, list) in [
+            ("pods.json", &pods),
+            ("extra.json", &mixed),
+            ("nodes.json", &nodes),
+        ] {
+            let path = dir.path().join(file);
+            std::fs::write(&path, serde_json::to_string_pretty(list).unwrap()).unwrap();
+            read_list_file(&path, Some("shop"), &mut c);
+        }
+        assert!(c.gaps.is_empty(), "{:?}", c.gaps);
+        let names: Vec<(&str, &str)> = c.objects.iter().map(|o| (o.kind(), o.name())).collect();
         assert_eq!(
-            parse_list(v.clone(), Path::new("persistentvolumeclaims.json"))
-                .unwrap()
-                .0
-                .kind,
-            "PersistentVolumeClaim"
+            names,
+            [
+                ("Pod", "a"),
+                ("Pod", "b"),
+                ("ConfigMap", "cm"),
+                ("Secret", "s"),
+                ("Node", "n1")
+            ]
         );
-        let v: Value = serde_json::json!({"kind": "WidgetList", "items": []});
-        assert!(parse_list(v.clone(), Path::new("widgets.json"))
-            .unwrap_err()
-            .contains("unknown kind"));
-        let v: Value = serde_json::json!({"kind": "PodList"});
-        assert!(parse_list(v.clone(), Path::new("pods.json"))
-            .unwrap_err()
-            .contains("no \"items\""));
+        let a = &c.objects[0];
+        assert!(
+            a.json().is_some_and(|t| !t.contains('\n')),
+            "kept as compact text"
+        );
+        let info = KindInfo::lookup("Pod").unwrap();
+        assert_eq!(
+            a.value(),
+            KubeObject::from_list_item(pods["items"][0].clone(), info).value()
+        );
+        assert_eq!(a.value()["spec"]["containers"][0]["args"][1], "q\"  \"z");
+        assert!(!c.objects[1].has_managed_fields());
+        assert_eq!(c.objects[1].value()["apiVersion"], "v1");
+        assert_eq!(c.objects[2].value()["data"]["k"], "v");
+        assert_eq!(
+            c.objects[3].value()["data"]["password"],
+            "",
+            "a Secret's value, in a generic List"
+        );
+        assert!(c.objects[4].pointer("/status/images").is_none());
+        assert!(c.objects[4].pointer("/status/nodeInfo").is_some());
     }
 }

@@ -3,7 +3,10 @@
 
 pub mod dump;
 pub mod live;
+mod now;
 pub mod write;
+
+pub use now::{latest_in, latest_timestamp};
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -145,26 +148,27 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
         "Service" => {
             let sel = all
                 .iter()
-                .find(|o| o.object_ref() == *target)
-                .and_then(|s| s.pointer("/spec/selector"))
+                .find(|o| o.is(target))
+                .and_then(KubeObject::selector)
                 .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            if sel.is_empty() {
+                .filter(|s| !s.is_empty());
+            let Some(sel) = sel else {
                 return Vec::new();
-            }
+            };
             pods.into_iter()
                 .filter(|p| {
-                    sel.iter().all(|(k, v)| {
-                        p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v)
-                    })
+                    sel.iter()
+                        .all(|(k, v)| p.labels().and_then(|l| l.get(k)) == Some(v))
                 })
                 .collect()
         }
         "PersistentVolumeClaim" => pods
             .into_iter()
             .filter(|p| {
-                p.pointer("/spec/volumes")
+                view::<PodView>(p)
+                    .spec
+                    .volumes
+                    .as_ref()
                     .and_then(Value::as_array)
                     .is_some_and(|vs| {
                         vs.iter().any(|v| {
@@ -179,7 +183,12 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
             .iter()
             .filter(|o| {
                 o.kind() == "Pod"
-                    && o.pointer("/spec/nodeName").and_then(Value::as_str) == Some(&target.name)
+                    && view::<PodView>(o)
+                        .spec
+                        .node_name
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        == Some(&target.name)
             })
             .collect(),
         _ => pods.into_iter().filter(|p| owned_by(p, 4)).collect(),
@@ -187,16 +196,14 @@ pub fn target_pods<'a>(all: &'a [KubeObject], target: &ObjectRef) -> Vec<&'a Kub
 }
 
 fn pod_failing(p: &KubeObject) -> bool {
-    let phase = p
-        .pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let status = view::<PodView>(p).status;
+    let phase = status.phase.as_ref().and_then(Value::as_str).unwrap_or("");
     if matches!(phase, "Pending" | "Failed" | "Unknown") {
         return true;
     }
-    let statuses = ["/status/containerStatuses", "/status/initContainerStatuses"];
+    let statuses = [&status.container_statuses, &status.init_container_statuses];
     statuses.iter().any(|s| {
-        p.pointer(s).and_then(Value::as_array).is_some_and(|cs| {
+        s.as_ref().and_then(Value::as_array).is_some_and(|cs| {
             cs.iter().any(|c| {
                 c.get("ready") == Some(&Value::Bool(false)) && phase == "Running"
                     || c.get("restartCount").and_then(Value::as_i64).unwrap_or(0) > 0
@@ -268,7 +275,7 @@ pub fn select(
     source: SnapshotSource,
     now: Option<Timestamp>,
 ) -> Result<Snapshot, CollectError> {
-    if !c.objects.iter().any(|o| o.object_ref() == *target) {
+    if !c.objects.iter().any(|o| o.is(target)) {
         let namespaces: BTreeSet<&str> = c.objects.iter().filter_map(|o| o.namespace()).collect();
         let same_name: Vec<String> = c
             .objects
@@ -330,7 +337,12 @@ pub fn select(
             Some(n) if namespaces.contains(n) => true,
             Some("default") => {
                 o.kind() == "Event"
-                    && o.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("Node")
+                    && view::<EventView>(o)
+                        .involved_object
+                        .kind
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        == Some("Node")
             }
             Some(_) => is_cluster_dns(o),
             None => match o.kind() {
@@ -357,8 +369,10 @@ pub fn select(
             logs_for.contains(&k) || dns_pods.contains(&k)
         })
         .collect();
+    let t = std::time::Instant::now();
     let collected_at =
         now.unwrap_or_else(|| latest_timestamp(&objects).unwrap_or_else(Timestamp::now));
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "the dump's now");
     Ok(Snapshot {
         target: target.clone(),
         objects,
@@ -382,76 +396,53 @@ pub fn select(
 /// are kept whatever the target's namespace.
 pub fn is_cluster_dns(o: &KubeObject) -> bool {
     o.namespace() == Some("kube-system")
-        && o.pointer("/metadata/labels/k8s-app")
+        && o.labels()
+            .and_then(|l| l.get("k8s-app"))
             .and_then(Value::as_str)
             == Some("kube-dns")
 }
 
-/// The latest timestamp in a set of objects: for a dump, "now" as of when it was taken.
-pub fn latest_timestamp(objects: &[KubeObject]) -> Option<Timestamp> {
-    let mut best = None;
-    for o in objects {
-        latest_walk(o.value(), &mut best);
-    }
-    best.map(|(t, _)| t)
+/// The few fields selection reads of a pod or event, typed from the object's bytes so that a
+/// namespace's thousands of pods are not built into value trees to read a phase. Each field
+/// is read as whatever JSON it holds and judged as a [`KubeObject::pointer`] to it would be.
+fn view<T: serde::de::DeserializeOwned + Default>(o: &KubeObject) -> T {
+    // An object the API wrote always fits (every field optional, any JSON); one that does
+    // not (`"status": 5`, `"spec": null`) is read as having none of the fields.
+    o.typed().unwrap_or_default()
 }
 
-/// The latest timestamp in one object's JSON.
-pub fn latest_in(v: &Value) -> Option<Timestamp> {
-    let mut best = None;
-    latest_walk(v, &mut best);
-    best.map(|(t, _)| t)
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct PodView {
+    spec: PodSpecView,
+    status: PodStatusView,
 }
 
-/// Whether `s` may be later than the best so far, judged on the text: the API server writes
-/// times in UTC (`2026-01-02T15:04:05Z`, or with a fraction before the `Z`), so one whose
-/// seconds-precision prefix sorts before the best's is earlier and need not be parsed (a 20k-
-/// object dump holds ~100k times). Anything else is parsed.
-fn later_text(s: &str, best: Option<&str>) -> bool {
-    const PREFIX: usize = "2026-01-02T15:04:05".len();
-    match best {
-        Some(b) if s.ends_with('Z') && b.ends_with('Z') && s.len() > PREFIX && b.len() > PREFIX => {
-            s.as_bytes()[..PREFIX] >= b.as_bytes()[..PREFIX]
-        }
-        _ => true,
-    }
+#[derive(Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodSpecView {
+    node_name: Option<Value>,
+    volumes: Option<Value>,
 }
 
-fn latest_walk<'v>(v: &'v Value, best: &mut Option<(Timestamp, &'v str)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if let (true, Some(s)) = (
-                    matches!(
-                        k.as_str(),
-                        "lastTimestamp"
-                            | "eventTime"
-                            | "lastObservedTime"
-                            | "finishedAt"
-                            | "startedAt"
-                            | "lastTransitionTime"
-                            | "creationTimestamp"
-                            | "lastHeartbeatTime"
-                            | "lastProbeTime"
-                    ),
-                    x.as_str(),
-                ) {
-                    if !later_text(s, best.map(|(_, b)| b)) {
-                        continue;
-                    }
-                    if let Ok(t) = s.parse::<Timestamp>() {
-                        if best.is_none_or(|(b, _)| t > b) {
-                            *best = Some((t, s));
-                        }
-                    }
-                } else {
-                    latest_walk(x, best);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| latest_walk(x, best)),
-        _ => {}
-    }
+#[derive(Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodStatusView {
+    phase: Option<Value>,
+    container_statuses: Option<Value>,
+    init_container_statuses: Option<Value>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct EventView {
+    involved_object: InvolvedView,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct InvolvedView {
+    kind: Option<Value>,
 }
 
 /// Resolves the target reference in the namespace of the request.
@@ -476,29 +467,6 @@ mod tests {
         assert_eq!(
             referenced_namespaces(&[&p]),
             BTreeSet::from(["cache".to_string()])
-        );
-    }
-
-    #[test]
-    fn the_latest_time_is_found_whatever_its_form() {
-        let at = |t: &str| obj(json!({"kind": "Event", "lastTimestamp": t}));
-        let objects = [
-            at("2026-01-01T10:00:00Z"),
-            at("2026-01-01T10:00:00.500000Z"),
-            at("2026-01-01T09:59:59Z"),
-            at("not a time"),
-        ];
-        assert_eq!(
-            latest_timestamp(&objects),
-            Some("2026-01-01T10:00:00.5Z".parse().unwrap())
-        );
-        // An offset is read as the instant it is, not as text.
-        let mut more = objects.to_vec();
-        more.push(at("2026-01-01T12:30:00+02:00"));
-        more.push(at("2026-01-01T09:00:00Z"));
-        assert_eq!(
-            latest_timestamp(&more),
-            Some("2026-01-01T10:30:00Z".parse().unwrap())
         );
     }
 

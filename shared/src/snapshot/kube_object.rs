@@ -42,8 +42,11 @@ struct Received {
 /// The fields that name an object, read from its bytes without building a tree.
 #[derive(Clone, Default, Deserialize)]
 struct Head {
-    #[serde(default)]
-    kind: Option<String>,
+    /// `None`: no `kind` key; `Some(None)`: `"kind": null`.
+    #[serde(default, deserialize_with = "present_or_null")]
+    kind: Option<Option<String>>,
+    #[serde(default, rename = "apiVersion", deserialize_with = "present")]
+    has_api_version: bool,
     #[serde(default)]
     metadata: Option<MetaHead>,
     #[serde(default)]
@@ -86,6 +89,20 @@ struct MetaHead {
     owner_references: Option<Vec<OwnerHead>>,
     #[serde(default)]
     labels: Option<Value>,
+    #[serde(default, rename = "managedFields", deserialize_with = "present")]
+    has_managed_fields: bool,
+}
+
+/// A key that is there, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// A key that is there, told apart from one that is not even when its value is `null`.
+fn present_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -112,6 +129,72 @@ impl KubeObject {
                 .or_insert_with(|| Value::from(info.api_version));
         }
         KubeObject::new(item)
+    }
+
+    /// [`KubeObject::from_list_item`] for an item still in the JSON text of its list (a
+    /// dump's `pods.json`): kept as bytes, no tree built. The bytes are made compact (the
+    /// whitespace between tokens dropped: kubectl indents its lists) and `kind`/`apiVersion`
+    /// are written in where the item lacks them. An item whose naming fields are odd is
+    /// parsed whole, as when deserialising.
+    pub fn from_list_item_json(
+        item: &RawValue,
+        info: &KindInfo,
+    ) -> Result<KubeObject, serde_json::Error> {
+        let mut text = compact(item.get());
+        let head = match text.starts_with('{') {
+            true => serde_json::from_str::<Head>(&text).ok(),
+            false => None,
+        };
+        let Some(mut head) = head else {
+            return Ok(KubeObject::from_list_item(
+                serde_json::from_str(&text)?,
+                info,
+            ));
+        };
+        let mut fill = String::new();
+        if head.kind.is_none() {
+            fill = format!("\"kind\":{},", Value::from(info.kind));
+            head.kind = Some(Some(info.kind.to_string()));
+        }
+        if !head.has_api_version {
+            fill.push_str(&format!(
+                "\"apiVersion\":{},",
+                Value::from(info.api_version)
+            ));
+            head.has_api_version = true;
+        }
+        if !fill.is_empty() {
+            if text[1..].starts_with('}') {
+                fill.pop();
+            }
+            text.insert_str(1, &fill);
+        }
+        Ok(KubeObject(Repr::Raw(Box::new(Received {
+            raw: RawValue::from_string(text)?,
+            head,
+            value: OnceLock::new(),
+        }))))
+    }
+
+    /// The JSON text the object was read from, while it is kept as that (not built from a
+    /// value, not edited).
+    pub fn json(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Value(_) => None,
+            Repr::Raw(r) => Some(r.raw.get()),
+        }
+    }
+
+    /// Whether it carries `metadata.managedFields` (which the plugin drops before sending).
+    pub fn has_managed_fields(&self) -> bool {
+        match &self.0 {
+            Repr::Value(v) => pointer(v, "/metadata/managedFields").is_some(),
+            Repr::Raw(r) => r
+                .head
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.has_managed_fields),
+        }
     }
 
     /// The object as a JSON value (parsed from its bytes the first time it is asked for; a
@@ -212,7 +295,8 @@ impl KubeObject {
 
     /// The object's kind (empty when missing).
     pub fn kind(&self) -> &str {
-        self.head_str(|h| h.kind.as_ref(), "/kind").unwrap_or("")
+        self.head_str(|h| h.kind.as_ref()?.as_ref(), "/kind")
+            .unwrap_or("")
     }
 
     /// `metadata.name` (empty when missing).
@@ -345,11 +429,59 @@ impl fmt::Debug for KubeObject {
 }
 
 impl Serialize for KubeObject {
-    /// As its value: a raw object's bytes would reach a non-JSON serializer as a private
-    /// struct, and nothing sends a received object on in bulk.
+    /// As the bytes it was read from, when it is kept as them (serde_json writes them as they
+    /// are; its `Value` serializer parses them), else as its value. A serializer outside
+    /// serde_json would see serde_json's private raw-value struct: objects only travel and are
+    /// stored as JSON.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.value().serialize(s)
+        match &self.0 {
+            Repr::Raw(r) => r.raw.serialize(s),
+            Repr::Value(v) => v.serialize(s),
+        }
     }
+}
+
+/// `json` without the whitespace between its tokens (spaces, tabs, line breaks outside
+/// strings). `json` is valid JSON (a [`RawValue`]'s text), so a `"` not escaped by a `\` is
+/// where a string starts or ends, and no two tokens that whitespace kept apart (two numbers)
+/// run together.
+fn compact(json: &str) -> String {
+    let bytes = json.as_bytes();
+    // Room for the kind and apiVersion a list item is given.
+    let mut out = String::with_capacity(json.len() + 96);
+    let (mut i, mut start) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // To the closing quote, over escapes (most of an object's bytes are strings).
+                i += 1;
+                loop {
+                    let rest = bytes.get(i..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        Some(j) if rest[j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j + 1;
+                            break;
+                        }
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                    }
+                }
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                if start < i {
+                    out.push_str(&json[start..i]);
+                }
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(json.get(start..).unwrap_or_default());
+    out
 }
 
 impl<'de> Deserialize<'de> for KubeObject {
@@ -443,6 +575,10 @@ mod tests {
                 "phase": "Running"
             }
         })
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_string()).expect("valid JSON")
     }
 
     fn read(v: &Value) -> KubeObject {
@@ -593,5 +729,85 @@ mod tests {
         let from_value: KubeObject = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(naming(&from_value), naming(&KubeObject::new(v.clone())));
         assert_eq!(from_value.into_value(), v);
+    }
+
+    #[test]
+    fn a_list_items_text_is_kept_compact_with_its_kind_filled_in() {
+        let pod_info = KindInfo::lookup("Pod").unwrap();
+        // An item as kubectl prints a list (indented), with strings that hold what `compact`
+        // must leave alone: spaces, escaped quotes, a backslash before a quote, tabs.
+        let mut item = pod();
+        item.as_object_mut().unwrap().remove("kind");
+        item.as_object_mut().unwrap().remove("apiVersion");
+        item["spec"]["containers"][0]["args"] =
+            json!(["-c", "echo \"a  b\"\t{ }", "C:\\dir\\", "x\\\" y", " "]);
+        item["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Update"}]);
+        let text = serde_json::to_string_pretty(&item).unwrap();
+        assert!(text.contains("\n    "));
+        let o = KubeObject::from_list_item_json(&raw(&text), pod_info).unwrap();
+        let from_value = KubeObject::from_list_item(item.clone(), pod_info);
+        assert!(!o.is_parsed());
+        assert_eq!(naming(&o), naming(&from_value));
+        assert_eq!(
+            (o.kind(), o.value()["apiVersion"].as_str()),
+            ("Pod", Some("v1"))
+        );
+        assert!(o.has_managed_fields() && from_value.has_managed_fields());
+        assert!(!KubeObject::new(json!({"metadata": {}})).has_managed_fields());
+        let json = o.json().unwrap();
+        assert!(
+            json.starts_with(r#"{"kind":"Pod","apiVersion":"v1","#),
+            "{json}"
+        );
+        assert!(json.len() < text.len() && !json.contains('\n') && !json.contains(": "));
+        assert_eq!(
+            o.value(),
+            from_value.value(),
+            "the same object, strings intact"
+        );
+        // Written as the bytes it holds; read back it is the same object.
+        assert_eq!(serde_json::to_string(&o).unwrap(), json);
+        assert_eq!(serde_json::to_value(&o).unwrap(), *from_value.value());
+        let back: KubeObject = serde_json::from_str(json).unwrap();
+        assert_eq!(naming(&back), naming(&o));
+        assert!(!back.is_parsed());
+    }
+
+    #[test]
+    fn a_list_items_own_kind_and_odd_items_read_as_from_a_value() {
+        let info = KindInfo::lookup("ConfigMap").unwrap();
+        for v in [
+            json!({}),
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "keeps-its-kind"}}),
+            json!({"kind": null, "metadata": {"name": "null-kind"}}),
+            json!({"apiVersion": "v2", "metadata": {"name": "own-version"}}),
+            json!({"metadata": {"name": 7}}),
+            json!(["not", "an", "object"]),
+            json!("text"),
+        ] {
+            let text = serde_json::to_string_pretty(&v).unwrap();
+            let o = KubeObject::from_list_item_json(&raw(&text), info).unwrap();
+            let expected = KubeObject::from_list_item(v.clone(), info);
+            assert_eq!(naming(&o), naming(&expected), "{v}");
+            assert_eq!(o.value(), expected.value(), "{v}");
+        }
+    }
+
+    #[test]
+    fn compact_text_is_what_serde_json_writes_compact() {
+        for v in [
+            pod(),
+            json!({"a": "C:\\dir\\", "b": "q\"  \"z", "c": "\\\"", "d": ["héllo ✓", "\n\t\u{1}"],
+                   "e": {"f": [1, -2.5, true, null, {}, []], "g": " { } [ ] , : "}}),
+            json!("\\"),
+            json!([]),
+        ] {
+            assert_eq!(
+                compact(&serde_json::to_string_pretty(&v).unwrap()),
+                v.to_string()
+            );
+            assert_eq!(compact(&v.to_string()), v.to_string());
+        }
+        assert_eq!(compact(" {\r\n\t\"a b\" :\t1 }\n"), r#"{"a b":1}"#);
     }
 }
