@@ -77,10 +77,28 @@ impl ApiServer {
             logs.insert((l.namespace, l.pod, l.container), l.text);
         }
         // Secrets in a dump have empty values; give them some, to prove they are not kept.
+        // Every object carries managedFields, as the API server writes them (a dump's objects
+        // lost theirs to kubectl).
         let objects = c
             .objects
             .into_iter()
             .map(|mut o| {
+                if let Some(m) = o
+                    .value_mut()
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                {
+                    m.entry("managedFields").or_insert_with(|| {
+                        json!([{
+                            "apiVersion": "v1",
+                            "fieldsType": "FieldsV1",
+                            "fieldsV1": {"f:metadata": {"f:labels": {".": {}}}, "f:spec": {}},
+                            "manager": "kubectl-client-side-apply",
+                            "operation": "Update",
+                            "time": "2025-11-12T08:41:01Z"
+                        }])
+                    });
+                }
                 if o.kind() == "Secret" {
                     if let Some(d) = o.value_mut().get_mut("data").and_then(Value::as_object_mut) {
                         for v in d.values_mut() {

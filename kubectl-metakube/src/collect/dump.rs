@@ -11,13 +11,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use metakube_shared::snapshot::{strip_secret_values, MAX_LOG_BYTES};
-use metakube_shared::{ContainerLog, Gap, KindInfo, KubeObject, ObjectRef};
+use metakube_shared::snapshot::MAX_LOG_BYTES;
+use metakube_shared::{ContainerLog, Gap, KindInfo, ObjectRef};
 use serde::Deserialize;
-use serde_json::error::Category;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::list::{object_of_item, ListText};
 use super::{CollectError, Collected};
 
 /// Largest list file read, in bytes (a dump of a very large namespace is ~100 MB of pods).
@@ -261,9 +261,7 @@ fn read_pod_logs(logs: &Path, ns: &str, out: &mut Collected) {
 }
 
 /// Reads one List file; problems become gaps. Its items stay the JSON text they are in the
-/// file (made compact, their kind filled in: [`KubeObject::from_list_item_json`]): no value
-/// tree is built for a namespace's pods to be sent on. An object something must be removed
-/// from (a Secret's values, managedFields, a Node's image list) is edited as a value.
+/// file ([`object_of_item`]): no value tree is built for a namespace's pods to be sent on.
 fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
     let gap = |reason: String| Gap {
         what: path.display().to_string(),
@@ -285,24 +283,13 @@ fn read_list_file(path: &Path, ns: Option<&str>, out: &mut Collected) {
         }
     };
     for item in items {
-        let mut o = match KubeObject::from_list_item_json(item, info) {
+        let o = match object_of_item(item, info) {
             Ok(o) => o,
             Err(e) => {
-                out.gaps.push(gap(format!(
-                    "a {} item is not valid JSON ({e}); skipped",
-                    info.kind
-                )));
+                out.gaps.push(gap(format!("{e}; skipped")));
                 continue;
             }
         };
-        // By the list's kind and the item's own: a generic List may hold Secrets among other
-        // kinds, and an item of secrets.json is a Secret whatever its kind field says.
-        if info.kind == "Secret" || o.kind() == "Secret" {
-            strip_secret_values(o.value_mut());
-        }
-        if o.has_managed_fields() || o.kind() == "Node" {
-            strip_noise(o.value_mut());
-        }
         if o.name().is_empty() {
             out.gaps.push(gap(format!(
                 "a {} item has no metadata.name; skipped",
@@ -353,33 +340,18 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     Ok(s)
 }
 
-/// A List file as read: its kind, and its items as the text they are in the file.
-#[derive(Deserialize)]
-struct ListText<'a> {
-    #[serde(default)]
-    kind: Option<Value>,
-    #[serde(default, borrow)]
-    items: Option<&'a RawValue>,
-}
-
 /// The kind and items of a List: from its `kind` (`PodList`) or, failing that, the file name.
 /// The items are the list's own text, not copied (a namespace's pods are tens of MB).
 pub fn parse_list<'a>(
     text: &'a str,
     path: &Path,
 ) -> Result<(&'static KindInfo, Vec<&'a RawValue>), String> {
-    let list: ListText = serde_json::from_str(text).map_err(|e| match e.classify() {
-        Category::Data => format!("not a Kubernetes List ({e})"),
-        _ => format!("not valid JSON ({e}); the file may be truncated"),
-    })?;
-    let list_kind = list.kind.as_ref().and_then(Value::as_str);
+    let list = ListText::read(text)?;
+    let list_kind = list.kind();
     let from_kind = list_kind
         .and_then(|k| k.strip_suffix("List"))
         .and_then(KindInfo::lookup);
-    let items: Vec<&RawValue> = list
-        .items
-        .and_then(|i| serde_json::from_str(i.get()).ok())
-        .ok_or_else(|| "not a Kubernetes List (no \"items\" array)".to_string())?;
+    let items = list.items()?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -412,18 +384,6 @@ pub fn parse_list<'a>(
                 "the file name"
             }
         )),
-    }
-}
-
-/// Drops what never helps a diagnosis and only costs bytes: managedFields, node image lists.
-pub fn strip_noise(o: &mut Value) {
-    if let Some(m) = o.pointer_mut("/metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
-    }
-    if o.get("kind").and_then(Value::as_str) == Some("Node") {
-        if let Some(s) = o.pointer_mut("/status").and_then(Value::as_object_mut) {
-            s.remove("images");
-        }
     }
 }
 
@@ -552,6 +512,7 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use metakube_shared::KubeObject;
     use std::io::Write;
 
     #[test]

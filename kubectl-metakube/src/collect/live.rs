@@ -18,7 +18,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dump::strip_noise;
+use super::list::{object_of_item, ListText};
 use super::{log_pods, referenced_namespaces, select, target_pods, CollectError, Collected};
 
 /// How to reach the cluster.
@@ -108,8 +108,9 @@ pub fn collection_path(info: &KindInfo, ns: Option<&str>) -> String {
     }
 }
 
+/// Whether one object could be read.
 enum Fetch {
-    Ok(Value),
+    Found,
     Gap(String),
 }
 
@@ -118,7 +119,7 @@ async fn get_json(client: &kube::Client, path: &str) -> Result<Fetch, CollectErr
         .body(Vec::new())
         .map_err(|e| CollectError::Api(e.to_string()))?;
     match client.request::<Value>(req).await {
-        Ok(v) => Ok(Fetch::Ok(v)),
+        Ok(_) => Ok(Fetch::Found),
         Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404 | 405) => {
             Ok(Fetch::Gap(format!("{} ({})", s.message, s.reason)))
         }
@@ -151,29 +152,45 @@ fn continue_token(metadata: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A whole list, read page by page; the answer is the first page's list with every page's
-/// items. Refused or missing resources are a gap, as for one request.
-async fn get_list(client: &kube::Client, path: &str) -> Result<Fetch, CollectError> {
-    let mut list: Option<Value> = None;
-    let mut items: Vec<Value> = Vec::new();
+/// What listing a kind gave: its objects, or why it could not be listed.
+enum Listed {
+    Items(Vec<KubeObject>),
+    Gap(String),
+}
+
+/// A whole list of `info`'s kind, read page by page; each page's items are kept as the text
+/// they arrived in ([`object_of_item`]), so a large namespace is not built into value trees
+/// to be sent on. Refused or missing resources are a gap, as for one request.
+async fn get_list(
+    client: &kube::Client,
+    path: &str,
+    info: &'static KindInfo,
+) -> Result<Listed, CollectError> {
+    let mut objects = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut page = match get_json(client, &page_path(path, token.as_deref())).await? {
-            Fetch::Ok(v) => v,
-            gap => return Ok(gap),
+        let page_path = page_path(path, token.as_deref());
+        let req = http::Request::get(&page_path)
+            .body(Vec::new())
+            .map_err(|e| CollectError::Api(e.to_string()))?;
+        let text = match client.request_text(req).await {
+            Ok(t) => t,
+            Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404 | 405) => {
+                return Ok(Listed::Gap(format!("{} ({})", s.message, s.reason)))
+            }
+            Err(e) => return Err(CollectError::Api(format!("GET {page_path}: {e}"))),
         };
-        if let Some(Value::Array(a)) = page.get_mut("items").map(Value::take) {
-            items.extend(a);
+        let bad = |why: String| CollectError::Api(format!("GET {page_path}: {why}"));
+        let page = ListText::read(&text).map_err(bad)?;
+        for item in page.items().map_err(bad)? {
+            objects.push(object_of_item(item, info).map_err(bad)?);
         }
-        token = page.get("metadata").and_then(continue_token);
-        list.get_or_insert(page);
+        token = page.next_page();
         if token.is_none() {
             break;
         }
     }
-    let mut list = list.unwrap_or_else(|| serde_json::json!({}));
-    list["items"] = Value::Array(items);
-    Ok(Fetch::Ok(list))
+    Ok(Listed::Items(objects))
 }
 
 #[derive(Deserialize)]
@@ -239,20 +256,6 @@ async fn list_secrets(
         .collect()))
 }
 
-/// Adds the items of a List answer.
-fn push_items(out: &mut Collected, list: &Value, info: &'static KindInfo) {
-    for item in list
-        .get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let mut o = KubeObject::from_list_item(item.clone(), info);
-        strip_noise(o.value_mut());
-        out.objects.push(o);
-    }
-}
-
 /// Lists every kind metakube reads in the given namespaces, plus cluster-scoped kinds.
 async fn list_all(
     client: &kube::Client,
@@ -275,17 +278,15 @@ async fn list_all(
     let results: Vec<_> = stream::iter(jobs)
         .map(|(info, ns)| async move {
             let path = collection_path(info, ns.as_deref());
-            (info, ns, get_list(client, &path).await)
+            (info, ns, get_list(client, &path, info).await)
         })
         .buffer_unordered(12)
         .collect()
         .await;
     for (info, ns, r) in results {
         match r? {
-            Fetch::Ok(v) => {
-                push_items(out, &v, info);
-            }
-            Fetch::Gap(reason) => out.gaps.push(Gap {
+            Listed::Items(mut objects) => out.objects.append(&mut objects),
+            Listed::Gap(reason) => out.gaps.push(Gap {
                 what: info.plural.to_string(),
                 namespace: ns,
                 reason,
@@ -413,8 +414,8 @@ pub async fn collect(
             "{}?fieldSelector=involvedObject.kind%3DNode",
             collection_path(info, Some("default"))
         );
-        if let Fetch::Ok(v) = get_list(client, &path).await? {
-            push_items(&mut out, &v, info);
+        if let Listed::Items(mut objects) = get_list(client, &path, info).await? {
+            out.objects.append(&mut objects);
         }
     }
     if !namespaces.contains("kube-system") {
@@ -425,11 +426,9 @@ pub async fn collect(
                 "{}?labelSelector=k8s-app%3Dkube-dns",
                 collection_path(info, Some("kube-system"))
             );
-            match get_list(client, &path).await? {
-                Fetch::Ok(v) => {
-                    push_items(&mut out, &v, info);
-                }
-                Fetch::Gap(reason) => out.gaps.push(Gap {
+            match get_list(client, &path, info).await? {
+                Listed::Items(mut objects) => out.objects.append(&mut objects),
+                Listed::Gap(reason) => out.gaps.push(Gap {
                     what: format!("cluster DNS {}", info.plural),
                     namespace: Some("kube-system".into()),
                     reason,

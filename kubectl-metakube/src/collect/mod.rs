@@ -2,6 +2,7 @@
 //! the one selection both share, so a live diagnosis and a replayed dump see the same objects.
 
 pub mod dump;
+pub mod list;
 pub mod live;
 mod now;
 pub mod write;

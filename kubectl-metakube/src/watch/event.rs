@@ -77,7 +77,7 @@ impl WatchEvent {
     /// The object, for the store (with noise such as managedFields dropped).
     pub fn into_object(self) -> KubeObject {
         let mut o = self.object;
-        crate::collect::dump::strip_noise(&mut o);
+        crate::collect::list::strip_noise(&mut o);
         if o.get("kind").and_then(Value::as_str) == Some("Secret") {
             // A recording of someone else's cluster may carry values: never keep them.
             metakube_shared::strip_secret_values(&mut o);

@@ -89,8 +89,34 @@ struct MetaHead {
     owner_references: Option<Vec<OwnerHead>>,
     #[serde(default)]
     labels: Option<Value>,
-    #[serde(default, rename = "managedFields", deserialize_with = "present")]
-    has_managed_fields: bool,
+    /// Where `managedFields`' value lies in the text the head was read from (offset, length).
+    #[serde(default, rename = "managedFields", deserialize_with = "span")]
+    managed_fields: Option<(usize, usize)>,
+}
+
+impl Head {
+    /// The head of an object's JSON text, or `None` when the text is not an object whose
+    /// naming fields are what the API writes.
+    fn read(text: &str) -> Option<Head> {
+        if !text.starts_with('{') {
+            return None;
+        }
+        let mut head: Head = serde_json::from_str(text).ok()?;
+        if let Some(m) = head.metadata.as_mut() {
+            // `span` gave an address in `text`: make it an offset.
+            m.managed_fields = m
+                .managed_fields
+                .and_then(|(at, len)| Some((at.checked_sub(text.as_ptr() as usize)?, len)));
+        }
+        Some(head)
+    }
+}
+
+/// Where a value lies in the text being read: its address and length (the text is borrowed
+/// from, never copied, by serde_json reading a `&str`).
+fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(usize, usize)>, D::Error> {
+    let raw = <&'de RawValue>::deserialize(d)?;
+    Ok(Some((raw.get().as_ptr() as usize, raw.get().len())))
 }
 
 /// A key that is there, whatever its value (`null` included).
@@ -134,23 +160,28 @@ impl KubeObject {
     /// [`KubeObject::from_list_item`] for an item still in the JSON text of its list (a
     /// dump's `pods.json`): kept as bytes, no tree built. The bytes are made compact (the
     /// whitespace between tokens dropped: kubectl indents its lists) and `kind`/`apiVersion`
-    /// are written in where the item lacks them. An item whose naming fields are odd is
-    /// parsed whole, as when deserialising.
+    /// are written in where the item lacks them. `metadata.managedFields` (the API server's
+    /// record of which client set which field: a third of a live object's bytes, never read
+    /// by a diagnosis) is left out. An item whose naming fields are odd is parsed whole, as
+    /// when deserialising.
     pub fn from_list_item_json(
         item: &RawValue,
         info: &KindInfo,
     ) -> Result<KubeObject, serde_json::Error> {
         let mut text = compact(item.get());
-        let head = match text.starts_with('{') {
-            true => serde_json::from_str::<Head>(&text).ok(),
-            false => None,
-        };
-        let Some(mut head) = head else {
+        let Some(mut head) = Head::read(&text) else {
             return Ok(KubeObject::from_list_item(
                 serde_json::from_str(&text)?,
                 info,
             ));
         };
+        if let Some(m) = head.metadata.as_mut() {
+            if let Some((at, len)) = m.managed_fields {
+                if cut_member(&mut text, "\"managedFields\":", at, at + len) {
+                    m.managed_fields = None;
+                }
+            }
+        }
         let mut fill = String::new();
         if head.kind.is_none() {
             fill = format!("\"kind\":{},", Value::from(info.kind));
@@ -169,11 +200,18 @@ impl KubeObject {
             }
             text.insert_str(1, &fill);
         }
-        Ok(KubeObject(Repr::Raw(Box::new(Received {
-            raw: RawValue::from_string(text)?,
-            head,
-            value: OnceLock::new(),
-        }))))
+        match RawValue::from_string(text) {
+            Ok(raw) => Ok(KubeObject(Repr::Raw(Box::new(Received {
+                raw,
+                head,
+                value: OnceLock::new(),
+            })))),
+            // Not reached (the text was JSON and stays JSON), but were it, the item as given.
+            Err(_) => Ok(KubeObject::from_list_item(
+                serde_json::from_str(item.get())?,
+                info,
+            )),
+        }
     }
 
     /// The JSON text the object was read from, while it is kept as that (not built from a
@@ -193,7 +231,7 @@ impl KubeObject {
                 .head
                 .metadata
                 .as_ref()
-                .is_some_and(|m| m.has_managed_fields),
+                .is_some_and(|m| m.managed_fields.is_some()),
         }
     }
 
@@ -441,6 +479,27 @@ impl Serialize for KubeObject {
     }
 }
 
+/// Removes from compact JSON text the object member whose value lies at `start..end` and whose
+/// key is written `key` (`"managedFields":`) just before it, with the comma that set it apart;
+/// `false`, the text unchanged, when the key is written otherwise (escaped).
+fn cut_member(text: &mut String, key: &str, start: usize, end: usize) -> bool {
+    let Some(k) = start
+        .checked_sub(key.len())
+        .filter(|&k| text.get(k..start) == Some(key))
+    else {
+        return false;
+    };
+    let range = if text.get(end..).is_some_and(|t| t.starts_with(',')) {
+        k..end + 1
+    } else if text[..k].ends_with(',') {
+        k - 1..end
+    } else {
+        k..end
+    };
+    text.replace_range(range, "");
+    true
+}
+
 /// `json` without the whitespace between its tokens (spaces, tabs, line breaks outside
 /// strings). `json` is valid JSON (a [`RawValue`]'s text), so a `"` not escaped by a `\` is
 /// where a string starts or ends, and no two tokens that whitespace kept apart (two numbers)
@@ -491,10 +550,7 @@ impl<'de> Deserialize<'de> for KubeObject {
     /// it reads exactly as a value would. Needs serde_json (or a `Value`) underneath.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KubeObject, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
-        let head = match raw.get().starts_with('{') {
-            true => serde_json::from_str::<Head>(raw.get()).ok(),
-            false => None,
-        };
+        let head = Head::read(raw.get());
         Ok(match head {
             Some(head) => KubeObject(Repr::Raw(Box::new(Received {
                 raw,
@@ -745,14 +801,17 @@ mod tests {
         let text = serde_json::to_string_pretty(&item).unwrap();
         assert!(text.contains("\n    "));
         let o = KubeObject::from_list_item_json(&raw(&text), pod_info).unwrap();
-        let from_value = KubeObject::from_list_item(item.clone(), pod_info);
+        let mut from_value = KubeObject::from_list_item(item.clone(), pod_info);
+        assert!(from_value.has_managed_fields());
+        let fields = from_value.value_mut()["metadata"].as_object_mut().unwrap();
+        fields.remove("managedFields");
         assert!(!o.is_parsed());
         assert_eq!(naming(&o), naming(&from_value));
         assert_eq!(
             (o.kind(), o.value()["apiVersion"].as_str()),
             ("Pod", Some("v1"))
         );
-        assert!(o.has_managed_fields() && from_value.has_managed_fields());
+        assert!(!o.has_managed_fields(), "left out of the text");
         assert!(!KubeObject::new(json!({"metadata": {}})).has_managed_fields());
         let json = o.json().unwrap();
         assert!(
@@ -809,5 +868,48 @@ mod tests {
             assert_eq!(compact(&v.to_string()), v.to_string());
         }
         assert_eq!(compact(" {\r\n\t\"a b\" :\t1 }\n"), r#"{"a b":1}"#);
+    }
+
+    #[test]
+    fn managed_fields_are_cut_from_a_list_items_text_wherever_they_stand() {
+        let info = KindInfo::lookup("Pod").unwrap();
+        let mf = r#"[{"manager": "kubelet", "fieldsV1": {"f:status": {".": {}}}, "operation": "Update"}]"#;
+        for meta in [
+            format!(r#"{{"managedFields": {mf}}}"#),
+            format!(r#"{{"managedFields": {mf}, "name": "a", "namespace": "n"}}"#),
+            format!(r#"{{"name": "a", "managedFields": {mf}, "namespace": "n"}}"#),
+            format!(r#"{{"name": "a", "namespace": "n", "managedFields": {mf}}}"#),
+            // Not the key: a label of that name, and a note that quotes it, stay.
+            format!(
+                r#"{{"name": "a", "labels": {{"managedFields": "x"}}, "annotations": {{"n": "\"managedFields\": []"}}, "managedFields": {mf}}}"#
+            ),
+        ] {
+            let text = format!(r#"{{"metadata": {meta}, "spec": {{"nodeName": "w"}}}}"#);
+            let o = KubeObject::from_list_item_json(&raw(&text), info).unwrap();
+            let mut want: Value = serde_json::from_str(&text).unwrap();
+            want["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("managedFields");
+            want["kind"] = json!("Pod");
+            want["apiVersion"] = json!("v1");
+            assert_eq!(o.value(), &want, "{text}");
+            assert!(!o.has_managed_fields());
+            assert!(
+                !o.json().unwrap().contains(r#""managedFields":["#),
+                "{text}"
+            );
+        }
+        // Written with an escaped key, it is left to the reader to drop (and said to be there).
+        let text = r#"{"metadata": {"name": "a", "managed\u0046ields": []}}"#;
+        let o = KubeObject::from_list_item_json(&raw(text), info).unwrap();
+        assert!(o.has_managed_fields());
+        assert_eq!(o.value()["metadata"]["managedFields"], json!([]));
+        // An object received whole keeps them, and says so.
+        let received: KubeObject = serde_json::from_str(
+            r#"{"kind": "Pod", "metadata": {"name": "a", "managedFields": []}}"#,
+        )
+        .unwrap();
+        assert!(received.has_managed_fields());
     }
 }
