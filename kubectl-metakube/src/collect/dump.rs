@@ -653,8 +653,8 @@ mod tests {
     }
 
     /// A list file as kubectl writes it (indented, items without kind): its objects are kept as
-    /// compact text, equal to the values read the way live collection reads them; a Secret's
-    /// values, managedFields and a Node's images are gone wherever they are.
+    /// compact text, equal to the values `KubeObject::from_list_item` makes of the items; a
+    /// Secret's values, managedFields and a Node's images are gone wherever they are.
     #[test]
     fn list_items_are_read_as_text_and_cleaned_like_values() {
         let dir = tempfile::tempdir().unwrap();

@@ -7,8 +7,11 @@
 //! fields that name and relate it (kind, name, namespace, uid, resourceVersion, owners,
 //! labels, a selector, a pod template's labels); the daemon types it
 //! straight from the bytes ([`KubeObject::typed`]), and a `Value` is parsed only for an
-//! object whose fields something reads ([`KubeObject::value`]). An object built from a value
-//! (what the plugin collects and edits) stays that value.
+//! object whose fields something reads ([`KubeObject::value`]). The plugin reads the items of
+//! a dump's list files and of the API server's list pages the same way
+//! ([`KubeObject::from_list_item_json`]: compact text, kind filled in, managedFields cut out)
+//! and sends those bytes on as they are. An object built from a value (a watch event, a test's
+//! fixture) or edited (a Secret's values blanked) stays a value.
 
 use std::fmt;
 use std::sync::OnceLock;
