@@ -346,9 +346,10 @@ pub fn parse_list<'a>(
     text: &'a str,
     path: &Path,
 ) -> Result<(&'static KindInfo, Vec<&'a RawValue>), String> {
-    let list = ListText::read(text)?;
-    let list_kind = list.kind();
+    let mut list = ListText::read(text)?;
+    let list_kind = list.kind().map(str::to_string);
     let from_kind = list_kind
+        .as_deref()
         .and_then(|k| k.strip_suffix("List"))
         .and_then(KindInfo::lookup);
     let items = list.items()?;
@@ -377,7 +378,7 @@ pub fn parse_list<'a>(
         }
         None => Err(format!(
             "unknown kind {:?} (from {}); skipped",
-            list_kind.unwrap_or(&stem),
+            list_kind.as_deref().unwrap_or(&stem),
             if list_kind.is_some() {
                 "the list's kind"
             } else {

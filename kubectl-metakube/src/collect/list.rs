@@ -1,8 +1,12 @@
 //! A Kubernetes List as JSON text — a dump's list file or a page of the API server's list
 //! answer — read into the objects the plugin sends, without building value trees for them.
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use metakube_shared::snapshot::strip_secret_values;
 use metakube_shared::{KindInfo, KubeObject};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
@@ -15,7 +19,7 @@ pub struct ListText<'a> {
     #[serde(default)]
     kind: Option<Value>,
     #[serde(default, borrow)]
-    items: Option<&'a RawValue>,
+    items: Option<Items<'a>>,
     #[serde(default)]
     metadata: Option<Value>,
 }
@@ -34,11 +38,12 @@ impl<'a> ListText<'a> {
         self.kind.as_ref().and_then(Value::as_str)
     }
 
-    /// Its items, each the text it is in the list.
-    pub fn items(&self) -> Result<Vec<&'a RawValue>, String> {
-        self.items
-            .and_then(|i| serde_json::from_str(i.get()).ok())
-            .ok_or_else(|| "not a Kubernetes List (no \"items\" array)".to_string())
+    /// Its items, each the text it is in the list (taken: a second call finds none).
+    pub fn items(&mut self) -> Result<Vec<&'a RawValue>, String> {
+        match self.items.take() {
+            Some(Items::Array(items)) => Ok(items),
+            _ => Err("not a Kubernetes List (no \"items\" array)".to_string()),
+        }
     }
 
     /// The continue token of a list page, when more pages follow (`limit`/`continue`).
@@ -49,6 +54,66 @@ impl<'a> ListText<'a> {
             .as_str()
             .filter(|t| !t.is_empty())
             .map(str::to_string)
+    }
+}
+
+/// A List's `items`: an array's elements as the text they are in the list (read in the same
+/// pass as the list), or something that is not an array.
+enum Items<'a> {
+    Array(Vec<&'a RawValue>),
+    NotAnArray,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Items<'a>, D::Error> {
+        d.deserialize_any(ItemsVisitor(PhantomData))
+    }
+}
+
+struct ItemsVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ItemsVisitor<'a> {
+    type Value = Items<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a List's items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<'a>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item);
+        }
+        Ok(Items::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items<'a>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Items::NotAnArray)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Items<'a>, E> {
+        Ok(Items::NotAnArray)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Items<'a>, E> {
+        Ok(Items::NotAnArray)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Items<'a>, E> {
+        Ok(Items::NotAnArray)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Items<'a>, E> {
+        Ok(Items::NotAnArray)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Items<'a>, E> {
+        Ok(Items::NotAnArray)
+    }
+
+    fn visit_unit<E>(self) -> Result<Items<'a>, E> {
+        Ok(Items::NotAnArray)
     }
 }
 
@@ -91,7 +156,7 @@ mod tests {
         let page = r#"{"kind": "PodList", "apiVersion": "v1",
             "metadata": {"resourceVersion": "9", "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"},
             "items": [{"metadata": {"name": "a", "managedFields": [{"manager": "kubelet"}]}}]}"#;
-        let l = ListText::read(page).unwrap();
+        let mut l = ListText::read(page).unwrap();
         assert_eq!(l.kind(), Some("PodList"));
         assert_eq!(
             l.next_page().as_deref(),

@@ -181,7 +181,7 @@ async fn get_list(
             Err(e) => return Err(CollectError::Api(format!("GET {page_path}: {e}"))),
         };
         let bad = |why: String| CollectError::Api(format!("GET {page_path}: {why}"));
-        let page = ListText::read(&text).map_err(bad)?;
+        let mut page = ListText::read(&text).map_err(bad)?;
         for item in page.items().map_err(bad)? {
             objects.push(object_of_item(item, info).map_err(bad)?);
         }
