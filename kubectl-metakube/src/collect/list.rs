@@ -38,6 +38,12 @@ impl<'a> ListText<'a> {
         self.kind.as_ref().and_then(Value::as_str)
     }
 
+    /// Whether it has no `items` at all, or `"items": null` (how Go writes an empty list's nil
+    /// slice).
+    pub fn lacks_items(&self) -> bool {
+        self.items.is_none()
+    }
+
     /// Its items, each the text it is in the list (taken: a second call finds none).
     pub fn items(&mut self) -> Result<Vec<&'a RawValue>, String> {
         match self.items.take() {
@@ -167,6 +173,11 @@ mod tests {
         assert!(o.json().is_some(), "kept as text");
         assert!(!o.has_managed_fields());
         assert_eq!((o.kind(), o.name()), ("Pod", "a"));
+        assert!(ListText::read(r#"{"items": null}"#).unwrap().lacks_items());
+        assert!(ListText::read(r#"{"kind": "PodList"}"#)
+            .unwrap()
+            .lacks_items());
+        assert!(!ListText::read(r#"{"items": {}}"#).unwrap().lacks_items());
         for last in [
             r#"{"metadata": {"continue": ""}, "items": []}"#,
             r#"{"metadata": {}, "items": []}"#,

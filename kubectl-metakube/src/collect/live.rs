@@ -182,7 +182,12 @@ async fn get_list(
         };
         let bad = |why: String| CollectError::Api(format!("GET {page_path}: {why}"));
         let mut page = ListText::read(&text).map_err(bad)?;
-        for item in page.items().map_err(bad)? {
+        // An empty page may say `"items": null`: no items. Anything else not a list is an error.
+        let items = match page.lacks_items() {
+            true => Vec::new(),
+            false => page.items().map_err(bad)?,
+        };
+        for item in items {
             objects.push(object_of_item(item, info).map_err(bad)?);
         }
         token = page.next_page();
