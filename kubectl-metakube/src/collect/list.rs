@@ -54,13 +54,17 @@ impl<'a> ListText<'a> {
 
     /// The continue token of a list page, when more pages follow (`limit`/`continue`).
     pub fn next_page(&self) -> Option<String> {
-        self.metadata
-            .as_ref()?
-            .get("continue")?
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
+        continue_token(self.metadata.as_ref()?)
     }
+}
+
+/// The continue token of a list answer's metadata, if more pages follow.
+pub fn continue_token(metadata: &Value) -> Option<String> {
+    metadata
+        .get("continue")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
 }
 
 /// A List's `items`: an array's elements as the text they are in the list (read in the same

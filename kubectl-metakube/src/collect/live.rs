@@ -18,7 +18,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::list::{object_of_item, ListText};
+use super::list::{continue_token, object_of_item, ListText};
 use super::{log_pods, referenced_namespaces, select, target_pods, CollectError, Collected};
 
 /// How to reach the cluster.
@@ -143,15 +143,6 @@ fn page_path(path: &str, token: Option<&str>) -> String {
     }
 }
 
-/// The continue token of a list answer's metadata, if more pages follow.
-fn continue_token(metadata: &Value) -> Option<String> {
-    metadata
-        .get("continue")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-}
-
 /// What listing a kind gave: its objects, or why it could not be listed.
 enum Listed {
     Items(Vec<KubeObject>),
@@ -169,8 +160,8 @@ async fn get_list(
     let mut objects = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page_path = page_path(path, token.as_deref());
-        let req = http::Request::get(&page_path)
+        let url = page_path(path, token.as_deref());
+        let req = http::Request::get(&url)
             .body(Vec::new())
             .map_err(|e| CollectError::Api(e.to_string()))?;
         let text = match client.request_text(req).await {
@@ -178,9 +169,9 @@ async fn get_list(
             Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404 | 405) => {
                 return Ok(Listed::Gap(format!("{} ({})", s.message, s.reason)))
             }
-            Err(e) => return Err(CollectError::Api(format!("GET {page_path}: {e}"))),
+            Err(e) => return Err(CollectError::Api(format!("GET {url}: {e}"))),
         };
-        let bad = |why: String| CollectError::Api(format!("GET {page_path}: {why}"));
+        let bad = |why: String| CollectError::Api(format!("GET {url}: {why}"));
         let mut page = ListText::read(&text).map_err(bad)?;
         // An empty page may say `"items": null`: no items. Anything else not a list is an error.
         let items = match page.lacks_items() {
